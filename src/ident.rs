@@ -1,0 +1,164 @@
+//! Thread identities: minted once per started thread, never reused.
+
+use std::fmt;
+use std::num::NonZeroU64;
+
+use crate::sync::{global_atomic, thread_local_const, AtomicU64, Ordering};
+
+/// The identity of a thread started by this crate: unique for the life of the
+/// process.
+///
+/// Idents are minted from one global counter when a thread is started: they are
+/// never `0`, never reused, and a thread that starts several threads sees their
+/// idents increase in start order. They are unrelated to the OS thread id and to
+/// [`std::thread::ThreadId`]. An `Ident` is the crate's analogue of the
+/// `unsigned long` that `PyThread_start_new_thread` returns, so it is `Copy`, cheap
+/// to compare, hash and print.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// let a = pythread::start(|| {});
+/// let b = pythread::start(|| {});
+/// assert_ne!(a.ident(), b.ident());
+/// assert!(a.ident() < b.ident()); // started in that order on this thread
+/// println!("started thread {} and thread {}", a.ident(), b.ident());
+/// # a.join().unwrap();
+/// # b.join().unwrap();
+/// # });
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ident(NonZeroU64);
+
+impl Ident {
+    /// Returns the ident as a number, as CPython's `threading.get_ident` would show
+    /// it. The number is never `0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::start(|| {});
+    /// assert_ne!(handle.ident().as_u64(), 0);
+    /// # handle.join().unwrap();
+    /// # });
+    /// ```
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
+    }
+
+    /// Mints the next ident from the process-wide counter.
+    pub(crate) fn mint() -> Ident {
+        global_atomic! {
+            static NEXT: AtomicU64 = 1;
+        }
+        mint_from(&NEXT)
+    }
+}
+
+/// Takes the next value of `counter`, which must start at 1.
+///
+/// A compare-and-swap loop rather than `fetch_add`: on exhaustion the counter must
+/// stay at its maximum so that every later call panics too, instead of wrapping
+/// around and handing out `0` and then old idents again. Uniqueness needs only the
+/// single modification order of one atomic, hence `Relaxed`.
+fn mint_from(counter: &AtomicU64) -> Ident {
+    let value = counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        .unwrap_or_else(|_| {
+            panic!("pythread: thread idents exhausted (u64::MAX - 1 threads were started)")
+        });
+    Ident(NonZeroU64::new(value).expect("pythread: the ident counter starts at 1"))
+}
+
+impl fmt::Debug for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ident({})", self.0)
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+thread_local_const! {
+    static CURRENT: std::cell::Cell<Option<Ident>> = std::cell::Cell::new(None);
+}
+
+/// Returns the [`Ident`] of the started function running on the calling thread, or
+/// `None` on any thread this crate did not start (such as `main`).
+///
+/// It is `Some` for the whole run of the function passed to [`start`](crate::start),
+/// including the drops of what it captured, and `None` again once it has finished.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// assert_eq!(pythread::current_ident(), None); // not a pythread thread
+///
+/// let handle = pythread::start(|| {
+///     assert!(pythread::current_ident().is_some());
+/// });
+/// handle.join().unwrap();
+/// # });
+/// ```
+pub fn current_ident() -> Option<Ident> {
+    CURRENT.with(|current| current.get())
+}
+
+/// Marks the calling thread as running the started function `ident` until the
+/// returned guard drops (which happens even if the function panics).
+pub(crate) fn enter(ident: Ident) -> CurrentGuard {
+    CURRENT.with(|current| current.set(Some(ident)));
+    CurrentGuard(())
+}
+
+/// Clears [`current_ident`] on drop.
+pub(crate) struct CurrentGuard(());
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(None));
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minting_counts_up_from_one() {
+        let counter = AtomicU64::new(1);
+        assert_eq!(mint_from(&counter).as_u64(), 1);
+        assert_eq!(mint_from(&counter).as_u64(), 2);
+        assert_eq!(counter.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn exhaustion_panics_and_never_wraps() {
+        let counter = AtomicU64::new(u64::MAX - 1);
+        assert_eq!(mint_from(&counter).as_u64(), u64::MAX - 1);
+        for _ in 0..3 {
+            let err = std::panic::catch_unwind(|| mint_from(&counter)).unwrap_err();
+            let message = err
+                .downcast_ref::<&str>()
+                .copied()
+                .or(err.downcast_ref::<String>().map(String::as_str))
+                .expect("a string message");
+            assert!(message.contains("idents exhausted"), "{message}");
+            assert_eq!(counter.load(Ordering::Relaxed), u64::MAX, "must not wrap");
+        }
+    }
+
+    #[test]
+    fn formats() {
+        let ident = Ident(NonZeroU64::new(42).unwrap());
+        assert_eq!(format!("{ident}"), "42");
+        assert_eq!(format!("{ident:?}"), "Ident(42)");
+        assert_eq!(format!("{ident:>4}"), "  42");
+    }
+}

@@ -1,0 +1,79 @@
+//! CPython's cross-platform thread layer (`Python/thread.c`) for Rust, and a better
+//! thread handle than [`std::thread::JoinHandle`].
+//!
+//! [`start`] runs a function on a new OS thread and returns a [`Handle`] that is
+//! cloneable, `Send + Sync`, and joinable any number of times from any number of
+//! threads. Every [`join`](Handle::join) returns the same outcome: `Ok(())` when the
+//! function returned, or `Err(`[`Panic`]`)` carrying the one value it panicked
+//! with. Each started thread gets a process-unique [`Ident`].
+//!
+//! ```
+//! # pythread::__doc_example(|| {
+//! let worker = pythread::start(|| {
+//!     // ... work ...
+//! });
+//! let watcher = worker.clone();
+//! let observer = pythread::start(move || assert!(watcher.join().is_ok()));
+//!
+//! assert!(worker.join().is_ok());
+//! observer.join().unwrap();
+//! println!("thread {} done", worker.ident());
+//! # });
+//! ```
+//!
+//! # From CPython's C API
+//!
+//! | C entry point | Rust |
+//! |---|---|
+//! | `PyThread_init_thread` | [`init`] (no-op) |
+//! | `PyThread_get_stacksize` | [`get_stacksize`] (always 0) |
+//! | `PyThread_set_stacksize` | [`set_stacksize`] (always -2, "not supported") |
+//! | `PY_TIMEOUT_MAX` | [`TIMEOUT_MAX`] (microseconds) |
+//! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] |
+//! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
+//!
+//! # Guarantees
+//!
+//! - The function runs exactly once, on its own OS thread.
+//! - Everything it did happens-before any `join` that returns its outcome.
+//! - All joins of one thread return the same outcome ([`Panic::ptr_eq`] holds).
+//! - A finished thread is joined with one atomic load, without a lock.
+//! - Idents are never 0, never reused, and increase in start order on one thread.
+//! - A panic never escapes the started thread, never poisons the crate's state, and
+//!   a payload whose `Drop` panics is dropped with that panic caught.
+//! - Dropping every handle detaches the thread; its outcome is dropped when it ends.
+//!
+//! The core is model-checked with [loom](https://docs.rs/loom) through the single
+//! facade module that supplies its synchronization primitives, and property-tested
+//! against a sequential model. The shipped build contains no `unsafe` code.
+#![cfg_attr(not(loom), forbid(unsafe_code))]
+#![cfg_attr(loom, deny(unsafe_code))]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
+
+mod completion;
+mod cpython;
+mod handle;
+mod ident;
+mod panic;
+mod sync;
+
+pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
+pub use crate::handle::{start, try_start, Builder, Handle};
+pub use crate::ident::{current_ident, Ident};
+pub use crate::panic::Panic;
+
+/// Runs a documentation example.
+///
+/// Not part of the API. Under `--cfg loom` every primitive of this crate is a loom
+/// model that works only inside `loom::model`, while the doc examples are compiled
+/// without the flag against that loom build of the crate; there the examples are
+/// type-checked but not run (the model-checked suite lives in `loom_tests/`). In a
+/// normal build this simply calls `example`.
+#[doc(hidden)]
+pub fn __doc_example(example: impl FnOnce()) {
+    #[cfg(not(loom))]
+    example();
+    #[cfg(loom)]
+    drop(example);
+}
