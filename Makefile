@@ -1,0 +1,51 @@
+# pythread: every command a contributor or CI needs. `make test` is the gate.
+CARGO ?= cargo
+PROPTEST_LONG_CASES ?= 10000
+
+.PHONY: test unit loom fmt-check clippy doc demo bench proptest-long mutants valgrind package
+
+## The full gate: what CI runs (see .ci/run).
+test: unit loom fmt-check clippy doc
+
+## The plain suite: unit, integration, model and doc tests.
+unit:
+	$(CARGO) test
+
+## The loom suite, with the exact command the crate promises to pass.
+loom:
+	RUSTFLAGS="--cfg loom" $(CARGO) test --release
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+## What a newcomer runs first: a table of threads, idents and outcomes.
+demo:
+	$(CARGO) run --quiet --example demo
+
+## Criterion benchmarks against std::thread (never part of `make test`).
+bench:
+	$(CARGO) bench --bench compare
+
+## The model-based property test with many cases.
+proptest-long:
+	PROPTEST_CASES=$(PROPTEST_LONG_CASES) $(CARGO) test --release --test model
+
+## Mutation testing of src/ against the plain suite (slow; see TESTING.md).
+mutants:
+	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
+	$(CARGO) mutants --test-tool cargo --no-shuffle -j 2
+
+## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes lost.
+valgrind:
+	$(CARGO) build --release --example cycle
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		./target/release/examples/cycle
+
+package:
+	$(CARGO) package --allow-dirty
