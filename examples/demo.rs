@@ -42,7 +42,7 @@ fn main() {
     let workers: Vec<(&str, Handle)> = vec![
         ("returns", {
             let wait = held();
-            Builder::new().name("returns").start(move || wait())
+            Builder::new().name("returns").start(wait)
         }),
         ("panics-message", {
             let wait = held();
@@ -86,10 +86,7 @@ fn main() {
         .collect();
     println!();
 
-    println!(
-        "{:<6} {:<15} {:<8} {:<36} {}",
-        "ident", "name", "joiners", "outcome", "one Panic"
-    );
+    println!("ident  name            joiners  outcome                              one Panic");
     println!("{:-<6} {:-<15} {:-<8} {:-<36} {:-<9}", "", "", "", "", "");
     for ((name, handle), seen) in workers.iter().zip(results) {
         let own = handle.join();
