@@ -82,6 +82,12 @@ pub fn run_child(name: &str, address_space_kib: Option<u64>, limit: Duration) ->
             direct
         }
     };
+    if address_space_kib.is_some() {
+        // One malloc arena: glibc otherwise reserves 64 MiB of address space for each
+        // new per-thread arena, whenever there happens to be room, which makes how
+        // many thread stacks fit under the limit vary from run to run.
+        command.env("MALLOC_ARENA_MAX", "1");
+    }
     command
         .env(CHILD_ENV, name)
         // The default thread stack size is part of what the limit is sized for.
