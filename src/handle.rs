@@ -305,7 +305,8 @@ impl Handle {
     /// # Panics
     ///
     /// Panics with "cannot join current thread" when called from the thread's own
-    /// function with a non-zero timeout.
+    /// function, whatever the timeout (`Duration::ZERO` included), as [`join`](Handle::join)
+    /// does.
     ///
     /// # Examples
     ///
@@ -325,10 +326,13 @@ impl Handle {
         if let Some(outcome) = self.0.completion.poll() {
             return Some(outcome);
         }
+        // Before the zero-timeout poll: polling its own handle from inside is the same
+        // mistake as joining it (it can only ever answer `None`), and CPython raises
+        // "Cannot join current thread" whatever the timeout.
+        self.refuse_self_join();
         if timeout.is_zero() {
             return None;
         }
-        self.refuse_self_join();
         self.0.completion.wait_timeout(timeout)
     }
 
