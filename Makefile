@@ -28,9 +28,11 @@ doc:
 demo:
 	$(CARGO) run --quiet --example demo
 
-## Criterion benchmarks against std::thread (never part of `make test`).
+## Benchmarks against std::thread (never part of `make test`; see BENCHMARKS.md):
+## criterion timings, then heap use per start and handle sizes.
 bench:
 	$(CARGO) bench --bench compare
+	$(CARGO) bench --bench alloc
 
 ## The model-based property test with many cases.
 proptest-long:
