@@ -238,7 +238,7 @@ impl Joiners {
         drop(tid_tx);
         Joiners {
             jobs,
-            tids: tid_rx.iter().collect(),
+            tids: tid_rx.iter().take(JOINERS).collect(),
             threads,
             tally,
         }
