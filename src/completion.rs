@@ -67,10 +67,15 @@ impl Completion {
     }
 
     /// The outcome, if the function has finished; never blocks, never locks.
+    ///
+    /// `#[inline]`, like `is_finished` and `outcome`, so that `Handle::join`'s fast
+    /// path inlines into the caller's crate; the orderings are unchanged.
+    #[inline]
     pub(crate) fn poll(&self) -> Option<Outcome> {
         self.outcome(self.state.load(Ordering::Acquire))
     }
 
+    #[inline]
     pub(crate) fn is_finished(&self) -> bool {
         self.state.load(Ordering::Acquire) & (RETURNED | PANICKED) != 0
     }
@@ -132,18 +137,25 @@ impl Completion {
         self.outcome(self.state.fetch_or(WAITING, Ordering::Acquire))
     }
 
+    #[inline]
     fn outcome(&self, state: u8) -> Option<Outcome> {
         if state & RETURNED != 0 {
             Some(Ok(()))
         } else if state & PANICKED != 0 {
-            let panic = self
-                .panic
-                .get()
-                .expect("pythread: PANICKED is published after the payload");
-            Some(Err(panic.clone()))
+            Some(Err(self.stored_panic()))
         } else {
             None
         }
+    }
+
+    /// The stored panic, for a state with `PANICKED` seen by an Acquire operation;
+    /// out of line to keep the inlined `outcome` small.
+    #[inline(never)]
+    fn stored_panic(&self) -> Panic {
+        self.panic
+            .get()
+            .expect("pythread: PANICKED is published after the payload")
+            .clone()
     }
 }
 

@@ -290,12 +290,17 @@ impl Handle {
     /// handle.join().unwrap(); // again: same outcome, at once
     /// # });
     /// ```
+    // `#[inline]` (here, on `join_timeout` and `is_finished`): a non-generic function
+    // is otherwise a call into this crate's object code, about 1.5 ns, three times the
+    // finished-join fast path itself; inlined, a finished join is a load of the
+    // pointer, one Acquire load of the state byte and a branch, as cheap as std's
+    // `JoinHandle::is_finished`. The blocking part stays out of line.
+    #[inline]
     pub fn join(&self) -> Result<(), Panic> {
         if let Some(outcome) = self.0.completion.poll() {
             return outcome;
         }
-        self.refuse_self_join();
-        self.0.completion.wait()
+        self.join_slow()
     }
 
     /// Waits at most `timeout` for the thread's function to finish: `None` if it is
@@ -326,10 +331,25 @@ impl Handle {
     /// assert!(handle.join_timeout(Duration::MAX).unwrap().is_ok());
     /// # });
     /// ```
+    #[inline]
     pub fn join_timeout(&self, timeout: Duration) -> Option<Result<(), Panic>> {
         if let Some(outcome) = self.0.completion.poll() {
             return Some(outcome);
         }
+        self.join_timeout_slow(timeout)
+    }
+
+    /// [`join`](Handle::join) once the fast path found the function still running.
+    #[inline(never)]
+    fn join_slow(&self) -> Outcome {
+        self.refuse_self_join();
+        self.0.completion.wait()
+    }
+
+    /// [`join_timeout`](Handle::join_timeout) once the fast path found the function
+    /// still running.
+    #[inline(never)]
+    fn join_timeout_slow(&self, timeout: Duration) -> Option<Outcome> {
         // Before the zero-timeout poll: polling its own handle from inside is the same
         // mistake as joining it (it can only ever answer `None`), and CPython raises
         // "Cannot join current thread" whatever the timeout.
@@ -354,6 +374,7 @@ impl Handle {
     /// assert!(handle.join().is_ok()); // returns at once
     /// # });
     /// ```
+    #[inline]
     pub fn is_finished(&self) -> bool {
         self.0.completion.is_finished()
     }
