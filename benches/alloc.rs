@@ -126,20 +126,13 @@ fn main() {
         );
     }
     println!();
-    println!(
-        "size_of::<pythread::Handle>()          = {:>2} bytes",
-        size_of::<pythread::Handle>()
-    );
-    println!(
-        "size_of::<std::thread::JoinHandle<()>>() = {:>2} bytes",
-        size_of::<JoinHandle<()>>()
-    );
-    println!(
-        "size_of::<SharedThread<()>>()          = {:>2} bytes",
-        size_of::<SharedThread<()>>()
-    );
-    println!(
-        "size_of::<usize>() (one pointer)       = {:>2} bytes",
-        size_of::<usize>()
-    );
+    let sizes = [
+        ("pythread::Handle", size_of::<pythread::Handle>()),
+        ("std::thread::JoinHandle<()>", size_of::<JoinHandle<()>>()),
+        ("shared_thread::SharedThread<()>", size_of::<SharedThread<()>>()),
+        ("one pointer (usize)", size_of::<usize>()),
+    ];
+    for (name, bytes) in sizes {
+        println!("size_of {name:<32} {bytes:>3} bytes");
+    }
 }

@@ -10,10 +10,14 @@
 //!   wait until the fn has run; the difference is the crate's own bookkeeping
 //!   (ident, completion cell, catch_unwind).
 //! - `finished_join`: ask an already finished thread for its outcome. pythread's
-//!   `join` (and `is_finished`, for reference) against `JoinHandle::is_finished`,
-//!   which is std's only repeatable question (its `join` consumes the handle), and
-//!   `SharedThread::join`. The std call is one load of an `Arc` strong count: the
-//!   physical limit pythread's one-Acquire-load fast path is held to.
+//!   `join` against `JoinHandle::is_finished`, which is std's only repeatable
+//!   question (its `join` consumes the handle), and `SharedThread::join`. The std
+//!   call is one load of an `Arc` strong count: the physical limit pythread's
+//!   one-Acquire-load fast path is held to. `pythread_join` hands the whole
+//!   `Result<(), Panic>` to `black_box`, which costs a store and a reload that a
+//!   `bool` does not; `pythread_join_is_ok` reduces the outcome to a `bool` as
+//!   `is_finished` does, and is the like-for-like row. `pythread_is_finished` is
+//!   there for reference.
 //! - `wake_16_joiners`: sixteen threads are asleep joining one fn; the fn returns.
 //!   Timed from the instant the fn is released to the instant the last joiner is
 //!   back, against a bare `Mutex<bool>` + `Condvar` broadcast that does exactly the
@@ -65,7 +69,10 @@ fn finished_join(c: &mut Criterion) {
     group.bench_function("std_is_finished", |b| {
         b.iter(|| black_box(&std_handle).is_finished())
     });
-    group.bench_function("pythread", |b| b.iter(|| black_box(&handle).join()));
+    group.bench_function("pythread_join", |b| b.iter(|| black_box(&handle).join()));
+    group.bench_function("pythread_join_is_ok", |b| {
+        b.iter(|| black_box(&handle).join().is_ok())
+    });
     group.bench_function("pythread_is_finished", |b| {
         b.iter(|| black_box(&handle).is_finished())
     });
