@@ -129,7 +129,10 @@ fn main() {
     let sizes = [
         ("pythread::Handle", size_of::<pythread::Handle>()),
         ("std::thread::JoinHandle<()>", size_of::<JoinHandle<()>>()),
-        ("shared_thread::SharedThread<()>", size_of::<SharedThread<()>>()),
+        (
+            "shared_thread::SharedThread<()>",
+            size_of::<SharedThread<()>>(),
+        ),
         ("one pointer (usize)", size_of::<usize>()),
     ];
     for (name, bytes) in sizes {
