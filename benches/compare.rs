@@ -27,6 +27,12 @@
 //! - `start_from_2_threads`: two threads each start+join in a loop at once: ident
 //!   minting and spawning under contention, against std doing the same.
 //!
+//! `std_detached` (groups 1 and 4) is std given pythread's join semantics and
+//! nothing else: the joiner waits until the fn has run, not until the OS thread
+//! has exited (pythread's `join` cannot wait for the exit: the handle is shared and
+//! the thread detached). It separates the cost of that semantic choice from the
+//! cost of pythread's own code.
+//!
 //! Heap use per start and `size_of::<Handle>()` are counted, not timed, by the
 //! `alloc` bench (`benches/alloc.rs`), which needs its own global allocator.
 //!
@@ -48,6 +54,7 @@ fn start_join(c: &mut Criterion) {
     let mut group = c.benchmark_group("start_join");
     group.bench_function("std", |b| b.iter(|| thread::spawn(|| {}).join()));
     group.bench_function("pythread", |b| b.iter(|| pythread::start(|| {}).join()));
+    group.bench_function("std_detached", |b| b.iter(std_detached));
     group.bench_function("shared_thread", |b| {
         b.iter(|| *SharedThread::spawn(|| {}).join())
     });
@@ -112,7 +119,27 @@ fn start_from_2_threads(c: &mut Criterion) {
     group.bench_function("pythread", |b| {
         b.iter_custom(|iters| in_two_threads(iters, || pythread::start(|| {}).join().unwrap()))
     });
+    group.bench_function("std_detached", |b| {
+        b.iter_custom(|iters| in_two_threads(iters, std_detached))
+    });
     group.finish();
+}
+
+/// std with pythread's join semantics and nothing else of pythread: wait until the
+/// fn has run, not until the OS thread has exited, and detach it. The gap between
+/// this and `std` is what that choice costs or saves; the gap between this and
+/// `pythread` is pythread's own bookkeeping.
+fn std_detached() {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let joiner = thread::current();
+    drop(thread::spawn(move || {
+        flag.store(true, Ordering::Release);
+        joiner.unpark();
+    }));
+    while !done.load(Ordering::Acquire) {
+        thread::park();
+    }
 }
 
 /// Runs `work` `iters` times on each of two threads, released together; returns the
