@@ -384,4 +384,129 @@ fn main() {
     wake_16_joiners(&mut criterion);
     start_from_2_threads(&mut criterion);
     criterion.final_summary();
+    // Only under `cargo bench` (which passes `--bench`), not in `cargo test --benches`.
+    if std::env::args().any(|arg| arg == "--bench") {
+        interleaved_ratios();
+    }
+}
+
+/// Criterion runs one benchmark after the other, so on a shared machine a change of
+/// load between two of them shows up as a ratio. This repeats the headline
+/// comparisons in alternating batches (A, B, C, then B, C, A, ...) and prints the
+/// median time per iteration of each, so that both sides of every ratio saw the
+/// same load. It is a cross-check of the criterion groups, printed after them.
+fn interleaved_ratios() {
+    println!("\ninterleaved batches, median per iteration (ratio to the first row)");
+    let std_handle = thread::spawn(|| {});
+    while !std_handle.is_finished() {
+        thread::yield_now();
+    }
+    let handle = pythread::start(|| {});
+    handle.join().expect("the empty fn returns");
+    let joiners = Joiners::spawn();
+
+    report(
+        "start_join",
+        &mut [
+            ("std", &mut |n| {
+                timed(n, || thread::spawn(|| {}).join().unwrap())
+            }),
+            ("pythread", &mut |n| {
+                timed(n, || pythread::start(|| {}).join().unwrap())
+            }),
+            ("std_detached", &mut |n| timed(n, std_detached)),
+        ],
+        301,
+        10,
+    );
+    report(
+        "finished_join",
+        &mut [
+            ("std_is_finished", &mut |n| {
+                timed(n, || black_box(&std_handle).is_finished())
+            }),
+            ("pythread_join_is_ok", &mut |n| {
+                timed(n, || black_box(&handle).join().is_ok())
+            }),
+            ("pythread_join", &mut |n| {
+                timed(n, || black_box(&handle).join())
+            }),
+        ],
+        101,
+        1_000_000,
+    );
+    report(
+        "wake_16_joiners",
+        &mut [
+            ("condvar_broadcast", &mut |n| {
+                (0..n)
+                    .map(|_| joiners.round(Target::CondvarBroadcast))
+                    .sum()
+            }),
+            ("pythread", &mut |n| {
+                (0..n).map(|_| joiners.round(Target::Pythread)).sum()
+            }),
+        ],
+        501,
+        1,
+    );
+    report(
+        "start_from_2_threads",
+        &mut [
+            ("std", &mut |n| {
+                in_two_threads(n, || thread::spawn(|| {}).join().unwrap())
+            }),
+            ("pythread", &mut |n| {
+                in_two_threads(n, || pythread::start(|| {}).join().unwrap())
+            }),
+            ("std_detached", &mut |n| in_two_threads(n, std_detached)),
+        ],
+        151,
+        10,
+    );
+    joiners.stop();
+    std_handle.join().expect("the empty fn returns");
+}
+
+/// A variant of one comparison: runs `n` iterations and returns their total time.
+type Variant<'a> = (&'a str, &'a mut dyn FnMut(u64) -> Duration);
+
+/// Runs `rounds` batches of `batch` iterations of every variant, rotating which goes
+/// first, and prints each one's median time per iteration and its ratio to the first.
+fn report(group: &str, variants: &mut [Variant<'_>], rounds: usize, batch: u64) {
+    let mut samples = vec![Vec::with_capacity(rounds); variants.len()];
+    for round in 0..rounds {
+        for k in 0..variants.len() {
+            let which = (round + k) % variants.len();
+            let elapsed = (variants[which].1)(batch);
+            samples[which].push(elapsed.as_secs_f64() * 1e9 / batch as f64);
+        }
+    }
+    let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    for ((name, _), median) in variants.iter().zip(&medians) {
+        let shown = if *median >= 1e3 {
+            format!("{:.2} µs", median / 1e3)
+        } else {
+            format!("{median:.3} ns")
+        };
+        println!(
+            "{group:<22} {name:<20} {shown:>10} {:>6.2}x",
+            median / medians[0]
+        );
+    }
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// The wall time of `n` calls of `work`, each result passed to `black_box` as
+/// criterion's `iter` does.
+fn timed<O>(n: u64, mut work: impl FnMut() -> O) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        black_box(work());
+    }
+    start.elapsed()
 }
