@@ -33,6 +33,11 @@
 //! the thread detached). It separates the cost of that semantic choice from the
 //! cost of pythread's own code.
 //!
+//! After the groups, `cargo bench` also prints an interleaved cross-check of the
+//! headline ratios (`interleaved_ratios`): criterion runs benchmarks one after the
+//! other, so on a shared machine a change of load between the two sides of a ratio
+//! shows up in it; batches that alternate between the sides do not have that bias.
+//!
 //! Heap use per start and `size_of::<Handle>()` are counted, not timed, by the
 //! `alloc` bench (`benches/alloc.rs`), which needs its own global allocator.
 //!
@@ -204,6 +209,8 @@ impl Broadcast {
     }
 }
 
+/// What one joiner is handed for one round: its own clone of the handle.
+#[derive(Clone)]
 enum Job {
     Pythread(pythread::Handle),
     Broadcast(Arc<Broadcast>),
@@ -226,7 +233,8 @@ impl Tally {
 }
 
 /// A pool of joiner threads, reused across rounds so that spawning them is not
-/// part of any measurement.
+/// part of any measurement. Rounds must run on the thread that spawned the pool:
+/// the joiners unpark that thread.
 struct Joiners {
     jobs: Vec<mpsc::Sender<Job>>,
     tids: Vec<Option<String>>,
@@ -305,12 +313,8 @@ impl Joiners {
                 (Job::Broadcast(broadcast), Some(finisher))
             }
         };
-        for jobs in &self.jobs {
-            jobs.send(match &job {
-                Job::Pythread(handle) => Job::Pythread(handle.clone()),
-                Job::Broadcast(broadcast) => Job::Broadcast(Arc::clone(broadcast)),
-            })
-            .unwrap();
+        for joiner in &self.jobs {
+            joiner.send(job.clone()).unwrap();
         }
         while tally.armed.load(Ordering::Acquire) < self.jobs.len() {
             thread::park();
