@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PROPTEST_LONG_CASES ?= 10000
 
-.PHONY: test unit loom fmt-check clippy doc demo bench proptest-long mutants valgrind package
+.PHONY: test unit loom fmt-check clippy doc demo bench bench-instructions proptest-long mutants valgrind package
 
 ## The full gate: what CI runs (see .ci/run).
 test: unit loom fmt-check clippy doc
@@ -33,6 +33,17 @@ demo:
 bench:
 	$(CARGO) bench --bench compare
 	$(CARGO) bench --bench alloc
+
+## User-space instructions per start+join under callgrind (deterministic; see BENCHMARKS.md).
+BENCH_N ?= 2000
+bench-instructions:
+	$(CARGO) bench --no-run --bench instructions
+	@bin=$$(ls -t target/release/deps/instructions-* | grep -v '\.d$$' | head -1); \
+	for v in std std_detached pythread; do \
+		base=$$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $$bin $$v 0 2>&1 | sed -n 's/.*Collected : //p'); \
+		full=$$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $$bin $$v $(BENCH_N) 2>&1 | sed -n 's/.*Collected : //p'); \
+		echo "$$v: $$(( (full - base) / $(BENCH_N) )) instructions per start+join"; \
+	done
 
 ## The model-based property test with many cases.
 proptest-long:
