@@ -1,0 +1,207 @@
+//! Helpers shared by the loom suite: a model runner that reports iterations and
+//! time, a cell whose unsynchronized accesses loom checks, a drop-counting probe,
+//! a one-shot mailbox, and a panic hook that keeps expected panics quiet.
+//!
+//! Everything here is built from loom primitives, so the helpers themselves are
+//! part of the model: a wait on the probe or the mailbox is a real (modelled) wait,
+//! and a leaked probe is reported by loom's `Arc` leak check.
+
+#![allow(dead_code)] // each test binary uses its own subset of the helpers
+
+use std::any::Any;
+use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+use std::sync::atomic::Ordering as StdOrdering;
+use std::sync::Once;
+use std::time::Instant;
+
+use loom::cell::UnsafeCell;
+use loom::sync::{Arc, Condvar, Mutex};
+
+/// The marker every expected panic message in the suite carries; the panic hook
+/// installed by [`check`] stays silent for those (and for the crate's own
+/// "cannot join current thread"), so thousands of explored executions do not
+/// flood the output. Any other panic is reported by the default hook.
+pub const EXPECTED: &str = "[expected]";
+
+/// Runs `model` under loom, exhaustively when `bound` is `None`, otherwise with at
+/// most `bound` preemptions per execution (`LOOM_MAX_PREEMPTIONS` overrides the
+/// bound given here). Prints the number of executions explored and the time taken
+/// (visible with `-- --nocapture`), the figures recorded in `loom_tests/README.md`.
+pub fn check<F>(name: &str, bound: Option<usize>, model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    quiet_expected_panics();
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = bound;
+    }
+    let effective = builder.preemption_bound;
+    let iterations = std::sync::Arc::new(StdAtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&iterations);
+    let started = Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, StdOrdering::Relaxed);
+        model();
+    });
+    let bound = match effective {
+        Some(n) => format!("preemption bound {n}"),
+        None => "exhaustive".to_owned(),
+    };
+    eprintln!(
+        "loom: {name}: {bound}, {} iterations, {:.2?}",
+        iterations.load(StdOrdering::Relaxed),
+        started.elapsed()
+    );
+}
+
+/// Installs (once per test binary) a panic hook that forwards every panic to the
+/// default hook except the ones the suite provokes on purpose.
+fn quiet_expected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !is_expected(info.payload()) {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn is_expected(payload: &(dyn Any + Send)) -> bool {
+    if payload.is::<Token>() || payload.is::<Expected>() {
+        return true;
+    }
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+    text.is_some_and(|text| text.contains(EXPECTED) || text.contains("cannot join current thread"))
+}
+
+/// A custom panic payload (raised with `std::panic::panic_any`), for typed access
+/// through `Panic::downcast_cloned`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected(pub u32);
+
+/// A `u32` that may be accessed without synchronization, where loom checks every
+/// access: a read that is not ordered after the last write (happens-before) makes
+/// loom fail the execution with a causality violation.
+#[derive(Debug)]
+pub struct RaceCell(UnsafeCell<u32>);
+
+// SAFETY: sharing the cell is exactly what the suite checks. Every access goes
+// through loom's `UnsafeCell::with`/`with_mut`, which panic on any access not
+// ordered by happens-before with the previous write, before the access is done.
+unsafe impl Sync for RaceCell {}
+
+impl RaceCell {
+    pub fn new(value: u32) -> Arc<RaceCell> {
+        Arc::new(RaceCell(UnsafeCell::new(value)))
+    }
+
+    pub fn write(&self, value: u32) {
+        // SAFETY: see the `Sync` impl; loom rejects a racing access before it happens.
+        self.0.with_mut(|slot| unsafe { *slot = value });
+    }
+
+    pub fn read(&self) -> u32 {
+        // SAFETY: see the `Sync` impl; loom rejects a racing access before it happens.
+        self.0.with(|slot| unsafe { *slot })
+    }
+}
+
+/// Counts the drops of its [`Token`]s, and lets a thread wait until a number of
+/// them has been dropped.
+#[derive(Clone, Debug)]
+pub struct DropProbe(Arc<ProbeState>);
+
+#[derive(Debug)]
+struct ProbeState {
+    drops: Mutex<usize>,
+    dropped: Condvar,
+}
+
+/// A value whose drop is counted by the [`DropProbe`] it came from: captured by a
+/// started function, or used as its panic payload.
+#[derive(Debug)]
+pub struct Token(Arc<ProbeState>);
+
+impl DropProbe {
+    pub fn new() -> DropProbe {
+        DropProbe(Arc::new(ProbeState {
+            drops: Mutex::new(0),
+            dropped: Condvar::new(),
+        }))
+    }
+
+    pub fn token(&self) -> Token {
+        Token(Arc::clone(&self.0))
+    }
+
+    /// The number of tokens dropped so far.
+    pub fn drops(&self) -> usize {
+        *self.0.drops.lock().unwrap()
+    }
+
+    /// Blocks until at least `n` tokens have been dropped, then returns the count.
+    /// If fewer are ever dropped, loom reports the execution as a deadlock.
+    pub fn wait_for_drops(&self, n: usize) -> usize {
+        let mut drops = self.0.drops.lock().unwrap();
+        while *drops < n {
+            drops = self.0.dropped.wait(drops).unwrap();
+        }
+        *drops
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        *self.0.drops.lock().unwrap() += 1;
+        self.0.dropped.notify_all();
+    }
+}
+
+/// A one-shot mailbox: one thread puts a value in, another blocks until it can
+/// take it out.
+#[derive(Debug)]
+pub struct Mailbox<T> {
+    slot: Mutex<Option<T>>,
+    filled: Condvar,
+}
+
+impl<T> Mailbox<T> {
+    pub fn new() -> Arc<Mailbox<T>> {
+        Arc::new(Mailbox {
+            slot: Mutex::new(None),
+            filled: Condvar::new(),
+        })
+    }
+
+    pub fn put(&self, value: T) {
+        let mut slot = self.slot.lock().unwrap();
+        assert!(slot.is_none(), "mailbox filled twice");
+        *slot = Some(value);
+        drop(slot);
+        self.filled.notify_all();
+    }
+
+    pub fn take(&self) -> T {
+        let mut slot = self.slot.lock().unwrap();
+        loop {
+            if let Some(value) = slot.take() {
+                return value;
+            }
+            slot = self.filled.wait(slot).unwrap();
+        }
+    }
+}
+
+/// Spins (with loom's `yield_now`, so that loom lets the others run) until
+/// `handle.is_finished()` returns `true`.
+pub fn spin_until_finished(handle: &pythread::Handle) {
+    while !handle.is_finished() {
+        loom::thread::yield_now();
+    }
+}
