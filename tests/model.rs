@@ -82,7 +82,7 @@ const GATES: usize = 2;
 /// The bound on every wait of the harness. Generous: reaching it means a hang.
 const WATCHDOG: Duration = Duration::from_secs(10);
 /// Cases per `cargo test` run unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 96;
+const DEFAULT_CASES: u32 = 256;
 /// The literals a body may `panic!` with (each yields a `&'static str` payload).
 const LITERALS: [&str; 3] = ["boom", "", "ünïcode ✓"];
 /// `join_timeout` durations the schedules use, in milliseconds (0 polls).
