@@ -275,14 +275,15 @@ impl ReferenceStateMachine for Model {
     }
 
     /// Only well-formed steps are generated (so hardly anything is rejected);
-    /// `preconditions` re-checks them for the schedules shrinking produces.
+    /// `preconditions` re-checks them for the schedules shrinking produces. A new
+    /// handle always goes to the lowest empty slot, so schedules read `h0`, `h1`, ...
     fn transitions(state: &Model) -> BoxedStrategy<Transition> {
         let (live, empty, joinable) = (state.live(), state.empty(), state.joinable());
         let mut choices: Vec<(u32, BoxedStrategy<Transition>)> =
             vec![(1, gate().prop_map(Transition::Release).boxed())];
-        if !empty.is_empty() {
+        if let Some(&first_empty) = empty.first() {
             let start = (
-                prop::sample::select(empty.clone()),
+                Just(first_empty),
                 body(),
                 prop::option::weighted(0.5, gate()),
             )
@@ -305,10 +306,10 @@ impl ReferenceStateMachine for Model {
                     .prop_map(|(h, k)| Transition::JoinFrom(h, k))
                     .boxed(),
             ));
-            if !empty.is_empty() {
+            if let Some(&first_empty) = empty.first() {
                 choices.push((
                     1,
-                    (pick(), prop::sample::select(empty))
+                    (pick(), Just(first_empty))
                         .prop_map(|(from, into)| Transition::Clone { from, into })
                         .boxed(),
                 ));

@@ -136,7 +136,10 @@ fn current_ident_is_none_once_the_function_has_finished() {
         if let Some(seen) = *seen.lock().unwrap() {
             break seen;
         }
-        assert!(began.elapsed() < WATCHDOG, "the detached payload was never dropped");
+        assert!(
+            began.elapsed() < WATCHDOG,
+            "the detached payload was never dropped"
+        );
         std::thread::sleep(Duration::from_millis(1));
     };
     assert_eq!(seen, None, "current_ident() after the function finished");

@@ -77,7 +77,9 @@ fn ident_order() {
                     && b != a
             })
     }
-    QuickCheck::new().tests(50).quickcheck(prop as fn(u8) -> bool);
+    QuickCheck::new()
+        .tests(50)
+        .quickcheck(prop as fn(u8) -> bool);
 }
 
 #[test]
