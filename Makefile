@@ -45,10 +45,17 @@ mutants:
 	PROPTEST_MAX_SHRINK_ITERS=0 $(CARGO) mutants --test-tool cargo --no-shuffle -j 2
 
 ## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes lost.
+## Fails on any memcheck error, on a definite or indirect leak (exit code), and
+## unless the summary itself shows 0 bytes lost (or no heap left at all).
+VALGRIND_LOG ?= target/valgrind-cycle.log
 valgrind:
 	$(CARGO) build --release --example cycle
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-		./target/release/examples/cycle
+		--log-file=$(VALGRIND_LOG) ./target/release/examples/cycle; \
+		status=$$?; cat $(VALGRIND_LOG); exit $$status
+	@grep -Eq 'definitely lost: 0 bytes|All heap blocks were freed' $(VALGRIND_LOG)
+	@grep -Eq 'indirectly lost: 0 bytes|All heap blocks were freed' $(VALGRIND_LOG)
+	@echo "valgrind: 0 bytes definitely and indirectly lost"
 
 package:
 	$(CARGO) package --allow-dirty

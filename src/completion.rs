@@ -146,3 +146,145 @@ impl Completion {
         }
     }
 }
+
+/// Spurious wake-ups: the condition variable is notified over and over without the
+/// function finishing. A timed wait must still last until its deadline and report a
+/// timeout; an untimed wait must not return at all; once `finish` runs, both return
+/// the published outcome.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::ident::Ident;
+    use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
+    use std::sync::{mpsc, Arc as StdArc};
+    use std::thread;
+
+    /// Waits (bounded) until some joiner has announced itself and is asleep: the
+    /// `WAITING` bit is set under the lock right before sleeping, so once it is seen,
+    /// taking the lock means the joiner is inside `Condvar::wait*`.
+    fn until_waiting(completion: &Completion) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while completion.state.load(Ordering::Acquire) & WAITING == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the joiner never started waiting"
+            );
+            thread::yield_now();
+        }
+        drop(lock(&completion.lock));
+    }
+
+    /// Wakes every sleeper without finishing, `rounds` times, each time after taking
+    /// the lock so that the notification reaches a thread that is really asleep.
+    fn spurious_wakeups(completion: &Completion, rounds: usize) {
+        for _ in 0..rounds {
+            drop(lock(&completion.lock));
+            completion.finished.notify_all();
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    #[test]
+    fn timed_wait_survives_spurious_wakeups_until_its_deadline() {
+        let completion = StdArc::new(Completion::new());
+        let timeout = Duration::from_millis(300);
+        let stop = StdArc::new(AtomicBool::new(false));
+        let waiter = {
+            let completion = StdArc::clone(&completion);
+            thread::spawn(move || {
+                let began = Instant::now();
+                let outcome = completion.wait_timeout(timeout);
+                (outcome.is_none(), began.elapsed())
+            })
+        };
+        until_waiting(&completion);
+        let notifier = {
+            let completion = StdArc::clone(&completion);
+            let stop = StdArc::clone(&stop);
+            thread::spawn(move || {
+                while !stop.load(StdOrdering::Relaxed) {
+                    spurious_wakeups(&completion, 1);
+                }
+            })
+        };
+        let (timed_out, elapsed) = waiter.join().unwrap();
+        stop.store(true, StdOrdering::Relaxed);
+        notifier.join().unwrap();
+        assert!(
+            timed_out,
+            "a spurious wake-up ended the wait with an outcome"
+        );
+        assert!(
+            elapsed >= timeout,
+            "returned after {elapsed:?}, before the {timeout:?} deadline"
+        );
+        assert!(!completion.is_finished());
+    }
+
+    #[test]
+    fn untimed_and_timed_waits_return_only_after_finish() {
+        let completion = StdArc::new(Completion::new());
+        let (tx, rx) = mpsc::channel();
+        let mut waiters = Vec::new();
+        for timed in [false, true] {
+            let completion = StdArc::clone(&completion);
+            let tx = tx.clone();
+            waiters.push(thread::spawn(move || {
+                let outcome = if timed {
+                    // Far longer than the test: only `finish` can end it in time.
+                    completion.wait_timeout(Duration::from_secs(60))
+                } else {
+                    Some(completion.wait())
+                };
+                tx.send(timed).unwrap();
+                outcome
+            }));
+        }
+        drop(tx);
+        until_waiting(&completion);
+        // Let both joiners reach the condition variable, then hammer it.
+        thread::sleep(Duration::from_millis(20));
+        spurious_wakeups(&completion, 300);
+        assert_eq!(
+            rx.try_recv(),
+            Err(mpsc::TryRecvError::Empty),
+            "a wait returned on a spurious wake-up, before finish"
+        );
+
+        let ident = Ident::mint();
+        let panic = Panic::new(ident, Box::new("finished"));
+        completion.finish(Err(panic.clone()));
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("a waiter did not return after finish");
+        }
+        for waiter in waiters {
+            let outcome = waiter.join().unwrap().expect("must not time out");
+            let got = outcome.expect_err("finished with a panic");
+            assert!(Panic::ptr_eq(&got, &panic), "not the published outcome");
+        }
+        assert!(completion.is_finished());
+    }
+
+    #[test]
+    fn returned_outcome_reaches_a_spuriously_woken_waiter() {
+        let completion = StdArc::new(Completion::new());
+        let waiter = {
+            let completion = StdArc::clone(&completion);
+            thread::spawn(move || completion.wait())
+        };
+        until_waiting(&completion);
+        spurious_wakeups(&completion, 100);
+        assert!(!waiter.is_finished(), "wait returned before finish");
+        completion.finish(Ok(()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !waiter.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "wait did not return after finish"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(waiter.join().unwrap().is_ok());
+    }
+}

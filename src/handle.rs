@@ -57,7 +57,8 @@ struct Shared {
 /// [`Handle::join`] as `Err(Panic)`; the panic hook still reports it first, as for
 /// any thread, and it never takes down the process nor poisons anything the crate
 /// holds. When the crate is built with `panic = "abort"`, however, a panic in `f`
-/// aborts the process like any other panic.
+/// aborts the process like any other panic; and, as anywhere in Rust, a value
+/// captured by `f` whose `Drop` panics while `f` is already unwinding aborts it too.
 ///
 /// CPython's requirement that the function not be `NULL` is enforced here by the
 /// type system: there is no way to pass "no function".
@@ -186,6 +187,9 @@ impl Builder {
     {
         match self.try_start(f) {
             Ok(handle) => handle,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                panic!("pythread: invalid thread name: {e}")
+            }
             Err(e) => panic!("pythread: can't start new thread: {e}"),
         }
     }
@@ -215,7 +219,7 @@ impl Builder {
             if name.contains('\0') {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "pythread: thread name may not contain NUL bytes",
+                    "thread name may not contain NUL bytes",
                 ));
             }
             builder = builder.name(name);
@@ -305,7 +309,8 @@ impl Handle {
     /// # Panics
     ///
     /// Panics with "cannot join current thread" when called from the thread's own
-    /// function with a non-zero timeout.
+    /// function, whatever the timeout (`Duration::ZERO` included), as [`join`](Handle::join)
+    /// does.
     ///
     /// # Examples
     ///
@@ -325,10 +330,13 @@ impl Handle {
         if let Some(outcome) = self.0.completion.poll() {
             return Some(outcome);
         }
+        // Before the zero-timeout poll: polling its own handle from inside is the same
+        // mistake as joining it (it can only ever answer `None`), and CPython raises
+        // "Cannot join current thread" whatever the timeout.
+        self.refuse_self_join();
         if timeout.is_zero() {
             return None;
         }
-        self.refuse_self_join();
         self.0.completion.wait_timeout(timeout)
     }
 

@@ -27,6 +27,13 @@ use crate::sync::{lock, Arc, Mutex};
 /// - [`take_payload`](Panic::take_payload) and [`resume_unwind`](Panic::resume_unwind):
 ///   the original `Box<dyn Any + Send>` back, to re-raise the very same panic.
 ///
+/// The payload is dropped when the last `Panic` and the thread's handles are gone
+/// (on the started thread itself when it was detached). A payload whose `Drop`
+/// panics is dropped with that panic caught, so it never unwinds into the code that
+/// happened to drop the last `Panic`; the panic hook still reports it. In the
+/// pathological case of a chain of such payloads, each panicking with the next, the
+/// fifth is leaked rather than dropped, so the chain cannot hang the thread.
+///
 /// # Examples
 ///
 /// ```
@@ -218,7 +225,9 @@ impl Panic {
 impl Drop for Inner {
     /// A payload whose own `Drop` panics must not unwind out of whatever dropped the
     /// last `Panic` (a joiner, or the started thread itself on detach): drop it here
-    /// with the panic caught. The panic hook still reports it.
+    /// with the panic caught. The panic hook still reports it. If that panic's own
+    /// payload panics on drop too, and so on, the fifth payload of such a chain is
+    /// leaked instead of dropped, so that a pathological chain cannot hang the thread.
     fn drop(&mut self) {
         let slot = self
             .payload
