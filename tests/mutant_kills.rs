@@ -3,7 +3,9 @@
 //!
 //! - [`pythread::current_ident`] is `None` again once the function has finished,
 //!   also on the started thread itself while it drops the outcome of a detached
-//!   thread (the mutant: `CurrentGuard::drop` doing nothing).
+//!   thread (the mutant: `CurrentGuard::drop` doing nothing);
+//! - `Builder::start` with a NUL in the name panics as an invalid name, not as a
+//!   refused thread (the mutant: its `InvalidInput` match guard always `false`).
 #![cfg(not(loom))]
 
 use std::cell::Cell;
@@ -69,4 +71,22 @@ fn current_ident_is_none_once_the_function_has_finished() {
         std::thread::sleep(Duration::from_millis(1));
     };
     assert_eq!(seen, None, "current_ident() after the function finished");
+}
+
+#[test]
+fn builder_start_with_a_nul_in_the_name_panics_as_an_invalid_name() {
+    silence_intended_panics();
+    let caught = std::panic::catch_unwind(|| {
+        QUIET.with(|quiet| quiet.set(true));
+        pythread::Builder::new().name("bad\0name").start(|| {})
+    });
+    QUIET.with(|quiet| quiet.set(false));
+    let payload = caught.expect_err("a NUL in the name must make start panic");
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .expect("a formatted message");
+    assert!(text.contains("invalid thread name"), "{text}");
+    // It is bad input, not the OS refusing a thread (CPython's "can't start").
+    assert!(!text.contains("can't start new thread"), "{text}");
 }
