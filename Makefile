@@ -50,9 +50,12 @@ proptest-long:
 	PROPTEST_CASES=$(PROPTEST_LONG_CASES) $(CARGO) test --release --test model
 
 ## Mutation testing of src/ against the plain suite (slow; see TESTING.md).
+## Config (exclusions, timeouts): .cargo/mutants.toml. Shrinking is off for the
+## model test here: a mutant only has to be caught, and shrinking a hang would
+## cost the watchdog's 10 s per attempt.
 mutants:
 	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
-	$(CARGO) mutants --test-tool cargo --no-shuffle -j 2
+	PROPTEST_MAX_SHRINK_ITERS=0 $(CARGO) mutants --test-tool cargo --no-shuffle -j 2
 
 ## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes lost.
 ## Fails on any memcheck error, on a definite or indirect leak (exit code), and

@@ -77,3 +77,15 @@ pub fn __doc_example(example: impl FnOnce()) {
     #[cfg(loom)]
     drop(example);
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    /// Every doc example runs through `__doc_example`: if it stopped calling its
+    /// argument, all of them would pass without running (a mutant that survived).
+    #[test]
+    fn doc_examples_really_run() {
+        let mut ran = false;
+        super::__doc_example(|| ran = true);
+        assert!(ran);
+    }
+}

@@ -1,0 +1,92 @@
+//! Targeted tests for behaviour that no other test reaches, each written to catch a
+//! mutant that `make mutants` found surviving (see `TESTING.md`):
+//!
+//! - [`pythread::current_ident`] is `None` again once the function has finished,
+//!   also on the started thread itself while it drops the outcome of a detached
+//!   thread (the mutant: `CurrentGuard::drop` doing nothing);
+//! - `Builder::start` with a NUL in the name panics as an invalid name, not as a
+//!   refused thread (the mutant: its `InvalidInput` match guard always `false`).
+#![cfg(not(loom))]
+
+use std::cell::Cell;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use pythread::Ident;
+
+/// The bound on every wait here: reaching it means a hang.
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+thread_local! {
+    /// Set right before a deliberate panic, so the panic hook stays quiet for it.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+fn silence_intended_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                report(info);
+            }
+        }));
+    });
+}
+
+/// A payload that records `current_ident()` on the thread that drops it.
+struct Witness(Arc<Mutex<Option<Option<Ident>>>>);
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(pythread::current_ident());
+    }
+}
+
+#[test]
+fn current_ident_is_none_once_the_function_has_finished() {
+    silence_intended_panics();
+    let seen = Arc::new(Mutex::new(None));
+    let (open, gate) = mpsc::channel::<()>();
+    let witness = Witness(Arc::clone(&seen));
+    let handle = pythread::start(move || {
+        gate.recv().expect("the gate opens");
+        QUIET.with(|quiet| quiet.set(true));
+        std::panic::panic_any(witness)
+    });
+    // Detach before the function finishes: the started thread itself then drops
+    // the outcome, and with it the payload, after the function has finished.
+    drop(handle);
+    open.send(()).unwrap();
+    let began = Instant::now();
+    let seen = loop {
+        if let Some(seen) = *seen.lock().unwrap() {
+            break seen;
+        }
+        assert!(
+            began.elapsed() < WATCHDOG,
+            "the detached payload was never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(seen, None, "current_ident() after the function finished");
+}
+
+#[test]
+fn builder_start_with_a_nul_in_the_name_panics_as_an_invalid_name() {
+    silence_intended_panics();
+    let caught = std::panic::catch_unwind(|| {
+        QUIET.with(|quiet| quiet.set(true));
+        pythread::Builder::new().name("bad\0name").start(|| {})
+    });
+    QUIET.with(|quiet| quiet.set(false));
+    let payload = caught.expect_err("a NUL in the name must make start panic");
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .expect("a formatted message");
+    assert!(text.contains("invalid thread name"), "{text}");
+    // It is bad input, not the OS refusing a thread (CPython's "can't start").
+    assert!(!text.contains("can't start new thread"), "{text}");
+}
