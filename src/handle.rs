@@ -275,6 +275,12 @@ impl Handle {
     /// ([`Panic::ptr_eq`] holds between them). Once the function has finished,
     /// `join` returns at once without taking a lock.
     ///
+    /// `join` waits for the function, not for the OS thread's exit: the thread is
+    /// detached, so its last steps (dropping the outcome if no handle is left, then
+    /// the thread-local destructors of that thread) may still be running when `join`
+    /// returns. Anything the function itself did, including the drops of what it
+    /// captured, is complete.
+    ///
     /// # Panics
     ///
     /// Panics with "cannot join current thread" when called from the thread's own
