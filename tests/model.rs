@@ -63,11 +63,12 @@
 //! there replay first in every run.
 #![cfg(not(loom))]
 
-use std::cell::Cell;
+mod support;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -451,28 +452,10 @@ impl Drop for World {
     }
 }
 
-thread_local! {
-    /// Set by a started function right before it panics on purpose: the panic hook
-    /// stays quiet for those (thousands per run); every other panic is reported.
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-fn silence_intended_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(Cell::get) {
-                report(info);
-            }
-        }));
-    });
-}
-
 /// Runs `body`, as the started function does once past its gate.
 fn perform(body: &Body) {
     if *body != Body::Return {
-        QUIET.with(|quiet| quiet.set(true));
+        support::set_quiet(true);
     }
     match body {
         Body::Return => {}
@@ -744,7 +727,7 @@ impl StateMachineTest for World {
     type Reference = Model;
 
     fn init_test(_: &Model) -> World {
-        silence_intended_panics();
+        support::silence_intended_panics();
         World {
             gates: Arc::default(),
             slots: Default::default(),

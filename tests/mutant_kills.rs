@@ -8,32 +8,16 @@
 //!   refused thread (the mutant: its `InvalidInput` match guard always `false`).
 #![cfg(not(loom))]
 
-use std::cell::Cell;
+mod support;
+
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pythread::Ident;
 
 /// The bound on every wait here: reaching it means a hang.
 const WATCHDOG: Duration = Duration::from_secs(10);
-
-thread_local! {
-    /// Set right before a deliberate panic, so the panic hook stays quiet for it.
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-fn silence_intended_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(Cell::get) {
-                report(info);
-            }
-        }));
-    });
-}
 
 /// A payload that records `current_ident()` on the thread that drops it.
 struct Witness(Arc<Mutex<Option<Option<Ident>>>>);
@@ -46,13 +30,13 @@ impl Drop for Witness {
 
 #[test]
 fn current_ident_is_none_once_the_function_has_finished() {
-    silence_intended_panics();
+    support::silence_intended_panics();
     let seen = Arc::new(Mutex::new(None));
     let (open, gate) = mpsc::channel::<()>();
     let witness = Witness(Arc::clone(&seen));
     let handle = pythread::start(move || {
         gate.recv().expect("the gate opens");
-        QUIET.with(|quiet| quiet.set(true));
+        support::set_quiet(true);
         std::panic::panic_any(witness)
     });
     // Detach before the function finishes: the started thread itself then drops
@@ -75,12 +59,12 @@ fn current_ident_is_none_once_the_function_has_finished() {
 
 #[test]
 fn builder_start_with_a_nul_in_the_name_panics_as_an_invalid_name() {
-    silence_intended_panics();
+    support::silence_intended_panics();
     let caught = std::panic::catch_unwind(|| {
-        QUIET.with(|quiet| quiet.set(true));
+        support::set_quiet(true);
         pythread::Builder::new().name("bad\0name").start(|| {})
     });
-    QUIET.with(|quiet| quiet.set(false));
+    support::set_quiet(false);
     let payload = caught.expect_err("a NUL in the name must make start panic");
     let text = payload
         .downcast_ref::<String>()

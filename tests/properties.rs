@@ -16,9 +16,9 @@
 //!   even ones that merely look like text (`Box<str>`, `Cow<str>`, `char`, ...).
 #![cfg(not(loom))]
 
+mod support;
+
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::sync::Once;
 use std::time::Duration;
 
 use pythread::{Panic, TIMEOUT_MAX};
@@ -27,28 +27,11 @@ use quickcheck::{QuickCheck, TestResult};
 /// The bound on every join here: reaching it means a hang.
 const WATCHDOG: Duration = Duration::from_secs(10);
 
-thread_local! {
-    /// Set right before a deliberate panic, so the panic hook stays quiet for it.
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-fn silence_intended_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(Cell::get) {
-                report(info);
-            }
-        }));
-    });
-}
-
 /// Starts a thread that panics with `payload` and returns what joining it gives.
 fn caught<P: std::any::Any + Send>(payload: P) -> Panic {
-    silence_intended_panics();
+    support::silence_intended_panics();
     let handle = pythread::start(move || {
-        QUIET.with(|quiet| quiet.set(true));
+        support::set_quiet(true);
         std::panic::panic_any(payload)
     });
     handle

@@ -1,12 +1,13 @@
-//! Helpers shared by the integration tests of faults and handle extensions: a gate
-//! that a started function waits on, and a way to re-run one test of the current
-//! test binary in a child process (to observe stderr, survive an abort, or run under
-//! a resource limit).
+//! Helpers shared by the integration tests: a gate that a started function waits
+//! on, a way to re-run one test of the current test binary in a child process (to
+//! observe stderr, survive an abort, or run under a resource limit), and a panic
+//! hook that keeps deliberate panics quiet.
 #![allow(dead_code)] // each test crate uses a different subset
 
+use std::cell::Cell;
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Once};
 use std::time::{Duration, Instant};
 
 /// The environment variable that tells a child-process test to act; its value is
@@ -129,4 +130,29 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
         let _ = pipe.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
     })
+}
+
+thread_local! {
+    /// Set by a thread right before it panics on purpose.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Installs, once per test binary, a panic hook that stays silent for the panics
+/// of a thread that called [`set_quiet`]`(true)` (deliberate panics, thousands per
+/// run in the model test) and hands every other panic to the previous hook.
+pub fn silence_intended_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                report(info);
+            }
+        }));
+    });
+}
+
+/// Marks the calling thread's coming panics as deliberate (`true`) or not.
+pub fn set_quiet(quiet: bool) {
+    QUIET.with(|cell| cell.set(quiet));
 }
