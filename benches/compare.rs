@@ -45,6 +45,9 @@
 //! inside `loom::model`; this file still compiles there, and `main` then only says
 //! that benchmarks need a normal build.
 
+mod common;
+
+use common::std_detached;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex};
@@ -128,23 +131,6 @@ fn start_from_2_threads(c: &mut Criterion) {
         b.iter_custom(|iters| in_two_threads(iters, std_detached))
     });
     group.finish();
-}
-
-/// std with pythread's join semantics and nothing else of pythread: wait until the
-/// fn has run, not until the OS thread has exited, and detach it. The gap between
-/// this and `std` is what that choice costs or saves; the gap between this and
-/// `pythread` is pythread's own bookkeeping.
-fn std_detached() {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&done);
-    let joiner = thread::current();
-    drop(thread::spawn(move || {
-        flag.store(true, Ordering::Release);
-        joiner.unpark();
-    }));
-    while !done.load(Ordering::Acquire) {
-        thread::park();
-    }
 }
 
 /// Runs `work` `iters` times on each of two threads, released together; returns the

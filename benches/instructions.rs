@@ -6,23 +6,11 @@
 //! deterministic where wall time on a shared machine is not. Not a criterion bench:
 //! it asserts and times nothing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+mod common;
+
+use common::std_detached;
 use std::thread;
 use std::time::Duration;
-
-fn std_detached() {
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&done);
-    let joiner = thread::current();
-    drop(thread::spawn(move || {
-        flag.store(true, Ordering::Release);
-        joiner.unpark();
-    }));
-    while !done.load(Ordering::Acquire) {
-        thread::park();
-    }
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; the variant and the count are the other two.
