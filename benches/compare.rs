@@ -69,14 +69,20 @@ fn start_join(c: &mut Criterion) {
     group.finish();
 }
 
-/// Group 2: the repeatable "is it done, and how did it end?" on a finished thread.
-fn finished_join(c: &mut Criterion) {
+/// A std thread and a pythread thread, both already finished.
+fn finished_threads() -> (JoinHandle<()>, pythread::Handle) {
     let std_handle = thread::spawn(|| {});
     while !std_handle.is_finished() {
         thread::yield_now();
     }
     let handle = pythread::start(|| {});
     handle.join().expect("the empty fn returns");
+    (std_handle, handle)
+}
+
+/// Group 2: the repeatable "is it done, and how did it end?" on a finished thread.
+fn finished_join(c: &mut Criterion) {
+    let (std_handle, handle) = finished_threads();
     let shared = SharedThread::spawn(|| {});
     shared.join();
 
@@ -387,12 +393,7 @@ fn main() {
 /// same load. It is a cross-check of the criterion groups, printed after them.
 fn interleaved_ratios() {
     println!("\ninterleaved batches, median per iteration (ratio to the first row)");
-    let std_handle = thread::spawn(|| {});
-    while !std_handle.is_finished() {
-        thread::yield_now();
-    }
-    let handle = pythread::start(|| {});
-    handle.join().expect("the empty fn returns");
+    let (std_handle, handle) = finished_threads();
     let joiners = Joiners::spawn();
 
     report(

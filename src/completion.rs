@@ -80,11 +80,9 @@ impl Completion {
         self.state.load(Ordering::Acquire) & (RETURNED | PANICKED) != 0
     }
 
-    /// Blocks until the function has finished.
+    /// Blocks until the function has finished. The lock-free check comes first in
+    /// `Handle`; here the outcome is checked under the lock, as `WAITING` is set.
     pub(crate) fn wait(&self) -> Outcome {
-        if let Some(outcome) = self.poll() {
-            return outcome;
-        }
         let mut guard = lock(&self.lock);
         loop {
             if let Some(outcome) = self.announce_waiting() {
@@ -99,15 +97,10 @@ impl Completion {
     }
 
     /// Blocks until the function has finished or `timeout` has passed; `None` means
-    /// it timed out. A zero timeout only polls; a timeout too large to add to the
-    /// current instant waits without a deadline.
+    /// it timed out. A timeout too large to add to the current instant waits without
+    /// a deadline. (`Handle` answers a zero timeout with a lock-free poll and never
+    /// gets here with one.)
     pub(crate) fn wait_timeout(&self, timeout: Duration) -> Option<Outcome> {
-        if let Some(outcome) = self.poll() {
-            return Some(outcome);
-        }
-        if timeout.is_zero() {
-            return None;
-        }
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             return Some(self.wait());
         };

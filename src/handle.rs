@@ -394,16 +394,11 @@ impl Handle {
             );
         }
     }
-
-    /// The outcome, if finished, without blocking; for `Debug`.
-    fn peek(&self) -> Option<Outcome> {
-        self.0.completion.poll()
-    }
 }
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.peek() {
+        let state = match self.0.completion.poll() {
             None => "running",
             Some(Ok(())) => "returned",
             Some(Err(_)) => "panicked",
