@@ -537,6 +537,15 @@ impl<T> Handle<T> {
         self.0.completion.wait_timeout(timeout).map(view)
     }
 
+    /// The number of references to the shared state: the handles, plus the started
+    /// thread's own until its body has returned. Only for the loom suite, to check
+    /// that `join_thread` returns after that.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn __references(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
     #[track_caller]
     fn refuse_self_join(&self) {
         if current_ident() == Some(self.0.ident) {

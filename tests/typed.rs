@@ -7,6 +7,8 @@
 //! Every blocking wait is bounded by [`bounded`] / [`recv`] / [`wait_until`], which
 //! fail the test with a message after [`WATCHDOG`] instead of hanging.
 
+#![cfg(not(loom))]
+
 use std::cell::{Cell, RefCell};
 use std::mem::size_of;
 use std::panic::{self, AssertUnwindSafe};
