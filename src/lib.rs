@@ -61,8 +61,10 @@
 //! The core is model-checked with [loom](https://docs.rs/loom) through the single
 //! facade module that supplies its synchronization primitives, and property-tested
 //! against a sequential model. The shipped build contains no `unsafe` code.
-#![cfg_attr(not(loom), forbid(unsafe_code))]
-#![cfg_attr(loom, deny(unsafe_code))]
+// The shipped crate forbids `unsafe`; the loom build's model `OnceLock` and the
+// unit tests' signal plumbing (`sync::tests::signals`) opt in locally.
+#![cfg_attr(not(any(loom, test)), forbid(unsafe_code))]
+#![cfg_attr(any(loom, test), deny(unsafe_code))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
 
@@ -91,6 +93,14 @@ pub fn __doc_example(example: impl FnOnce()) {
     example();
     #[cfg(loom)]
     drop(example);
+}
+
+/// Controls of the loom model of the wait primitive and the clock, for the loom
+/// suite in `loom_tests/`. Not part of the API; exists only under `--cfg loom`.
+#[doc(hidden)]
+#[cfg(loom)]
+pub mod __loom {
+    pub use crate::sync::loom_model::{advance_clock, interrupt, sleepers};
 }
 
 #[cfg(all(test, not(loom)))]
