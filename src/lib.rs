@@ -100,7 +100,7 @@ pub fn __doc_example(example: impl FnOnce()) {
 #[doc(hidden)]
 #[cfg(loom)]
 pub mod __loom {
-    pub use crate::sync::loom_model::{advance_clock, interrupt, sleepers};
+    pub use crate::sync::loom_model::{advance_clock, interrupt, reset, sleepers};
 }
 
 #[cfg(all(test, not(loom)))]
