@@ -43,6 +43,7 @@
 //! | `PY_TIMEOUT_MAX` | [`TIMEOUT_MAX`] (microseconds) |
 //! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] (and the `&T` forms [`Handle::join_ref`], [`Handle::join_timeout_ref`]) |
 //! | `PyThread_join_thread` | [`Handle::join_thread`], [`Handle::join_thread_ref`] |
+//! | `_thread._ThreadHandle.join` (3.13: interruptible, then the OS join) | [`Handle::join_with_retries`], [`Handle::join_with_retries_ref`] |
 //! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
 //!
 //! # Guarantees

@@ -102,23 +102,28 @@ loom::lazy_static! {
     static ref LAZY: std::sync::Arc<Model> = Model::new();
 }
 
-/// Set by [`reset`]: from then on (in this test binary) the model lives in
-/// [`CURRENT`], replaced at the start of every execution, instead of in a loom
-/// `lazy_static`. loom drops its `lazy_static`s as soon as the model's main
-/// function returns, while other model threads may still run: a started thread
-/// that wakes its joiners after `main` has returned (it published the outcome,
-/// `main` saw it and ended) would touch freed state. The loom objects of the
-/// current execution stay valid until the execution ends, so holding them here
-/// is sound; `reset` replaces them before the next execution uses them.
-static EXPLICIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-static CURRENT: std::sync::Mutex<Option<std::sync::Arc<Model>>> = std::sync::Mutex::new(None);
+std::thread_local! {
+    /// Set by [`reset`]: from then on the model lives in [`CURRENT`], replaced at
+    /// the start of every execution, instead of in a loom `lazy_static`. loom drops
+    /// its `lazy_static`s as soon as the model's main function returns, while other
+    /// model threads may still run: a started thread that wakes its joiners after
+    /// `main` has returned (it published the outcome, `main` saw it and ended)
+    /// would touch freed state. The loom objects of the current execution stay
+    /// valid until the execution ends, so holding them here is sound, and `reset`
+    /// replaces them before the next execution uses them.
+    ///
+    /// Thread-locals of the OS thread that runs the loom model (loom runs every
+    /// model thread of an execution on it): the test harness runs several loom
+    /// tests of one binary at once, each on its own OS thread.
+    static EXPLICIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static CURRENT: std::cell::RefCell<Option<std::sync::Arc<Model>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 fn model() -> std::sync::Arc<Model> {
-    if EXPLICIT.load(std::sync::atomic::Ordering::SeqCst) {
+    if EXPLICIT.get() {
         CURRENT
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+            .with_borrow(Option::clone)
             .expect("pythread::__loom::reset() starts every execution")
     } else {
         std::sync::Arc::clone(&LAZY)
@@ -130,16 +135,8 @@ fn model() -> std::sync::Arc<Model> {
 /// in a `lazy_static`, which is fine as long as no model thread uses the wait
 /// primitive after the execution's main function has returned.
 pub fn reset() {
-    EXPLICIT.store(true, std::sync::atomic::Ordering::SeqCst);
-    let fresh = Model::new();
-    let old = CURRENT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .replace(fresh);
-    // The previous execution's model is leaked, not dropped: dropping it here made
-    // loom report the model as non-deterministic ("Reached unexpected exploration
-    // state"). A few hundred bytes per execution, in the loom test binaries only.
-    std::mem::forget(old);
+    EXPLICIT.set(true);
+    CURRENT.set(Some(Model::new()));
 }
 
 pub(crate) fn now() -> Instant {
