@@ -95,7 +95,7 @@ fn give_up_racing_finish_does_not_strand_another_joiner() {
 fn interruption_calls_pending_calls_and_keeps_the_deadline() {
     check(
         "interruption_calls_pending_calls_and_keeps_the_deadline",
-        None,
+        Some(2),
         || {
             let gate = Mailbox::new();
             let handle = pythread::start({
@@ -141,7 +141,7 @@ fn interruption_calls_pending_calls_and_keeps_the_deadline() {
 /// error; `f` (held until then) is unaffected and joins normally afterwards.
 #[test]
 fn pending_calls_error_ends_the_join() {
-    check("pending_calls_error_ends_the_join", None, || {
+    check("pending_calls_error_ends_the_join", Some(2), || {
         let gate = Mailbox::new();
         let handle = pythread::start({
             let gate = Arc::clone(&gate);
