@@ -31,6 +31,8 @@
 //! | `PY_TIMEOUT_MAX` | [`TIMEOUT_MAX`] (microseconds) |
 //! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] |
 //! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
+//! | `PyThread_GetInfo` (`sys.thread_info`) | [`thread_info`], [`ThreadInfo`] |
+//! | `PyThread_get_thread_native_id` | [`get_native_id`] |
 //! | `PyThread_ParseTimeoutArg` | [`parse_timeout_arg`] |
 //! | `_thread.lock.acquire` argument rules, `_thread.TIMEOUT_MAX` | [`parse_acquire_args`], [`TIMEOUT_MAX_SECS`] |
 //!
@@ -57,6 +59,7 @@ mod completion;
 mod cpython;
 mod handle;
 mod ident;
+mod info;
 mod panic;
 mod sync;
 mod timeout;
@@ -64,6 +67,7 @@ mod timeout;
 pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
 pub use crate::handle::{start, try_start, Builder, Handle};
 pub use crate::ident::{current_ident, Ident};
+pub use crate::info::{get_native_id, thread_info, ThreadInfo};
 pub use crate::panic::Panic;
 pub use crate::timeout::{
     parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,
