@@ -33,6 +33,7 @@
 //! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
 //! | `PyThread_GetInfo` (`sys.thread_info`) | [`thread_info`], [`ThreadInfo`] |
 //! | `PyThread_get_thread_native_id` | [`get_native_id`] |
+//! | `PyThread_tss_alloc`, `_create`, `_is_created`, `_set`, `_get`, `_delete`, `_free` | [`Tss`] (see its table) |
 //! | `PyThread_ParseTimeoutArg` | [`parse_timeout_arg`] |
 //! | `_thread.lock.acquire` argument rules, `_thread.TIMEOUT_MAX` | [`parse_acquire_args`], [`TIMEOUT_MAX_SECS`] |
 //!
@@ -63,6 +64,7 @@ mod info;
 mod panic;
 mod sync;
 mod timeout;
+mod tss;
 
 pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
 pub use crate::handle::{start, try_start, Builder, Handle};
@@ -72,6 +74,7 @@ pub use crate::panic::Panic;
 pub use crate::timeout::{
     parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,
 };
+pub use crate::tss::Tss;
 
 /// Runs a documentation example.
 ///

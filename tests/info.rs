@@ -1,7 +1,6 @@
 //! `thread_info` and `get_native_id` against what the OS itself says.
 #![cfg(not(loom))]
 
-
 use std::collections::HashSet;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
