@@ -2,10 +2,10 @@
 CARGO ?= cargo
 PROPTEST_LONG_CASES ?= 10000
 
-.PHONY: test unit loom fmt-check clippy doc demo bench bench-instructions proptest-long mutants valgrind package
+.PHONY: test unit loom fmt-check clippy doc demo bench bench-instructions proptest-long mutants valgrind package package-test
 
 ## The full gate: what CI runs (see .ci/run).
-test: unit loom fmt-check clippy doc
+test: unit loom fmt-check clippy doc package-test
 
 ## The plain suite: unit, integration, model and doc tests.
 unit:
@@ -72,3 +72,22 @@ valgrind:
 
 package:
 	$(CARGO) package --allow-dirty
+
+## The published crate's own tests, run from the package: `cargo package` of the
+## root crate only (`-p pythread`, so a workspace member added later is not
+## packaged with it), the .crate unpacked into a fresh temporary directory outside
+## the repository (no parent workspace, no file that is not in the package), then
+## `cargo test` there. `--no-verify`: that `cargo test` builds the unpacked crate
+## anyway. The build cache lives in PACKAGE_TEST_TARGET, outside the unpacked tree,
+## so that repeated runs do not rebuild the dev-dependencies.
+PACKAGE_TEST_TARGET ?= $(CURDIR)/target/package-test
+package-test:
+	@set -eu; \
+	version=$$($(CARGO) pkgid -p pythread | sed 's/.*[#@]//'); \
+	target=$$($(CARGO) metadata --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'); \
+	$(CARGO) package --allow-dirty --no-verify -p pythread; \
+	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/pythread-package-test.XXXXXX"); \
+	trap 'rm -rf "$$dir"' EXIT; \
+	tar -xzf "$$target/package/pythread-$$version.crate" -C "$$dir"; \
+	echo "package-test: cargo test in $$dir/pythread-$$version"; \
+	cd "$$dir/pythread-$$version" && CARGO_TARGET_DIR="$(PACKAGE_TEST_TARGET)" $(CARGO) test
