@@ -57,18 +57,23 @@ mutants:
 	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
 	PROPTEST_MAX_SHRINK_ITERS=0 $(CARGO) mutants --test-tool cargo --no-shuffle -j 2
 
-## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes lost.
-## Fails on any memcheck error, on a definite or indirect leak (exit code), and
-## unless the summary itself shows 0 bytes lost (or no heap left at all).
+## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes definitely,
+## indirectly or possibly lost. Fails on any memcheck error, on a definite,
+## indirect or possible leak (exit code), and unless the summary itself shows 0
+## bytes in each of the three (or no heap left at all). One block that is std's,
+## not pythread's, is suppressed, and named, in examples/cycle.supp; "still
+## reachable" memory (std's, at exit) is not checked.
 VALGRIND_LOG ?= target/valgrind-cycle.log
 valgrind:
 	$(CARGO) build --release --example cycle
-	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+		--suppressions=examples/cycle.supp \
 		--log-file=$(VALGRIND_LOG) ./target/release/examples/cycle; \
 		status=$$?; cat $(VALGRIND_LOG); exit $$status
 	@grep -Eq 'definitely lost: 0 bytes|All heap blocks were freed' $(VALGRIND_LOG)
 	@grep -Eq 'indirectly lost: 0 bytes|All heap blocks were freed' $(VALGRIND_LOG)
-	@echo "valgrind: 0 bytes definitely and indirectly lost"
+	@grep -Eq 'possibly lost: 0 bytes|All heap blocks were freed' $(VALGRIND_LOG)
+	@echo "valgrind: 0 bytes definitely, indirectly and possibly lost"
 
 package:
 	$(CARGO) package --allow-dirty
