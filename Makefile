@@ -82,10 +82,11 @@ package:
 ## root crate only (`-p pythread`, so a workspace member added later is not
 ## packaged with it), the .crate unpacked into a fresh temporary directory outside
 ## the repository (no parent workspace, no file that is not in the package), then
-## `cargo test` there. `--no-verify`: that `cargo test` builds the unpacked crate
-## anyway. The build cache lives in PACKAGE_TEST_TARGET, outside the unpacked tree,
-## so that repeated runs do not rebuild the dev-dependencies.
-PACKAGE_TEST_TARGET ?= $(CURDIR)/target/package-test
+## `cargo test` there, with its own target directory inside that temporary
+## directory: a fresh build, as a user of the published crate gets (a cache shared
+## across runs would reuse test binaries that still carry an earlier run's
+## CARGO_MANIFEST_DIR). `--no-verify`: that `cargo test` builds the unpacked crate
+## anyway. The temporary directory is removed afterwards.
 package-test:
 	@set -eu; \
 	version=$$($(CARGO) pkgid -p pythread | sed 's/.*[#@]//'); \
@@ -95,4 +96,4 @@ package-test:
 	trap 'rm -rf "$$dir"' EXIT; \
 	tar -xzf "$$target/package/pythread-$$version.crate" -C "$$dir"; \
 	echo "package-test: cargo test in $$dir/pythread-$$version"; \
-	cd "$$dir/pythread-$$version" && CARGO_TARGET_DIR="$(PACKAGE_TEST_TARGET)" $(CARGO) test
+	cd "$$dir/pythread-$$version" && CARGO_TARGET_DIR="$$dir/target" $(CARGO) test
