@@ -30,7 +30,14 @@
 //! | `PyThread_set_stacksize` | [`set_stacksize`] (always -2, "not supported") |
 //! | `PY_TIMEOUT_MAX` | [`TIMEOUT_MAX`] (microseconds) |
 //! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] |
-//! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
+//! | `PyThread_get_thread_ident` | [`get_ident`], [`current_ident`], [`Handle::ident`] |
+//! | `PyThread_allocate_lock` / `PyThread_free_lock` | [`Lock::new`] / drop |
+//! | `PyThread_acquire_lock` | [`Lock::acquire`], [`Lock::try_acquire`] |
+//! | `PyThread_acquire_lock_timed` | [`Lock::acquire_timed`], [`Lock::acquire_timeout`] |
+//! | `PyThread_acquire_lock_timed_with_retries` | [`Lock::acquire_with_retries`] |
+//! | `PyThread_release_lock` | [`Lock::release`] |
+//! | `PyLockStatus` | [`LockStatus`] |
+//! | `_thread.RLock` | [`RLock`] |
 //!
 //! # Guarantees
 //!
@@ -57,13 +64,17 @@ mod completion;
 mod cpython;
 mod handle;
 mod ident;
+mod lock;
 mod panic;
+mod rlock;
 mod sync;
 
 pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
 pub use crate::handle::{start, try_start, Builder, Handle};
-pub use crate::ident::{current_ident, Ident};
+pub use crate::ident::{current_ident, get_ident, Ident};
+pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError};
 pub use crate::panic::Panic;
+pub use crate::rlock::{RLock, RLockGuard, RLockState};
 
 /// Runs a documentation example.
 ///
