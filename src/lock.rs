@@ -431,7 +431,8 @@ impl Lock {
     /// # });
     /// ```
     pub fn try_lock(&self) -> Option<LockGuard<'_>> {
-        self.try_acquire().then_some(LockGuard { lock: self })
+        // `then`, not `then_some`: an eagerly built guard would release on drop.
+        self.try_acquire().then(|| LockGuard { lock: self })
     }
 
     /// Acquires the lock like [`acquire_timeout`](Lock::acquire_timeout) and
@@ -451,7 +452,7 @@ impl Lock {
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
         self.acquire_timeout(timeout)
-            .then_some(LockGuard { lock: self })
+            .then(|| LockGuard { lock: self })
     }
 
     /// One barging attempt: a single `fetch_or`, which is also the fast path.
@@ -630,5 +631,144 @@ impl fmt::Debug for LockGuard<'_> {
         f.debug_struct("LockGuard")
             .field("lock", self.lock)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Arc};
+
+    const WATCHDOG: Duration = Duration::from_secs(20);
+
+    fn state(lock: &Lock) -> u32 {
+        lock.word.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn release_transitions() {
+        let lock = Lock::new();
+        // Starving waiters registered: handed off, still locked, no barging.
+        lock.word
+            .store(LOCKED | STARVING | (2 * WAITER), Ordering::SeqCst);
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), LOCKED | HANDOFF | (2 * WAITER));
+        assert!(!lock.try_acquire());
+        assert!(lock.locked());
+        // Released again before a waiter claimed it: simply free.
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), 2 * WAITER);
+        assert_eq!(lock.release(), Err(ReleaseError::UNLOCKED));
+        // STARVING left behind without waiters: plain unlock, flag cleared.
+        lock.word.store(LOCKED | STARVING, Ordering::SeqCst);
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), 0);
+        // Waiters but nobody starving: plain unlock, count kept.
+        lock.word.store(LOCKED | WAITER, Ordering::SeqCst);
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), WAITER);
+        // A barging try takes it although a waiter is registered.
+        assert!(lock.try_acquire());
+        assert_eq!(state(&lock), LOCKED | WAITER);
+    }
+
+    #[test]
+    fn leave_claims_a_handoff_and_times_out_cleanly() {
+        let lock = Lock::new();
+        lock.word.store(LOCKED | HANDOFF | WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Intr), LockStatus::Acquired);
+        assert_eq!(state(&lock), LOCKED);
+        lock.word
+            .store(LOCKED | STARVING | WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Failure), LockStatus::Failure);
+        assert_eq!(state(&lock), LOCKED, "last waiter clears STARVING");
+        lock.word.store(WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Failure), LockStatus::Acquired);
+        lock.word.store(2 * WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Intr), LockStatus::Intr);
+        assert_eq!(state(&lock), WAITER);
+    }
+
+    /// Starts a waiter that acquires `lock`, flags it, and holds it until the
+    /// returned sender is dropped. Returns once the waiter is registered.
+    fn parked_waiter(
+        lock: &Arc<Lock>,
+    ) -> (
+        Arc<AtomicBool>,
+        mpsc::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let acquired = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (l, a) = (Arc::clone(lock), Arc::clone(&acquired));
+        let waiter = std::thread::spawn(move || {
+            l.acquire();
+            a.store(true, Ordering::SeqCst);
+            let _ = done_rx.recv_timeout(WATCHDOG);
+            l.release().unwrap();
+        });
+        wait_for("the waiter registered", || state(lock) >= WAITER);
+        (acquired, done_tx, waiter)
+    }
+
+    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while !condition() {
+            assert!(start.elapsed() < WATCHDOG, "watchdog: {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A waiter marked STARVING is handed the lock at the next release: the
+    /// releaser's immediate re-take fails, and the waiter gets it.
+    #[test]
+    fn a_starving_waiter_is_handed_the_lock() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let (acquired, done, waiter) = parked_waiter(&lock);
+        lock.word.fetch_or(STARVING, Ordering::SeqCst); // as the waiter would
+        lock.release().unwrap();
+        assert!(!lock.try_acquire(), "barged past a starving waiter");
+        wait_for("the handoff was claimed", || {
+            acquired.load(Ordering::SeqCst)
+        });
+        assert_eq!(
+            state(&lock),
+            LOCKED,
+            "claimed: no HANDOFF, no STARVING, no waiter"
+        );
+        drop(done);
+        waiter.join().unwrap();
+        assert_eq!(state(&lock), 0);
+    }
+
+    /// A waiter that keeps waking (here: other waiters coming and going) while the
+    /// lock stays held asks for a handoff once it has been passed over for 1 ms.
+    #[test]
+    fn a_passed_over_waiter_sets_starving_after_a_millisecond() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let (acquired, done, waiter) = parked_waiter(&lock);
+        let start = std::time::Instant::now();
+        while state(&lock) & STARVING == 0 {
+            assert!(
+                start.elapsed() < WATCHDOG,
+                "the waiter never asked for a handoff"
+            );
+            // A second waiter arriving and leaving, without releasing the lock.
+            lock.word.fetch_add(WAITER, Ordering::SeqCst);
+            lock.word.fetch_sub(WAITER, Ordering::SeqCst);
+            sync::wake_one(&lock.word);
+        }
+        assert!(start.elapsed() >= FAIR_AFTER, "STARVING before 1 ms");
+        assert!(!acquired.load(Ordering::SeqCst));
+        lock.release().unwrap();
+        assert!(!lock.try_acquire(), "barged past a starving waiter");
+        wait_for("the handoff was claimed", || {
+            acquired.load(Ordering::SeqCst)
+        });
+        drop(done);
+        waiter.join().unwrap();
     }
 }

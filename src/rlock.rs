@@ -504,7 +504,8 @@ impl RLock {
     /// # });
     /// ```
     pub fn try_lock(&self) -> Option<RLockGuard<'_>> {
-        self.try_acquire().then_some(RLockGuard {
+        // `then`, not `then_some`: an eagerly built guard would release on drop.
+        self.try_acquire().then(|| RLockGuard {
             lock: self,
             _not_send: PhantomData,
         })
