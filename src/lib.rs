@@ -96,7 +96,9 @@ pub fn __doc_example(example: impl FnOnce()) {
 #[doc(hidden)]
 #[cfg(loom)]
 pub mod __loom {
-    pub use crate::sync::loom_model::{advance_clock, interrupt, sleepers};
+    pub use crate::sync::loom_model::{
+        advance_clock, elapsed, interrupt, sleepers, wait_for_sleepers,
+    };
 }
 
 #[cfg(all(test, not(loom)))]
