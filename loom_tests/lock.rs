@@ -153,7 +153,12 @@ fn timed_acquire_racing_release() {
                 got
             })
         };
-        let clock = thread::spawn(|| pythread::__loom::advance_clock(MS));
+        // Two steps, so that a deadline shorter than 1 ms would be seen expiring
+        // at 1 ms - 1 ns ("timed out early").
+        let clock = thread::spawn(|| {
+            pythread::__loom::advance_clock(MS - Duration::from_nanos(1));
+            pythread::__loom::advance_clock(Duration::from_nanos(1));
+        });
         lock.release().unwrap();
         let got = waiter.join().unwrap();
         clock.join().unwrap();
@@ -242,8 +247,10 @@ fn retries_call_pending_calls_and_keep_the_deadline() {
     });
 }
 
+static RETRIES_ERR: StdAtomicBool = StdAtomicBool::new(false);
+
 /// An `Err` from `pending_calls` ends the wait with that error (the lock is not
-/// taken); the release racing it may also win.
+/// taken; some execution must show it); the release racing it may also win.
 #[test]
 fn retries_return_the_pending_calls_error() {
     check("lock: retries_return_the_error", None, || {
@@ -259,6 +266,7 @@ fn retries_return_the_pending_calls_error() {
             Err(e) => {
                 assert_eq!(e, "KeyboardInterrupt");
                 assert!(!lock.locked());
+                RETRIES_ERR.store(true, StdOrdering::Relaxed);
             }
             Ok(got) => {
                 assert!(got);
@@ -266,4 +274,8 @@ fn retries_return_the_pending_calls_error() {
             }
         }
     });
+    assert!(
+        RETRIES_ERR.load(StdOrdering::Relaxed),
+        "the Err never returned"
+    );
 }

@@ -690,6 +690,36 @@ mod tests {
         assert_eq!(state(&lock), WAITER);
     }
 
+    /// A waiter that times out leaves the word exactly as it found it: no waiter
+    /// count leaks (a leaked count with a STARVING bit would later hand the lock
+    /// to nobody and keep it locked forever).
+    #[test]
+    fn timed_out_waiters_deregister() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = Arc::clone(&lock);
+                std::thread::spawn(move || {
+                    (
+                        lock.acquire_timeout(Duration::from_millis(5)),
+                        lock.acquire_timed(5_000, true),
+                        lock.acquire_with_retries(Some(Duration::from_millis(5)), || Err(())),
+                    )
+                })
+            })
+            .collect();
+        for waiter in waiters {
+            assert_eq!(
+                waiter.join().unwrap(),
+                (false, LockStatus::Failure, Ok(false))
+            );
+        }
+        assert_eq!(state(&lock), LOCKED);
+        lock.release().unwrap();
+        assert_eq!(state(&lock), 0);
+    }
+
     /// Starts a waiter that acquires `lock`, flags it, and holds it until the
     /// returned sender is dropped. Returns once the waiter is registered.
     fn parked_waiter(
