@@ -174,6 +174,7 @@ impl Lock {
     /// lock.release().unwrap();
     /// # });
     /// ```
+    #[inline]
     pub fn acquire(&self) {
         if !self.try_lock_word() {
             let status = self.acquire_slow(None, false);
@@ -193,6 +194,7 @@ impl Lock {
     /// assert!(!lock.try_acquire()); // not reentrant
     /// # });
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> bool {
         self.try_lock_word()
     }
@@ -342,6 +344,7 @@ impl Lock {
     /// assert!(lock.release().is_err());
     /// # });
     /// ```
+    #[inline]
     pub fn release(&self) -> Result<(), ReleaseError> {
         // Uncontended: held, nobody registered.
         if self
@@ -351,6 +354,11 @@ impl Lock {
         {
             return Ok(());
         }
+        self.release_slow()
+    }
+
+    #[cold]
+    fn release_slow(&self) -> Result<(), ReleaseError> {
         let mut state = self.word.load(Ordering::Relaxed);
         loop {
             if state & LOCKED == 0 {
@@ -392,6 +400,7 @@ impl Lock {
     /// assert!(lock.locked());
     /// # });
     /// ```
+    #[inline]
     pub fn locked(&self) -> bool {
         self.word.load(Ordering::Relaxed) & LOCKED != 0
     }
@@ -505,6 +514,8 @@ impl Lock {
 
         self.word.fetch_add(WAITER, Ordering::Relaxed);
         let mut fair_at = None;
+        // Spinning happened before registering; again after each wake-up.
+        let mut woken_spins = SPINS;
         loop {
             let state = self.word.load(Ordering::Relaxed);
             match self.claim(state, true) {
@@ -527,8 +538,22 @@ impl Lock {
                     }
                 }
             }
+            // Freshly woken and passed over: spin a little before sleeping again
+            // (the holder's critical section is probably short).
+            #[allow(clippy::absurd_extreme_comparisons)] // SPINS is 0 under loom
+            if woken_spins < SPINS {
+                if woken_spins < 3 {
+                    for _ in 0..(2 << woken_spins) {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    std::thread::yield_now();
+                }
+                woken_spins += 1;
+                continue;
+            }
             match sync::wait(&self.word, state, deadline) {
-                Wake::Woken => {}
+                Wake::Woken => woken_spins = 0,
                 Wake::TimedOut => return self.leave(LockStatus::Failure),
                 Wake::Interrupted if intr => return self.leave(LockStatus::Intr),
                 Wake::Interrupted => {}

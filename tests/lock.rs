@@ -2,6 +2,7 @@
 //! (`BaseLockTests`, `LockTests`, `RLockTests`) ported where it makes sense in
 //! Rust, plus the Rust-side guarantees (size, traits, racing releases, guards,
 //! `get_ident`). Every blocking wait is bounded by a watchdog that fails.
+#![cfg(not(loom))]
 
 #[path = "support/lock.rs"]
 mod lock_support;

@@ -3,7 +3,7 @@
 //! `pthread_kill` to the thread blocked on the lock, seen asleep in the `futex`
 //! system call first (never a sleep as synchronization). CPython's
 //! `test_threadsignals` cases, in Rust. Every wait is watchdog-bounded.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", not(loom)))]
 
 #[path = "support/lock.rs"]
 mod lock_support;
