@@ -47,6 +47,8 @@
 //! | `PyThread_GetInfo` (`sys.thread_info`) | [`thread_info`], [`ThreadInfo`] |
 //! | `PyThread_get_thread_native_id` | [`get_native_id`] |
 //! | `PyThread_tss_alloc`, `_create`, `_is_created`, `_set`, `_get`, `_delete`, `_free` | [`Tss`] (see its table) |
+//! | `_thread._count`, `_thread._shutdown`, `start_joinable_thread(daemon=...)` | [`count`], [`shutdown`], [`Builder::daemon`] |
+//! | `_thread.stack_size(size)` for one thread | [`Builder::stack_size`] |
 //! | `PyThread_ParseTimeoutArg` | [`parse_timeout_arg`] |
 //! | `_thread.lock.acquire` argument rules, `_thread.TIMEOUT_MAX` | [`parse_acquire_args`], [`TIMEOUT_MAX_SECS`] |
 //! | `PyThread_allocate_lock` / `PyThread_free_lock` | [`Lock::new`] / drop |
@@ -87,6 +89,7 @@ mod ident;
 mod info;
 mod lock;
 mod panic;
+mod registry;
 mod rlock;
 mod sync;
 mod timeout;
@@ -98,6 +101,7 @@ pub use crate::ident::{current_ident, get_ident, Ident};
 pub use crate::info::{get_native_id, thread_info, ThreadInfo};
 pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError};
 pub use crate::panic::Panic;
+pub use crate::registry::{count, shutdown};
 pub use crate::rlock::{RLock, RLockGuard, RLockState};
 pub use crate::timeout::{
     parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,
