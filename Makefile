@@ -52,9 +52,14 @@ proptest-long:
 ## Mutation testing of src/ against the plain suite (slow; see TESTING.md).
 ## Config (exclusions, timeouts): .cargo/mutants.toml. Shrinking is off for the
 ## model test here: a mutant only has to be caught, and shrinking a hang would
-## cost the watchdog's 10 s per attempt.
+## cost the watchdog's 20 s per attempt.
+## The tool is pinned (the exclusions in .cargo/mutants.toml match mutant names,
+## which depend on its version): the pinned version is installed unless exactly it
+## is already there. 27.1.0 installs with Rust 1.95 (see TESTING.md).
+CARGO_MUTANTS_VERSION ?= 27.1.0
 mutants:
-	@command -v cargo-mutants >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
+	@$(CARGO) mutants --version 2>/dev/null | grep -qx 'cargo-mutants $(CARGO_MUTANTS_VERSION)' \
+		|| $(CARGO) install --locked cargo-mutants@$(CARGO_MUTANTS_VERSION)
 	PROPTEST_MAX_SHRINK_ITERS=0 $(CARGO) mutants --test-tool cargo --no-shuffle -j 2
 
 ## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes definitely,
