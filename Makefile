@@ -83,6 +83,18 @@ valgrind:
 package:
 	$(CARGO) package --allow-dirty
 
+## Surface (issue 11): `make valgrind` also runs the TSS / registry cycle.
+SURFACE_VALGRIND_LOG ?= target/valgrind-surface-cycle.log
+valgrind: valgrind-surface
+valgrind-surface:
+	$(CARGO) build --release --example surface_cycle
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		--log-file=$(SURFACE_VALGRIND_LOG) ./target/release/examples/surface_cycle; \
+		status=$$?; cat $(SURFACE_VALGRIND_LOG); exit $$status
+	@grep -Eq 'definitely lost: 0 bytes|All heap blocks were freed' $(SURFACE_VALGRIND_LOG)
+	@grep -Eq 'indirectly lost: 0 bytes|All heap blocks were freed' $(SURFACE_VALGRIND_LOG)
+	@echo "valgrind (surface): 0 bytes definitely and indirectly lost"
+
 ## The published crate's own tests, run from the package: `cargo package` of the
 ## root crate only (`-p pythread`, so a workspace member added later is not
 ## packaged with it), the .crate unpacked into a fresh temporary directory outside
