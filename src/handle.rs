@@ -375,17 +375,15 @@ impl Builder {
             let injected: Option<io::Error> = None;
             match injected {
                 Some(error) => Err(error),
-                None => {
-                    let theirs_registry = registry::registry();
-                    builder.spawn(move || run(theirs, f, daemon, &theirs_registry))
-                }
+                None => builder.spawn(move || run(theirs, f, daemon, &registry)),
             }
         };
         let os_thread = match spawned {
             Ok(os_thread) => os_thread,
             Err(error) => {
                 if !daemon {
-                    registry::unregister(&registry, shared.ident);
+                    // `registry` moved into the thread that did not start: ask again.
+                    registry::unregister(&registry::registry(), shared.ident);
                 }
                 return Err(error);
             }
