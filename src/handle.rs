@@ -373,7 +373,10 @@ impl Builder {
             let injected: Option<io::Error> = None;
             match injected {
                 Some(error) => Err(error),
-                None => builder.spawn(move || run(theirs, f, daemon)),
+                None => {
+                    let counter = registry::Counter::get();
+                    builder.spawn(move || run(theirs, f, daemon, counter))
+                }
             }
         };
         let os_thread = match spawned {
@@ -398,11 +401,11 @@ struct Invalid {
 }
 
 /// The body of every started thread.
-fn run<F, T>(shared: Arc<Shared<T>>, f: F, daemon: bool)
+fn run<F, T>(shared: Arc<Shared<T>>, f: F, daemon: bool, counter: registry::Counter)
 where
     F: FnOnce() -> T,
 {
-    registry::fn_started();
+    counter.fn_started();
     let outcome = {
         let _current = ident::enter(shared.ident);
         // AssertUnwindSafe: after a panic nothing of `f` is touched again; whoever
@@ -413,7 +416,7 @@ where
     };
     // Before the outcome is published: a join that returns sees the count fallen
     // and the thread gone from `shutdown`'s list.
-    registry::fn_ended();
+    counter.fn_ended();
     if !daemon {
         registry::unregister(shared.ident);
     }

@@ -2,13 +2,13 @@
 //! running (`_thread._count`) and the list of non-daemon threads that
 //! `_thread._shutdown` joins.
 //!
-//! Cost on the default path: a daemon thread (the default) touches only [`RUNNING`],
+//! Cost on the default path: a daemon thread (the default) touches only the count,
 //! one atomic, incremented and decremented by the started thread itself; the start
 //! takes no lock. Only a non-daemon thread takes the list's lock, once when it is
 //! started and once when its function ends.
 
 use crate::ident::{current_ident, Ident};
-use crate::sync::{global_atomic, lock, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
 /// How `shutdown` joins one registered thread: waits for its function to finish and
 /// for its OS thread to exit (`Handle::join_thread`, type-erased).
@@ -18,8 +18,58 @@ use crate::sync::{global_atomic, lock, Mutex, Ordering};
 /// the closure synchronizes on goes through the facade.
 pub(crate) type Join = std::sync::Arc<dyn Fn() + Send + Sync>;
 
-global_atomic! {
-    static RUNNING: AtomicU64 = 0;
+/// The count of running started fns, as a started thread holds it.
+///
+/// Outside loom a zero-sized token for one plain `static` atomic. Under loom the
+/// static is a `loom::lazy_static`, which loom tears down when the model's main
+/// thread ends, while a detached thread may still be running; so there the started
+/// thread is handed its own `Arc` of the atomic when it is started, and never
+/// touches the static itself.
+#[derive(Clone)]
+pub(crate) struct Counter {
+    #[cfg(loom)]
+    running: crate::sync::Arc<AtomicU64>,
+}
+
+#[cfg(not(loom))]
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref RUNNING: crate::sync::Arc<AtomicU64> = crate::sync::Arc::new(AtomicU64::new(0));
+}
+
+impl Counter {
+    /// Taken by the starting thread, for the started one.
+    #[inline]
+    pub(crate) fn get() -> Counter {
+        Counter {
+            #[cfg(loom)]
+            running: crate::sync::Arc::clone(&RUNNING),
+        }
+    }
+
+    #[inline]
+    fn running(&self) -> &AtomicU64 {
+        #[cfg(not(loom))]
+        return &RUNNING;
+        #[cfg(loom)]
+        return &self.running;
+    }
+
+    /// Called by a started thread right before its function runs.
+    #[inline]
+    pub(crate) fn fn_started(&self) {
+        // Only the count matters, not what it orders: Relaxed. A `join` that returns
+        // still sees the decrement below, which happens-before the outcome's Release
+        // publication that the join Acquires.
+        self.running().fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Called by a started thread right after its function returned or panicked.
+    #[inline]
+    pub(crate) fn fn_ended(&self) {
+        self.running().fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The non-daemon threads whose function has not ended, in start order.
@@ -28,21 +78,6 @@ static NON_DAEMON: Mutex<Vec<(Ident, Join)>> = Mutex::new(Vec::new());
 #[cfg(loom)]
 loom::lazy_static! {
     static ref NON_DAEMON: Mutex<Vec<(Ident, Join)>> = Mutex::new(Vec::new());
-}
-
-/// Called by a started thread right before its function runs.
-#[inline]
-pub(crate) fn fn_started() {
-    // Only the count matters, not what it orders: Relaxed. A `join` that returns
-    // still sees the decrement below, which happens-before the outcome's Release
-    // publication that the join Acquires.
-    RUNNING.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Called by a started thread right after its function returned or panicked.
-#[inline]
-pub(crate) fn fn_ended() {
-    RUNNING.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Registers a non-daemon thread, before it is started.
@@ -93,7 +128,7 @@ pub(crate) fn unregister(ident: Ident) {
 /// # });
 /// ```
 pub fn count() -> usize {
-    usize::try_from(RUNNING.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    usize::try_from(Counter::get().running().load(Ordering::Relaxed)).unwrap_or(usize::MAX)
 }
 
 /// Joins every non-daemon thread still running, except the caller's own: the port
