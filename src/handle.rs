@@ -347,18 +347,20 @@ impl Builder {
         if self.stack_size != 0 {
             builder = builder.stack_size(self.stack_size);
         }
-        let daemon = !self.non_daemon;
         let shared = Arc::new(Shared {
             ident: Ident::mint(),
             completion: Completion::new(),
             os_thread: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
-        if !daemon {
+        // Daemon threads (the default) take nothing of the non-daemon list.
+        let non_daemon = self.non_daemon.then(registry::non_daemon);
+        if let Some(list) = &non_daemon {
             // Registered before the thread exists, so that `shutdown` can never miss
             // it; joined by `shutdown` as `join_thread` joins.
             let registered = Arc::clone(&shared);
             registry::register(
+                list,
                 shared.ident,
                 std::sync::Arc::new(move || {
                     registered.completion.wait();
@@ -374,16 +376,16 @@ impl Builder {
             match injected {
                 Some(error) => Err(error),
                 None => {
-                    let counter = registry::Counter::get();
-                    builder.spawn(move || run(theirs, f, daemon, counter))
+                    let (counter, theirs_list) = (registry::Counter::get(), non_daemon.clone());
+                    builder.spawn(move || run(theirs, f, counter, theirs_list))
                 }
             }
         };
         let os_thread = match spawned {
             Ok(os_thread) => os_thread,
             Err(error) => {
-                if !daemon {
-                    registry::unregister(shared.ident);
+                if let Some(list) = &non_daemon {
+                    registry::unregister(list, shared.ident);
                 }
                 return Err(error);
             }
@@ -400,9 +402,14 @@ struct Invalid {
     error: io::Error,
 }
 
-/// The body of every started thread.
-fn run<F, T>(shared: Arc<Shared<T>>, f: F, daemon: bool, counter: registry::Counter)
-where
+/// The body of every started thread. `non_daemon` is the list a non-daemon thread
+/// was registered in (`None` for a daemon thread).
+fn run<F, T>(
+    shared: Arc<Shared<T>>,
+    f: F,
+    counter: registry::Counter,
+    non_daemon: Option<registry::NonDaemon>,
+) where
     F: FnOnce() -> T,
 {
     counter.fn_started();
@@ -417,8 +424,8 @@ where
     // Before the outcome is published: a join that returns sees the count fallen
     // and the thread gone from `shutdown`'s list.
     counter.fn_ended();
-    if !daemon {
-        registry::unregister(shared.ident);
+    if let Some(list) = &non_daemon {
+        registry::unregister(list, shared.ident);
     }
     shared.completion.finish(outcome);
     // If every Handle is gone (detached), this drops the outcome, here.

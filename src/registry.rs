@@ -82,22 +82,45 @@ impl Counter {
 }
 
 /// The non-daemon threads whose function has not ended, in start order.
+pub(crate) type List = Mutex<Vec<(Ident, Join)>>;
+
+/// What a non-daemon thread keeps of the list, taken when it is started: a
+/// reference to the one static; under loom an `Arc` of the execution's list, since
+/// loom drops its `lazy_static`s when the model's main thread ends and a detached
+/// non-daemon thread may unregister after that. Daemon threads take nothing.
 #[cfg(not(loom))]
-static NON_DAEMON: Mutex<Vec<(Ident, Join)>> = Mutex::new(Vec::new());
+pub(crate) type NonDaemon = &'static List;
+#[cfg(loom)]
+pub(crate) type NonDaemon = crate::sync::Arc<List>;
+
+#[cfg(not(loom))]
+static NON_DAEMON: List = Mutex::new(Vec::new());
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref NON_DAEMON: Mutex<Vec<(Ident, Join)>> = Mutex::new(Vec::new());
+    static ref NON_DAEMON: crate::sync::Arc<List> = crate::sync::Arc::new(Mutex::new(Vec::new()));
+}
+
+/// The non-daemon list, for a non-daemon thread about to be started (or `shutdown`).
+pub(crate) fn non_daemon() -> NonDaemon {
+    #[cfg(not(loom))]
+    {
+        &NON_DAEMON
+    }
+    #[cfg(loom)]
+    {
+        crate::sync::Arc::clone(&NON_DAEMON)
+    }
 }
 
 /// Registers a non-daemon thread, before it is started.
-pub(crate) fn register(ident: Ident, join: Join) {
-    lock(&NON_DAEMON).push((ident, join));
+pub(crate) fn register(list: &List, ident: Ident, join: Join) {
+    lock(list).push((ident, join));
 }
 
 /// Removes a non-daemon thread: when its function has ended, or its start failed.
-pub(crate) fn unregister(ident: Ident) {
+pub(crate) fn unregister(list: &List, ident: Ident) {
     let removed = {
-        let mut list = lock(&NON_DAEMON);
+        let mut list = lock(list);
         list.iter()
             .position(|(id, _)| *id == ident)
             .map(|at| list.remove(at))
@@ -175,8 +198,9 @@ pub fn count() -> usize {
 /// ```
 pub fn shutdown() {
     let me = current_ident();
+    let list = non_daemon();
     loop {
-        let next = lock(&NON_DAEMON)
+        let next = lock(&list)
             .iter()
             .find(|(ident, _)| Some(*ident) != me)
             .map(|(_, join)| std::sync::Arc::clone(join));

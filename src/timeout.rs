@@ -174,7 +174,7 @@ fn from_ns(ns: i64) -> Duration {
 /// 1. `None`: `Ok(None)` (wait forever) if `blocking`, else `Ok(Some(Duration::ZERO))`.
 /// 2. A timeout with `blocking == false`: `ValueError` "can't specify a timeout for
 ///    a non-blocking call" (even for a NaN or an infinity).
-/// 3. The conversion to nanoseconds (see the [module docs](self)): a NaN is a
+/// 3. The conversion to nanoseconds: a NaN is a
 ///    `ValueError` "Invalid value NaN (not a number)"; a value outside the range of
 ///    an `i64` of nanoseconds (infinities, `1e100`, more than about 292 years) is an
 ///    `OverflowError` "timestamp out of range for platform time_t".
@@ -226,7 +226,7 @@ pub fn parse_timeout_arg(
 ///
 /// CPython converts first and checks after, in this order:
 ///
-/// 1. The conversion to nanoseconds (see the [module docs](self)): NaN is a
+/// 1. The conversion to nanoseconds: NaN is a
 ///    `ValueError` "Invalid value NaN (not a number)"; out of range (`1e100`,
 ///    `-1e100`, infinities, [`TIMEOUT_MAX_SECS`]` + 1.0`) is an `OverflowError`
 ///    "timestamp out of range for platform time_t", whatever `blocking` is.
