@@ -376,7 +376,8 @@ impl Builder {
             match injected {
                 Some(error) => Err(error),
                 None => {
-                    let (counter, theirs_list) = (registry::Counter::get(), non_daemon.clone());
+                    let counter = registry::Counter::get();
+                    let theirs_list = self.non_daemon.then(registry::non_daemon);
                     builder.spawn(move || run(theirs, f, counter, theirs_list))
                 }
             }

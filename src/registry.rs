@@ -112,6 +112,11 @@ pub(crate) fn non_daemon() -> NonDaemon {
     }
 }
 
+/// The list behind a [`NonDaemon`] (a reference, or under loom an `Arc`).
+fn as_list(list: &NonDaemon) -> &List {
+    list
+}
+
 /// Registers a non-daemon thread, before it is started.
 pub(crate) fn register(list: &List, ident: Ident, join: Join) {
     lock(list).push((ident, join));
@@ -200,7 +205,7 @@ pub fn shutdown() {
     let me = current_ident();
     let list = non_daemon();
     loop {
-        let next = lock(&list)
+        let next = lock(as_list(&list))
             .iter()
             .find(|(ident, _)| Some(*ident) != me)
             .map(|(_, join)| std::sync::Arc::clone(join));
