@@ -347,20 +347,20 @@ impl Builder {
         if self.stack_size != 0 {
             builder = builder.stack_size(self.stack_size);
         }
-        let daemon = !self.non_daemon;
         let shared = Arc::new(Shared {
             ident: Ident::mint(),
             completion: Completion::new(),
             os_thread: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
-        let registry = registry::registry();
-        if !daemon {
+        // Daemon threads (the default) take nothing of the non-daemon list.
+        let non_daemon = self.non_daemon.then(registry::non_daemon);
+        if let Some(list) = &non_daemon {
             // Registered before the thread exists, so that `shutdown` can never miss
             // it; joined by `shutdown` as `join_thread` joins.
             let registered = Arc::clone(&shared);
             registry::register(
-                &registry,
+                list,
                 shared.ident,
                 std::sync::Arc::new(move || {
                     registered.completion.wait();
@@ -375,15 +375,18 @@ impl Builder {
             let injected: Option<io::Error> = None;
             match injected {
                 Some(error) => Err(error),
-                None => builder.spawn(move || run(theirs, f, daemon, &registry)),
+                None => {
+                    let counter = registry::Counter::get();
+                    let theirs_list = self.non_daemon.then(registry::non_daemon);
+                    builder.spawn(move || run(theirs, f, counter, theirs_list))
+                }
             }
         };
         let os_thread = match spawned {
             Ok(os_thread) => os_thread,
             Err(error) => {
-                if !daemon {
-                    // `registry` moved into the thread that did not start: ask again.
-                    registry::unregister(&registry::registry(), shared.ident);
+                if let Some(list) = &non_daemon {
+                    registry::unregister(list, shared.ident);
                 }
                 return Err(error);
             }
@@ -400,12 +403,17 @@ struct Invalid {
     error: io::Error,
 }
 
-/// The body of every started thread.
-fn run<F, T>(shared: Arc<Shared<T>>, f: F, daemon: bool, registry: &registry::State)
-where
+/// The body of every started thread. `non_daemon` is the list a non-daemon thread
+/// was registered in (`None` for a daemon thread).
+fn run<F, T>(
+    shared: Arc<Shared<T>>,
+    f: F,
+    counter: registry::Counter,
+    non_daemon: Option<registry::NonDaemon>,
+) where
     F: FnOnce() -> T,
 {
-    registry::fn_started(registry);
+    counter.fn_started();
     let outcome = {
         let _current = ident::enter(shared.ident);
         // AssertUnwindSafe: after a panic nothing of `f` is touched again; whoever
@@ -416,9 +424,9 @@ where
     };
     // Before the outcome is published: a join that returns sees the count fallen
     // and the thread gone from `shutdown`'s list.
-    registry::fn_ended(registry);
-    if !daemon {
-        registry::unregister(registry, shared.ident);
+    counter.fn_ended();
+    if let Some(list) = &non_daemon {
+        registry::unregister(list, shared.ident);
     }
     shared.completion.finish(outcome);
     // If every Handle is gone (detached), this drops the outcome, here.
