@@ -1,11 +1,23 @@
 //! CPython's cross-platform thread layer (`Python/thread.c`) for Rust, and a better
 //! thread handle than [`std::thread::JoinHandle`].
 //!
-//! [`start`] runs a function on a new OS thread and returns a [`Handle`] that is
-//! cloneable, `Send + Sync`, and joinable any number of times from any number of
-//! threads. Every [`join`](Handle::join) returns the same outcome: `Ok(())` when the
-//! function returned, or `Err(`[`Panic`]`)` carrying the one value it panicked
-//! with. Each started thread gets a process-unique [`Ident`].
+//! [`start`] runs a function on a new OS thread and returns a [`Handle`], typed by
+//! what the function returns, as `std::thread::spawn` does:
+//!
+//! ```
+//! # pythread::__doc_example(|| {
+//! let handle = pythread::start(|| 6 * 7);
+//! assert_eq!(handle.join().unwrap(), 42);
+//! # });
+//! ```
+//!
+//! Unlike a `JoinHandle`, a [`Handle`] is cloneable, `Send + Sync`, and joinable any
+//! number of times from any number of threads. Every [`join`](Handle::join) returns
+//! the same outcome: `Ok` of the value the function returned (a clone of it;
+//! [`join_ref`](Handle::join_ref) borrows it instead, and
+//! [`into_output`](Handle::into_output) moves it out of the last handle), or
+//! `Err(`[`Panic`]`)` carrying the one value it panicked with. Each started thread
+//! gets a process-unique [`Ident`].
 //!
 //! ```
 //! # pythread::__doc_example(|| {
@@ -29,8 +41,16 @@
 //! | `PyThread_get_stacksize` | [`get_stacksize`] (always 0) |
 //! | `PyThread_set_stacksize` | [`set_stacksize`] (always -2, "not supported") |
 //! | `PY_TIMEOUT_MAX` | [`TIMEOUT_MAX`] (microseconds) |
-//! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] |
+//! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] (and the `&T` forms [`Handle::join_ref`], [`Handle::join_timeout_ref`]) |
+//! | `PyThread_join_thread` | [`Handle::join_thread`], [`Handle::join_thread_ref`] |
 //! | `PyThread_get_thread_ident` | [`get_ident`], [`current_ident`], [`Handle::ident`] |
+//! | `PyThread_GetInfo` (`sys.thread_info`) | [`thread_info`], [`ThreadInfo`] |
+//! | `PyThread_get_thread_native_id` | [`get_native_id`] |
+//! | `PyThread_tss_alloc`, `_create`, `_is_created`, `_set`, `_get`, `_delete`, `_free` | [`Tss`] (see its table) |
+//! | `_thread._count`, `_thread._shutdown`, `start_joinable_thread(daemon=...)` | [`count`], [`shutdown`], [`Builder::daemon`] |
+//! | `_thread.stack_size(size)` for one thread | [`Builder::stack_size`] |
+//! | `PyThread_ParseTimeoutArg` | [`parse_timeout_arg`] |
+//! | `_thread.lock.acquire` argument rules, `_thread.TIMEOUT_MAX` | [`parse_acquire_args`], [`TIMEOUT_MAX_SECS`] |
 //! | `PyThread_allocate_lock` / `PyThread_free_lock` | [`Lock::new`] / drop |
 //! | `PyThread_acquire_lock` | [`Lock::acquire`], [`Lock::try_acquire`] |
 //! | `PyThread_acquire_lock_timed` | [`Lock::acquire_timed`], [`Lock::acquire_timeout`] |
@@ -45,6 +65,8 @@
 //! - Everything it did happens-before any `join` that returns its outcome.
 //! - All joins of one thread return the same outcome ([`Panic::ptr_eq`] holds).
 //! - A finished thread is joined with one atomic load, without a lock.
+//! - The returned value is dropped exactly once: with the last handle, or on the
+//!   started thread when every handle was dropped first.
 //! - Idents are never 0, never reused, and increase in start order on one thread.
 //! - A panic never escapes the started thread, never poisons the crate's state, and
 //!   a payload whose `Drop` panics is dropped with that panic caught.
@@ -64,17 +86,27 @@ mod completion;
 mod cpython;
 mod handle;
 mod ident;
+mod info;
 mod lock;
 mod panic;
+mod registry;
 mod rlock;
 mod sync;
+mod timeout;
+mod tss;
 
 pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
 pub use crate::handle::{start, try_start, Builder, Handle};
 pub use crate::ident::{current_ident, get_ident, Ident};
+pub use crate::info::{get_native_id, thread_info, ThreadInfo};
 pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError};
 pub use crate::panic::Panic;
+pub use crate::registry::{count, shutdown};
 pub use crate::rlock::{RLock, RLockGuard, RLockState};
+pub use crate::timeout::{
+    parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,
+};
+pub use crate::tss::Tss;
 
 /// Runs a documentation example.
 ///

@@ -157,10 +157,13 @@ pub(crate) use thread_local_const;
 
 /// Locks `mutex`, ignoring poison.
 ///
-/// The crate never runs user code while holding one of its locks, so a poisoned
-/// lock can only mean a panic inside `std` itself; the protected state (always
-/// `()` or a plain value) is still consistent, and refusing to go on would turn one
-/// failure into a hang or a cascade.
+/// Poison carries no information here: no lock of the crate guards state that a
+/// panic could leave half-updated. The crate's own code under its locks does not
+/// panic, with one exception that runs user code: `T::clone` in
+/// `Panic::downcast_cloned` runs under the payload lock (it may panic or block), but
+/// it only reads the payload through `&T`, so the payload is intact after a
+/// panicking `clone` and the `Panic` stays usable. Refusing to go on after poison
+/// would turn one failure into a hang or a cascade.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -230,6 +233,13 @@ mod loom_once_lock {
             // thread loaded it with Acquire, so the write happens-before this read; the
             // value is never written again (it is dropped only through `&mut self`).
             self.value.with(|slot| unsafe { (*slot).as_ref() })
+        }
+
+        /// The value, if set; taking `self` by value means no reader is left.
+        pub(crate) fn into_inner(self) -> Option<T> {
+            // SAFETY: `self` is owned, so no other thread holds a reference to the cell;
+            // loom still checks that the last write happens-before this read.
+            self.value.with_mut(|slot| unsafe { (*slot).take() })
         }
     }
 }
