@@ -354,11 +354,13 @@ impl Builder {
             os_thread: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
+        let registry = registry::registry();
         if !daemon {
             // Registered before the thread exists, so that `shutdown` can never miss
             // it; joined by `shutdown` as `join_thread` joins.
             let registered = Arc::clone(&shared);
             registry::register(
+                &registry,
                 shared.ident,
                 std::sync::Arc::new(move || {
                     registered.completion.wait();
@@ -373,14 +375,17 @@ impl Builder {
             let injected: Option<io::Error> = None;
             match injected {
                 Some(error) => Err(error),
-                None => builder.spawn(move || run(theirs, f, daemon)),
+                None => {
+                    let theirs_registry = registry::registry();
+                    builder.spawn(move || run(theirs, f, daemon, &theirs_registry))
+                }
             }
         };
         let os_thread = match spawned {
             Ok(os_thread) => os_thread,
             Err(error) => {
                 if !daemon {
-                    registry::unregister(shared.ident);
+                    registry::unregister(&registry, shared.ident);
                 }
                 return Err(error);
             }
@@ -398,11 +403,11 @@ struct Invalid {
 }
 
 /// The body of every started thread.
-fn run<F, T>(shared: Arc<Shared<T>>, f: F, daemon: bool)
+fn run<F, T>(shared: Arc<Shared<T>>, f: F, daemon: bool, registry: &registry::State)
 where
     F: FnOnce() -> T,
 {
-    registry::fn_started();
+    registry::fn_started(registry);
     let outcome = {
         let _current = ident::enter(shared.ident);
         // AssertUnwindSafe: after a panic nothing of `f` is touched again; whoever
@@ -413,9 +418,9 @@ where
     };
     // Before the outcome is published: a join that returns sees the count fallen
     // and the thread gone from `shutdown`'s list.
-    registry::fn_ended();
+    registry::fn_ended(registry);
     if !daemon {
-        registry::unregister(shared.ident);
+        registry::unregister(registry, shared.ident);
     }
     shared.completion.finish(outcome);
     // If every Handle is gone (detached), this drops the outcome, here.

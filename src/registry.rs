@@ -2,13 +2,13 @@
 //! running (`_thread._count`) and the list of non-daemon threads that
 //! `_thread._shutdown` joins.
 //!
-//! Cost on the default path: a daemon thread (the default) touches only [`RUNNING`],
+//! Cost on the default path: a daemon thread (the default) touches only the running count,
 //! one atomic, incremented and decremented by the started thread itself; the start
 //! takes no lock. Only a non-daemon thread takes the list's lock, once when it is
 //! started and once when its function ends.
 
 use crate::ident::{current_ident, Ident};
-use crate::sync::{global_atomic, lock, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
 /// How `shutdown` joins one registered thread: waits for its function to finish and
 /// for its OS thread to exit (`Handle::join_thread`, type-erased).
@@ -18,42 +18,72 @@ use crate::sync::{global_atomic, lock, Mutex, Ordering};
 /// the closure synchronizes on goes through the facade.
 pub(crate) type Join = std::sync::Arc<dyn Fn() + Send + Sync>;
 
-global_atomic! {
-    static RUNNING: AtomicU64 = 0;
+/// The registry itself: the running count and the non-daemon list.
+pub(crate) struct State {
+    running: AtomicU64,
+    non_daemon: Mutex<Vec<(Ident, Join)>>,
 }
 
-/// The non-daemon threads whose function has not ended, in start order.
+/// What a started thread keeps of the registry, taken when it is started.
+///
+/// In a normal build, a reference to the one static. Under loom, an `Arc` of the
+/// execution's state: loom drops its `lazy_static`s when the model's main thread
+/// ends, and a detached thread still has to count its function's end after that.
 #[cfg(not(loom))]
-static NON_DAEMON: Mutex<Vec<(Ident, Join)>> = Mutex::new(Vec::new());
+pub(crate) type Registry = &'static State;
+#[cfg(loom)]
+pub(crate) type Registry = crate::sync::Arc<State>;
+
+#[cfg(not(loom))]
+static STATE: State = State {
+    running: AtomicU64::new(0),
+    non_daemon: Mutex::new(Vec::new()),
+};
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref NON_DAEMON: Mutex<Vec<(Ident, Join)>> = Mutex::new(Vec::new());
+    static ref STATE: crate::sync::Arc<State> = crate::sync::Arc::new(State {
+        running: AtomicU64::new(0),
+        non_daemon: Mutex::new(Vec::new()),
+    });
+}
+
+/// The registry, for a thread about to be started (or for `count`/`shutdown`).
+#[inline]
+pub(crate) fn registry() -> Registry {
+    #[cfg(not(loom))]
+    {
+        &STATE
+    }
+    #[cfg(loom)]
+    {
+        crate::sync::Arc::clone(&STATE)
+    }
 }
 
 /// Called by a started thread right before its function runs.
 #[inline]
-pub(crate) fn fn_started() {
+pub(crate) fn fn_started(registry: &State) {
     // Only the count matters, not what it orders: Relaxed. A `join` that returns
     // still sees the decrement below, which happens-before the outcome's Release
     // publication that the join Acquires.
-    RUNNING.fetch_add(1, Ordering::Relaxed);
+    registry.running.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Called by a started thread right after its function returned or panicked.
 #[inline]
-pub(crate) fn fn_ended() {
-    RUNNING.fetch_sub(1, Ordering::Relaxed);
+pub(crate) fn fn_ended(registry: &State) {
+    registry.running.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Registers a non-daemon thread, before it is started.
-pub(crate) fn register(ident: Ident, join: Join) {
-    lock(&NON_DAEMON).push((ident, join));
+pub(crate) fn register(registry: &State, ident: Ident, join: Join) {
+    lock(&registry.non_daemon).push((ident, join));
 }
 
 /// Removes a non-daemon thread: when its function has ended, or its start failed.
-pub(crate) fn unregister(ident: Ident) {
+pub(crate) fn unregister(registry: &State, ident: Ident) {
     let removed = {
-        let mut list = lock(&NON_DAEMON);
+        let mut list = lock(&registry.non_daemon);
         list.iter()
             .position(|(id, _)| *id == ident)
             .map(|at| list.remove(at))
@@ -93,7 +123,7 @@ pub(crate) fn unregister(ident: Ident) {
 /// # });
 /// ```
 pub fn count() -> usize {
-    usize::try_from(RUNNING.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    usize::try_from(registry().running.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
 }
 
 /// Joins every non-daemon thread still running, except the caller's own: the port
@@ -131,8 +161,9 @@ pub fn count() -> usize {
 /// ```
 pub fn shutdown() {
     let me = current_ident();
+    let registry = registry();
     loop {
-        let next = lock(&NON_DAEMON)
+        let next = lock(&registry.non_daemon)
             .iter()
             .find(|(ident, _)| Some(*ident) != me)
             .map(|(_, join)| std::sync::Arc::clone(join));
