@@ -42,6 +42,9 @@ const FAIR_AFTER: Duration = Duration::from_millis(1);
 /// growing length, then yields). None under loom: spinning only adds states.
 const SPINS: u32 = if cfg!(loom) { 0 } else { 10 };
 
+/// Busy-spin rounds (2, 4, 8 `spin_loop` hints) after a wake-up that lost the race.
+const WOKEN_SPINS: u32 = if cfg!(loom) { 0 } else { 3 };
+
 /// The result of a timed acquisition: CPython's `PyLockStatus`.
 ///
 /// # Examples
@@ -515,7 +518,7 @@ impl Lock {
         self.word.fetch_add(WAITER, Ordering::Relaxed);
         let mut fair_at = None;
         // Spinning happened before registering; again after each wake-up.
-        let mut woken_spins = SPINS;
+        let mut woken_spins = WOKEN_SPINS;
         loop {
             let state = self.word.load(Ordering::Relaxed);
             match self.claim(state, true) {
@@ -538,16 +541,13 @@ impl Lock {
                     }
                 }
             }
-            // Freshly woken and passed over: spin a little before sleeping again
-            // (the holder's critical section is probably short).
+            // Freshly woken and passed over: spin a little (no yields: on a busy
+            // machine a yield can give the CPU away for a whole time slice) before
+            // sleeping again; the holder's critical section is probably short.
             #[allow(clippy::absurd_extreme_comparisons)] // SPINS is 0 under loom
-            if woken_spins < SPINS {
-                if woken_spins < 3 {
-                    for _ in 0..(2 << woken_spins) {
-                        std::hint::spin_loop();
-                    }
-                } else {
-                    std::thread::yield_now();
+            if woken_spins < WOKEN_SPINS {
+                for _ in 0..(2 << woken_spins) {
+                    std::hint::spin_loop();
                 }
                 woken_spins += 1;
                 continue;

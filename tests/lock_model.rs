@@ -122,7 +122,10 @@ fn spawn_actor(index: usize, subject: Arc<Subject>, replies: Sender<(usize, Repl
                     };
                     let result = r.release_save();
                     let out = result.map(|s| (s.count(), s.owner().as_u64()));
-                    saved = result.ok();
+                    // A failed release_save keeps the state saved earlier.
+                    if let Ok(state) = result {
+                        saved = Some(state);
+                    }
                     Reply::Saved(out, subject.view())
                 }
                 (None, _) => {
