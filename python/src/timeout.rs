@@ -1,0 +1,42 @@
+//! Timeout arguments: Python objects to the crate's `parse_acquire_args`, and its errors to
+//! CPython's exception types.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyInt};
+
+/// `_thread.TIMEOUT_MAX`: `floor(PY_TIMEOUT_MAX * 1e-6)` seconds, 9223372036.0 on Linux.
+pub(crate) fn timeout_max_seconds() -> f64 {
+    ((pythread::TIMEOUT_MAX / 1_000_000) as f64).floor()
+}
+
+/// The seconds of a timeout argument, as `_PyTime_FromSecondsObject` accepts them: an `int` or a
+/// `float`; anything else is CPython's TypeError.
+pub(crate) fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(f.value());
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return match i.extract::<i64>() {
+            Ok(v) => Ok(v as f64),
+            Err(_) => Err(PyOverflowError::new_err(
+                "timestamp too large to convert to C PyTime_t",
+            )),
+        };
+    }
+    Err(PyTypeError::new_err(format!(
+        "'{}' object cannot be interpreted as an integer",
+        obj.get_type().name()?
+    )))
+}
+
+/// `lock.acquire(blocking, timeout)`'s arguments, by the crate's rules (conversion first, then
+/// the checks, CPython 3.13's messages). `Ok(None)` = wait forever.
+pub(crate) fn acquire_args(blocking: bool, timeout: f64) -> PyResult<Option<Duration>> {
+    pythread::parse_acquire_args(blocking, timeout).map_err(|e| match e.kind() {
+        pythread::TimeoutErrorKind::Value => PyValueError::new_err(e.to_string()),
+        pythread::TimeoutErrorKind::Overflow => PyOverflowError::new_err(e.to_string()),
+    })
+}
