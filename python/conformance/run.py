@@ -21,6 +21,7 @@ import contextlib
 import faulthandler
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -42,6 +43,8 @@ def parse_args():
                    help="markdown file with the skip table")
     p.add_argument("--test-timeout", type=float, default=120.0,
                    help="watchdog: seconds one test may take before the run is ended")
+    p.add_argument("--total-timeout", type=float, default=600.0,
+                   help="watchdog: seconds the whole run may take")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("patterns", nargs="*", help="only run tests whose id contains one of these")
     return p.parse_args()
@@ -113,15 +116,19 @@ def modules_replaced(replacements):
                     setattr(sys.modules[parent], child, attr)
 
 
-def load_fresh(name, replacements):
-    """Executes the installed module `name` afresh, under a private name, with `replacements`
-    in sys.modules while it imports."""
+def load_fresh(name, replacements, keep_name=False):
+    """Executes the installed module `name` afresh with `replacements` in sys.modules while it
+    imports. It is registered as `pythread_conformance.<name>` (unittest finds setUpModule
+    through sys.modules); `keep_name` keeps its `__name__` instead (threading's reprs show it),
+    unregistered. The installed module, if imported, stays where it is."""
     spec = importlib.util.find_spec(name)
     alias = "pythread_conformance." + name
-    fresh_spec = importlib.util.spec_from_file_location(alias, spec.origin)
+    fresh_spec = importlib.util.spec_from_file_location(name if keep_name else alias,
+                                                        spec.origin)
     mod = importlib.util.module_from_spec(fresh_spec)
-    with modules_replaced(replacements):
-        sys.modules[alias] = mod
+    with modules_replaced({**replacements, name: mod}):
+        if not keep_name:
+            sys.modules[alias] = mod
         fresh_spec.loader.exec_module(mod)
     return mod
 
@@ -137,7 +144,40 @@ def build_world(shim):
     mods = {"lock_tests": world["test.lock_tests"]}
     for name in ("test_thread", "test_threadsignals"):
         mods[name] = load_fresh("test." + name, world)
+
+    # test_threading runs on a `threading` that was itself imported with the stand-in: its
+    # Thread, Lock, RLock, Condition, Event, Semaphore, Barrier, Timer are built on the module.
+    tw = {"_thread": shim}
+    tw["threading"] = load_fresh("threading", tw, keep_name=True)
+    tw["test.support.threading_helper"] = load_fresh("test.support.threading_helper", tw)
+    tw["test.lock_tests"] = load_fresh("test.lock_tests", tw)
+    mods["test_threading"] = load_fresh("test.test_threading", tw)
+    mods["threading"] = tw["threading"]
     return mods
+
+
+# Tests that start a child interpreter test CPython's own `_thread` in that child, not the
+# module: they are not run (CONFORMANCE.md, "Not run").
+CHILD_MARKERS = ("assert_python_ok", "assert_python_failure", "spawn_python",
+                 "subprocess.", "script_helper", "run_python_until_end")
+
+
+def runs_child_interpreter(cls, name):
+    """True if the test, or a `self._helper` it calls, starts a child interpreter."""
+    try:
+        src = inspect.getsource(getattr(cls, name))
+    except (OSError, TypeError):
+        return False
+    if any(m in src for m in CHILD_MARKERS):
+        return True
+    for helper in set(re.findall(r"self\.(_\w+)\(", src)):
+        fn = getattr(cls, helper, None)
+        try:
+            if fn is not None and any(m in inspect.getsource(fn) for m in CHILD_MARKERS):
+                return True
+        except (OSError, TypeError):
+            pass
+    return False
 
 
 # --- the suites ----------------------------------------------------------------------------------
@@ -166,6 +206,12 @@ def suites(module, mods):
             out.append(("test_thread." + cls, getattr(tt, cls)))
     ts = mods["test_threadsignals"]
     out.append(("test_threadsignals.ThreadSignals", ts.ThreadSignals))
+    tg = mods["test_threading"]
+    for name, cls in vars(tg).items():
+        if (isinstance(cls, type) and issubclass(cls, unittest.TestCase)
+                and cls.__module__ == tg.__name__
+                and unittest.TestLoader().getTestCaseNames(cls)):
+            out.append(("test_threading." + name, cls))
     return out
 
 
@@ -179,8 +225,8 @@ class ClassResult(unittest.TextTestResult):
 
     def startTest(self, test):
         if self.watchdog:
+            # On expiry faulthandler prints "Timeout", every thread's stack, and exits 1.
             faulthandler.dump_traceback_later(self.watchdog, exit=True)
-            sys.stderr.flush()
         super().startTest(test)
 
     def stopTest(self, test):
@@ -200,8 +246,24 @@ def apply_skips(cls, label, skips, used):
             setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
 
 
+def start_total_watchdog(seconds):
+    """Ends the run (exit 2, every thread's stack printed) if it takes longer than `seconds`."""
+    import threading
+
+    def fire():
+        print(f"conformance: FAILED: the run took longer than {seconds:.0f} s (watchdog); "
+              "stacks follow", flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(2)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+
+
 def main():
     args = parse_args()
+    start_total_watchdog(args.total_timeout)
     sys.path.insert(0, args.path)
     module = importlib.import_module(args.module)
     shim, own, borrowed = make_stand_in(module)
@@ -224,13 +286,18 @@ def main():
     stream = unittest.runner._WritelnDecorator(sys.stderr)
     totals = {"run": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     problems = []
+    not_run = []
     start = time.perf_counter()
     for label, cls in suites(module, mods):
         apply_skips(cls, label, skips, used)
         suite = unittest.TestSuite()
         for name in unittest.TestLoader().getTestCaseNames(cls):
-            if not args.patterns or any(p in f"{label}.{name}" for p in args.patterns):
-                suite.addTest(cls(name))
+            if args.patterns and not any(p in f"{label}.{name}" for p in args.patterns):
+                continue
+            if runs_child_interpreter(cls, name):
+                not_run.append(f"{label}.{name}")
+                continue
+            suite.addTest(cls(name))
         if suite.countTestCases() == 0:
             continue
         result = ClassResult(stream, True, 2 if args.verbose else 0,
@@ -260,6 +327,9 @@ def main():
         print(f"FAIL: {test_id}")
         print("-" * 70)
         print(tb)
+    if not_run:
+        print(f"conformance: not run ({len(not_run)}, each starts a child interpreter that "
+              f"uses CPython's own _thread): {', '.join(not_run) if args.verbose else '-v lists them'}")
     stale = sorted(set(k for k in skips if not args.patterns) - used)
     for name in stale:
         print(f"conformance: skip entry {name} matches no test (stale entry)")
