@@ -30,7 +30,10 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("error", py.get_type::<pyo3::exceptions::PyRuntimeError>())?;
     m.add("TIMEOUT_MAX", timeout::timeout_max_seconds())?;
-    lock::register(m)?;
-    thread::register(m)?;
+    // The functions' `__module__` is `_thread`, as the classes' is: the module stands in for
+    // it (threading's `__all__` check, pickling by name and reprs look at it).
+    let home = PyModule::new(py, "_thread")?;
+    lock::register(m, &home)?;
+    thread::register(m, &home)?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `_thread.lock` (`allocate_lock`, `LockType`) and `_thread.RLock` on the crate's `Lock` and
 //! `RLock`.
 
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
@@ -171,9 +173,20 @@ impl Lock {
 }
 
 /// `_thread.RLock`: reentrant, owned by the thread that holds it.
+///
+/// `_at_fork_reinit` gives the object a new lock (as CPython does: the old one, held by a
+/// thread that does not exist in a forked child, is left alone), so the crate's lock sits
+/// behind an `Arc` that each call takes a reference to; the std mutex around it is held only
+/// for that clone, never across a wait.
 #[pyclass(name = "RLock", module = "_thread", weakref, frozen, subclass)]
 pub(crate) struct RLock {
-    lock: pythread::RLock,
+    inner: Mutex<Arc<pythread::RLock>>,
+}
+
+impl RLock {
+    fn lock(&self) -> Arc<pythread::RLock> {
+        Arc::clone(&self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 #[pymethods]
@@ -183,8 +196,13 @@ impl RLock {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         RLock {
-            lock: pythread::RLock::new(),
+            inner: Mutex::new(Arc::new(pythread::RLock::new())),
         }
+    }
+
+    /// After a fork: a new, unlocked lock (the old one may be owned by a thread that is gone).
+    fn _at_fork_reinit(&self) {
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(pythread::RLock::new());
     }
 
     #[pyo3(signature = (blocking = None, timeout = None))]
@@ -195,7 +213,7 @@ impl RLock {
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let wait = parse(blocking, timeout)?;
-        let lock = &self.lock;
+        let lock = &*self.lock();
         acquire_with(
             py,
             wait,
@@ -215,7 +233,7 @@ impl RLock {
     }
 
     fn release(&self) -> PyResult<()> {
-        self.lock
+        self.lock()
             .release()
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
@@ -226,24 +244,26 @@ impl RLock {
     }
 
     fn _is_owned(&self) -> bool {
-        self.lock.is_owned()
+        self.lock().is_owned()
     }
 
     fn _recursion_count(&self) -> usize {
-        self.lock.recursion_count()
+        self.lock().recursion_count()
     }
 
     /// Releases the lock fully and returns `(count, owner)` for `_acquire_restore`.
     fn _release_save(&self) -> PyResult<(usize, u64)> {
         let state = self
-            .lock
+            .lock()
             .release_save()
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        let saved = (state.count(), state.owner().as_u64());
-        Ok(saved)
+        Ok((state.count(), state.owner().as_u64()))
     }
 
-    /// Takes the lock back (blocking, not interruptible, the GIL released) with the saved count.
+    /// Takes the lock back (blocking, not interruptible, the GIL released) and restores the
+    /// count. The owner becomes the calling thread: the crate mints its `Ident`s and makes none
+    /// from an integer, so a `(count, owner)` naming another thread (CPython would store it
+    /// unchecked) is restored for the caller. `threading.Condition` only ever restores its own.
     fn _acquire_restore(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let (count, _owner): (usize, u64) = state.extract().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -255,20 +275,18 @@ impl RLock {
                     .unwrap_or_default()
             ))
         })?;
-        let lock = &self.lock;
-        if !lock.try_acquire() {
-            py.detach(|| lock.acquire());
-        }
-        for _ in 1..count {
-            lock.acquire();
-        }
+        let count = NonZeroUsize::new(count)
+            .ok_or_else(|| PyRuntimeError::new_err("couldn't acquire lock"))?;
+        let state = pythread::RLockState::new(count, pythread::get_ident());
+        let lock = self.lock();
+        py.detach(move || lock.acquire_restore(state));
         Ok(())
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let lock = &slf.get().lock;
+        let lock = &*slf.get().lock();
         let base = slf.py().get_type::<RLock>();
-        let (owner, count) = (lock.owner().map_or(0, |i| i.as_u64()), lock.count());
+        let (owner, count) = owner_and_count(lock);
         Ok(format!(
             "<{} {} object owner={} count={} at {:#x}>",
             if count > 0 { "locked" } else { "unlocked" },
@@ -280,11 +298,29 @@ impl RLock {
     }
 }
 
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// The owner and count CPython's repr shows, as seen from any thread. The crate's `RLock` gives
+/// them only through its `Debug` (`RLock { locked: .., owner: N, count: N }`); if that ever
+/// changes, the caller's own view (its ident and recursion count) is shown instead.
+fn owner_and_count(lock: &pythread::RLock) -> (u64, usize) {
+    let debug = format!("{lock:?}");
+    let field = |name: &str| -> Option<u64> {
+        let rest = &debug[debug.find(&format!("{name}: "))? + name.len() + 2..];
+        rest[..rest.find(|c: char| !c.is_ascii_digit())?]
+            .parse()
+            .ok()
+    };
+    match (field("owner"), field("count")) {
+        (Some(owner), Some(count)) => (owner, count as usize),
+        _ if lock.is_owned() => (pythread::get_ident().as_u64(), lock.recursion_count()),
+        _ => (0, usize::from(lock.locked())),
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Lock>()?;
     m.add_class::<RLock>()?;
     m.add("LockType", m.py().get_type::<Lock>())?;
-    m.add_function(wrap_pyfunction!(allocate_lock, m)?)?;
+    m.add_function(wrap_pyfunction!(allocate_lock, home)?)?;
     m.add("allocate", m.getattr("allocate_lock")?)?;
     Ok(())
 }

@@ -278,21 +278,82 @@ impl ThreadHandle {
     }
 }
 
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// `home` is the module object the functions name as their `__module__` (`_thread`).
+pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
     MAIN_IDENT.get_or_init(|| pythread::get_ident().as_u64());
+    // CPython's ExceptHookArgs, taken from the real `_thread` while it is still the one in
+    // sys.modules (the module is imported before any stand-in exists).
+    let real = m.py().import("_thread")?;
+    EXCEPTHOOK_ARGS.get_or_try_init(m.py(), || {
+        Ok::<_, PyErr>(
+            real.getattr("_ExceptHookArgs")?
+                .cast_into::<PyType>()?
+                .unbind(),
+        )
+    })?;
     m.add_class::<ThreadHandle>()?;
-    m.add_function(wrap_pyfunction!(start_new_thread, m)?)?;
+    m.add_function(wrap_pyfunction!(start_new_thread, home)?)?;
     m.add("start_new", m.getattr("start_new_thread")?)?;
-    m.add_function(wrap_pyfunction!(start_joinable_thread, m)?)?;
-    m.add_function(wrap_pyfunction!(_make_thread_handle, m)?)?;
-    m.add_function(wrap_pyfunction!(_get_main_thread_ident, m)?)?;
-    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
-    m.add_function(wrap_pyfunction!(_count, m)?)?;
-    m.add_function(wrap_pyfunction!(daemon_threads_allowed, m)?)?;
-    m.add_function(wrap_pyfunction!(_is_main_interpreter, m)?)?;
-    m.add_function(wrap_pyfunction!(get_ident, m)?)?;
-    m.add_function(wrap_pyfunction!(get_native_id, m)?)?;
-    m.add_function(wrap_pyfunction!(stack_size, m)?)?;
+    m.add_function(wrap_pyfunction!(start_joinable_thread, home)?)?;
+    m.add_function(wrap_pyfunction!(_make_thread_handle, home)?)?;
+    m.add_function(wrap_pyfunction!(_get_main_thread_ident, home)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown, home)?)?;
+    m.add_function(wrap_pyfunction!(_count, home)?)?;
+    m.add_function(wrap_pyfunction!(daemon_threads_allowed, home)?)?;
+    m.add_function(wrap_pyfunction!(_is_main_interpreter, home)?)?;
+    m.add_function(wrap_pyfunction!(get_ident, home)?)?;
+    m.add_function(wrap_pyfunction!(get_native_id, home)?)?;
+    m.add_function(wrap_pyfunction!(stack_size, home)?)?;
+    m.add_function(wrap_pyfunction!(_excepthook, home)?)?;
+    m.add(
+        "_ExceptHookArgs",
+        EXCEPTHOOK_ARGS.get(m.py()).unwrap().bind(m.py()),
+    )?;
+    Ok(())
+}
+
+static EXCEPTHOOK_ARGS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// _excepthook(args): `threading.excepthook`'s default, as CPython's `_thread._excepthook`;
+/// a thread without a name is shown by this module's `get_ident()`.
+#[pyfunction]
+fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
+    let args_type = EXCEPTHOOK_ARGS.get(py).expect("set at import").bind(py);
+    if !args.is_instance(args_type)? {
+        return Err(PyTypeError::new_err(
+            "_thread._excepthook argument type must be ExceptHookArgs",
+        ));
+    }
+    let exc_type = args.get_item(0)?;
+    if exc_type.is(py.get_type::<PySystemExit>()) {
+        return Ok(());
+    }
+    let (exc_value, exc_tb, thread) = (args.get_item(1)?, args.get_item(2)?, args.get_item(3)?);
+    let sys = py.import("sys")?;
+    let mut file = sys.getattr("stderr").ok().filter(|f| !f.is_none());
+    if file.is_none() {
+        if thread.is_none() {
+            return Ok(());
+        }
+        file = thread.getattr("_stderr").ok().filter(|f| !f.is_none());
+    }
+    let Some(file) = file else { return Ok(()) };
+    let name = if thread.is_none() {
+        None
+    } else {
+        thread.getattr("name").ok().filter(|n| !n.is_none())
+    };
+    let name = match name {
+        Some(n) => n.str()?.to_string(),
+        None => pythread::get_ident().as_u64().to_string(),
+    };
+    file.call_method1("write", (format!("Exception in thread {name}:\n"),))?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("file", &file)?;
+    py.import("traceback")?
+        .getattr("print_exception")?
+        .call((exc_type, exc_value, exc_tb), Some(&kwargs))?;
+    file.call_method0("flush")?;
     Ok(())
 }
 
