@@ -1,8 +1,8 @@
 //! Threads: `start_new_thread`, `start_joinable_thread`, `_ThreadHandle` and the module-level
 //! functions of `_thread` that the crate backs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
@@ -19,8 +19,35 @@ const THREAD_STACK_MIN: isize = 0x8000;
 /// CPython; this module lives in one interpreter).
 static STACK_SIZE: Mutex<usize> = Mutex::new(0);
 
-/// The crate's ident of the thread that imported the module: `_get_main_thread_ident()`.
-static MAIN_IDENT: OnceLock<u64> = OnceLock::new();
+/// `_get_main_thread_ident()`: the crate's ident of the thread that imported the module, and
+/// in a forked child the thread that forked (CPython's runtime makes it the main thread).
+static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
+
+/// The `set_done` flags of the handles of started threads, by ident: in a forked child every
+/// thread but the forking one is gone, and CPython marks their handles done there.
+#[allow(clippy::type_complexity)]
+static STARTED: Mutex<Vec<(u64, Weak<AtomicBool>)>> = Mutex::new(Vec::new());
+
+fn track(ident: u64, flag: &Arc<AtomicBool>) {
+    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    if started.len() >= 64 && started.len().is_power_of_two() {
+        started.retain(|(_, w)| w.strong_count() > 0);
+    }
+    started.push((ident, Arc::downgrade(flag)));
+}
+
+/// Registered with `os.register_at_fork(after_in_child=...)`.
+#[pyfunction]
+fn _after_fork_child() {
+    let me = pythread::get_ident().as_u64();
+    MAIN_IDENT.store(me, Ordering::Release);
+    let started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    for (ident, flag) in started.iter() {
+        if let Some(flag) = flag.upgrade().filter(|_| *ident != me) {
+            flag.store(true, Ordering::Release);
+        }
+    }
+}
 
 fn stack_size_now() -> usize {
     *STACK_SIZE.lock().unwrap_or_else(|e| e.into_inner())
@@ -169,14 +196,14 @@ pub(crate) struct ThreadHandle {
     state: Mutex<State>,
     /// `_set_done()` was called: the handle reads as done and `join` returns at once (after a
     /// fork, or for a foreign thread that threading saw exit).
-    set_done: AtomicBool,
+    set_done: Arc<AtomicBool>,
 }
 
 impl ThreadHandle {
     fn with_state(state: State) -> ThreadHandle {
         ThreadHandle {
             state: Mutex::new(state),
-            set_done: AtomicBool::new(false),
+            set_done: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -280,7 +307,14 @@ impl ThreadHandle {
 
 /// `home` is the module object the functions name as their `__module__` (`_thread`).
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
-    MAIN_IDENT.get_or_init(|| pythread::get_ident().as_u64());
+    MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+    let after_fork = wrap_pyfunction!(_after_fork_child, home)?;
+    let kwargs = PyDict::new(m.py());
+    kwargs.set_item("after_in_child", after_fork)?;
+    m.py()
+        .import("os")?
+        .getattr("register_at_fork")?
+        .call((), Some(&kwargs))?;
     // CPython's ExceptHookArgs, taken from the real `_thread` while it is still the one in
     // sys.modules (the module is imported before any stand-in exists).
     let real = m.py().import("_thread")?;
@@ -426,7 +460,10 @@ fn start_joinable_thread(
             None,
             daemon,
         ) {
-            Ok(h) => *state = State::Started(h),
+            Ok(h) => {
+                track(h.ident().as_u64(), &handle.get().set_done);
+                *state = State::Started(h);
+            }
             Err(_) => {
                 *state = State::Failed;
                 return Err(cant_start());
@@ -450,7 +487,7 @@ fn _make_thread_handle(ident: u64) -> ThreadHandle {
 
 #[pyfunction]
 fn _get_main_thread_ident() -> u64 {
-    *MAIN_IDENT.get_or_init(|| pythread::get_ident().as_u64())
+    MAIN_IDENT.load(Ordering::Acquire)
 }
 
 /// _shutdown(): joins every non-daemon thread still running, except the caller's own.
