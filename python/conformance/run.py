@@ -206,6 +206,10 @@ def suites(module, mods):
             out.append(("test_thread." + cls, getattr(tt, cls)))
     ts = mods["test_threadsignals"]
     out.append(("test_threadsignals.ThreadSignals", ts.ThreadSignals))
+    if VERSION == "3.13" and module.__name__ != "_thread":
+        sys.path.insert(0, HERE)
+        import differential
+        out.append(("differential.AgainstCPython", differential.make_case(module)))
     tg = mods["test_threading"]
     for name, cls in vars(tg).items():
         if (isinstance(cls, type) and issubclass(cls, unittest.TestCase)

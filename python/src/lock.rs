@@ -11,19 +11,21 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::timeout;
 
-/// `acquire(blocking=True, timeout=-1)`'s arguments to a wait: `Ok(None)` forever,
-/// `Some(ZERO)` a try.
+/// `acquire(blocking=True, timeout=-1)`'s arguments (by position or name) to a wait:
+/// `Ok(None)` forever, `Some(ZERO)` a try.
 fn parse(
-    blocking: Option<&Bound<'_, PyAny>>,
-    timeout: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Option<Duration>> {
+    let [blocking, timeout] =
+        timeout::optional_args("acquire", ["blocking", "timeout"], args, kwargs)?;
     // `p`: truth-tested, as PyArg_ParseTupleAndKeywords("|pO").
     let blocking = match blocking {
         Some(b) => b.is_truthy()?,
         None => true,
     };
     let seconds = match timeout {
-        Some(t) => timeout::seconds(t)?,
+        Some(t) => timeout::seconds(&t)?,
         None => -1.0,
     };
     timeout::acquire_args(blocking, seconds)
@@ -81,14 +83,14 @@ impl Lock {
     }
 
     /// acquire(blocking=True, timeout=-1) -> bool
-    #[pyo3(signature = (blocking = None, timeout = None))]
+    #[pyo3(signature = (*args, **kwargs))]
     fn acquire(
         &self,
         py: Python<'_>,
-        blocking: Option<&Bound<'_, PyAny>>,
-        timeout: Option<&Bound<'_, PyAny>>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        let wait = parse(blocking, timeout)?;
+        let wait = parse(args, kwargs)?;
         let lock = &self.lock;
         acquire_with(
             py,
@@ -98,24 +100,24 @@ impl Lock {
         )
     }
 
-    #[pyo3(signature = (blocking = None, timeout = None))]
+    #[pyo3(signature = (*args, **kwargs))]
     fn acquire_lock(
         &self,
         py: Python<'_>,
-        blocking: Option<&Bound<'_, PyAny>>,
-        timeout: Option<&Bound<'_, PyAny>>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        self.acquire(py, blocking, timeout)
+        self.acquire(py, args, kwargs)
     }
 
-    #[pyo3(signature = (blocking = None, timeout = None))]
+    #[pyo3(signature = (*args, **kwargs))]
     fn __enter__(
         &self,
         py: Python<'_>,
-        blocking: Option<&Bound<'_, PyAny>>,
-        timeout: Option<&Bound<'_, PyAny>>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        self.acquire(py, blocking, timeout)
+        self.acquire(py, args, kwargs)
     }
 
     /// release(): any thread may release a held lock; an unlocked one is RuntimeError.
@@ -205,14 +207,14 @@ impl RLock {
         *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(pythread::RLock::new());
     }
 
-    #[pyo3(signature = (blocking = None, timeout = None))]
+    #[pyo3(signature = (*args, **kwargs))]
     fn acquire(
         &self,
         py: Python<'_>,
-        blocking: Option<&Bound<'_, PyAny>>,
-        timeout: Option<&Bound<'_, PyAny>>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        let wait = parse(blocking, timeout)?;
+        let wait = parse(args, kwargs)?;
         let lock = &*self.lock();
         acquire_with(
             py,
@@ -222,14 +224,14 @@ impl RLock {
         )
     }
 
-    #[pyo3(signature = (blocking = None, timeout = None))]
+    #[pyo3(signature = (*args, **kwargs))]
     fn __enter__(
         &self,
         py: Python<'_>,
-        blocking: Option<&Bound<'_, PyAny>>,
-        timeout: Option<&Bound<'_, PyAny>>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        self.acquire(py, blocking, timeout)
+        self.acquire(py, args, kwargs)
     }
 
     fn release(&self) -> PyResult<()> {

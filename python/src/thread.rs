@@ -230,9 +230,20 @@ impl ThreadHandle {
 
     /// join(timeout=None, /): waits (interruptibly, the GIL released) until the thread is done
     /// or the timeout passes; always returns None (see `is_done`).
-    #[pyo3(signature = (timeout = None, /))]
-    fn join(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let wait = join_timeout(timeout)?;
+    #[pyo3(signature = (*args, **kwargs))]
+    fn join(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        if kwargs.is_some_and(|k| !k.is_empty()) {
+            return Err(PyTypeError::new_err(
+                "_ThreadHandle.join() takes no keyword arguments",
+            ));
+        }
+        let [timeout] = timeout::optional_args("join", ["timeout"], args, None)?;
+        let wait = join_timeout(timeout.as_ref())?;
         enum Target {
             Thread(pythread::Handle),
             Foreign(u64, Arc<pythread::Lock>),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyInt};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 
 /// `_thread.TIMEOUT_MAX`: `floor(PY_TIMEOUT_MAX * 1e-6)` seconds, 9223372036.0 on Linux.
 pub(crate) fn timeout_max_seconds() -> f64 {
@@ -39,4 +39,48 @@ pub(crate) fn acquire_args(blocking: bool, timeout: f64) -> PyResult<Option<Dura
         pythread::TimeoutErrorKind::Value => PyValueError::new_err(e.to_string()),
         pythread::TimeoutErrorKind::Overflow => PyOverflowError::new_err(e.to_string()),
     })
+}
+
+/// `PyArg_ParseTupleAndKeywords` for a function whose parameters are all optional (`"|pO"`),
+/// with its messages: the arguments by position then by name, `None` where not given (an
+/// explicit `None` is given: `acquire(timeout=None)` is CPython's TypeError, not "unset").
+pub(crate) fn optional_args<'py, const N: usize>(
+    fname: &str,
+    names: [&str; N],
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<[Option<Bound<'py, PyAny>>; N]> {
+    let given = args.len() + kwargs.map_or(0, |k| k.len());
+    if given > N {
+        return Err(PyTypeError::new_err(format!(
+            "{fname}() takes at most {N} argument{} ({given} given)",
+            if N == 1 { "" } else { "s" }
+        )));
+    }
+    let mut out: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
+    for (i, arg) in args.iter().enumerate() {
+        out[i] = Some(arg);
+    }
+    if let Some(kwargs) = kwargs {
+        for (key, value) in kwargs.iter() {
+            let key: String = key
+                .extract()
+                .map_err(|_| PyTypeError::new_err("keywords must be strings"))?;
+            match names.iter().position(|n| *n == key) {
+                Some(i) if i < args.len() => {
+                    return Err(PyTypeError::new_err(format!(
+                        "argument for {fname}() given by name ('{key}') and position ({})",
+                        i + 1
+                    )))
+                }
+                Some(i) => out[i] = Some(value),
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "{fname}() got an unexpected keyword argument '{key}'"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(out)
 }
