@@ -91,7 +91,7 @@ CASES = [
     "m.stack_size(32767)",
     "m.stack_size('x')",
     "(m.stack_size(32768), m.stack_size(), m.stack_size(0), m.stack_size())",
-    "(lambda old: (m.start_new_thread(int, ()), m.stack_size(0)))(m.stack_size(2**40))",
+    "start_with_stack(m, 2**40)",
     "m.TIMEOUT_MAX",
     "m.error is RuntimeError",
     "m.daemon_threads_allowed(), m._is_main_interpreter()",
@@ -107,9 +107,20 @@ MASKS = [
 ]
 
 
+def start_with_stack(m, size):
+    """A start with `stack_size(size)` in force; the size is reset whatever happens (a huge
+    one would keep every later thread of the process, faulthandler's too, from starting)."""
+    m.stack_size(size)
+    try:
+        return m.start_new_thread(int, ())
+    finally:
+        m.stack_size(0)
+
+
 def outcome(module, expr):
     try:
-        value = eval(expr, {"m": module, "pickle": pickle, "threading": threading})
+        value = eval(expr, {"m": module, "pickle": pickle, "threading": threading,
+                            "start_with_stack": start_with_stack})
         text = "-> " + repr(value)
     except BaseException as e:  # noqa: BLE001 (KeyboardInterrupt would be a finding too)
         text = f"{type(e).__name__}: {e}"
