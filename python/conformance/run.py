@@ -156,14 +156,15 @@ def build_world(shim):
     return mods
 
 
-# Tests that start a child interpreter test CPython's own `_thread` in that child, not the
-# module: they are not run (CONFORMANCE.md, "Not run").
+# Tests that start a child process or a subinterpreter test CPython's own `_thread` there, not
+# the module: they are not run (CONFORMANCE.md, "Not run").
 CHILD_MARKERS = ("assert_python_ok", "assert_python_failure", "spawn_python",
-                 "subprocess.", "script_helper", "run_python_until_end")
+                 "subprocess.", "script_helper", "run_python_until_end",
+                 "run_in_subinterp", "interpreters.create", "requires_subinterpreters")
 
 
 def runs_child_interpreter(cls, name):
-    """True if the test, or a `self._helper` it calls, starts a child interpreter."""
+    """True if the test, or a `self._helper` it calls, starts a child or sub-interpreter."""
     try:
         src = inspect.getsource(getattr(cls, name))
     except (OSError, TypeError):
@@ -332,8 +333,9 @@ def main():
         print("-" * 70)
         print(tb)
     if not_run:
-        print(f"conformance: not run ({len(not_run)}, each starts a child interpreter that "
-              f"uses CPython's own _thread): {', '.join(not_run) if args.verbose else '-v lists them'}")
+        print(f"conformance: not run ({len(not_run)}, each starts a child process or a "
+              f"subinterpreter, which imports CPython's own _thread): "
+              f"{', '.join(not_run) if args.verbose else '-v lists them'}")
     stale = sorted(set(k for k in skips if not args.patterns) - used)
     for name in stale:
         print(f"conformance: skip entry {name} matches no test (stale entry)")
@@ -350,6 +352,9 @@ def main():
     else:
         print(f"OK (skipped={totals['skipped']})" if totals["skipped"] else "OK")
     bad = totals["failed"] + totals["errors"]
+    if totals["run"] == 0 and not args.patterns:
+        print("conformance: FAILED: no test ran")
+        bad = 1
     print(f"conformance: {totals['passed']} passed, {bad} failed, {totals['skipped']} skipped")
     sys.stdout.flush()
     # Threads the tests left running must not keep the process (or CI) alive.
