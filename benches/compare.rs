@@ -97,6 +97,13 @@ fn finished_join(c: &mut Criterion) {
     group.bench_function("pythread_is_finished", |b| {
         b.iter(|| black_box(&handle).is_finished())
     });
+    // A typed result: the finished join of a `Handle<u64>` copies the value out.
+    let typed = pythread::start(|| 42_u64);
+    assert_eq!(typed.join().expect("returns 42"), 42);
+    group.bench_function("pythread_join_u64", |b| b.iter(|| black_box(&typed).join()));
+    group.bench_function("pythread_join_u64_is_ok", |b| {
+        b.iter(|| black_box(&typed).join().is_ok())
+    });
     group.bench_function("shared_thread", |b| b.iter(|| *black_box(&shared).join()));
     group.finish();
     std_handle.join().expect("the empty fn returns");
@@ -394,6 +401,8 @@ fn main() {
 fn interleaved_ratios() {
     println!("\ninterleaved batches, median per iteration (ratio to the first row)");
     let (std_handle, handle) = finished_threads();
+    let typed = pythread::start(|| 42_u64);
+    assert_eq!(typed.join().expect("returns 42"), 42);
     let joiners = Joiners::spawn();
 
     report(
@@ -421,6 +430,12 @@ fn interleaved_ratios() {
             }),
             ("pythread_join", &mut |n| {
                 timed(n, || black_box(&handle).join())
+            }),
+            ("pythread_join_u64_is_ok", &mut |n| {
+                timed(n, || black_box(&typed).join().is_ok())
+            }),
+            ("pythread_join_u64", &mut |n| {
+                timed(n, || black_box(&typed).join())
             }),
         ],
         101,

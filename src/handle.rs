@@ -8,45 +8,47 @@ use std::time::Duration;
 use crate::completion::{Completion, Outcome};
 use crate::ident::{self, current_ident, Ident};
 use crate::panic::Panic;
-use crate::sync::{thread, Arc};
+use crate::sync::{lock, thread, Arc, Mutex};
 
 /// A shared handle to a started thread: clone it, join it any number of times
 /// from any number of threads, ask whether it has finished.
 ///
-/// Unlike [`std::thread::JoinHandle`], `join` takes `&self`, and every call on
-/// every clone returns the same outcome: `Ok(())` when the function returned, or
-/// an `Err` holding the one [`Panic`] it raised. Dropping every clone detaches the
-/// thread: it runs on to the end and its outcome is dropped there.
+/// `T` is what the thread's function returns (`()` by default, so `Handle` alone
+/// is `Handle<()>`). Unlike [`std::thread::JoinHandle`], `join` takes `&self`, and
+/// every call on every clone returns the same outcome: the value the function
+/// returned (a clone of it from [`join`](Handle::join), a borrow from
+/// [`join_ref`](Handle::join_ref)), or an `Err` holding the one [`Panic`] it raised.
+/// [`into_output`](Handle::into_output) moves the value out of the last handle.
+/// Dropping every clone detaches the thread: it runs on to the end and its outcome
+/// is dropped there.
 ///
-/// A `Handle` is one pointer wide; clones share one allocation.
+/// A `Handle` is one pointer wide, whatever `T` is; clones share one allocation.
+/// It is `Clone`, `Send`, `Sync` and `Debug` for every `T` a thread can return
+/// (`T: Send + Sync`; `T` need not be `Clone`, `Default` or `Debug`).
 ///
 /// # Examples
 ///
 /// ```
 /// # pythread::__doc_example(|| {
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use std::sync::Arc;
+/// let handle = pythread::start(|| 6 * 7);
+/// assert_eq!(handle.join().unwrap(), 42);
 ///
-/// let counter = Arc::new(AtomicUsize::new(0));
-/// let c = Arc::clone(&counter);
-/// let handle = pythread::start(move || {
-///     c.fetch_add(1, Ordering::Relaxed);
-/// });
-///
-/// // Join from another thread and from here; both see the same outcome.
+/// // Join from another thread and from here; both see the same value.
 /// let other = handle.clone();
-/// let joiner = pythread::start(move || other.join().unwrap());
-/// handle.join().unwrap();
-/// joiner.join().unwrap();
-/// assert_eq!(counter.load(Ordering::Relaxed), 1); // ran exactly once
+/// let joiner = pythread::start(move || *other.join_ref().unwrap() + 1);
+/// assert_eq!(joiner.join().unwrap(), 43);
+/// assert_eq!(handle.join_ref().unwrap(), &42);
 /// # });
 /// ```
-#[derive(Clone)]
-pub struct Handle(Arc<Shared>);
+pub struct Handle<T = ()>(Arc<Shared<T>>);
 
-struct Shared {
+struct Shared<T> {
     ident: Ident,
-    completion: Completion,
+    completion: Completion<T>,
+    /// The OS thread's own join handle, joined at most once by
+    /// [`Handle::join_thread`]; if nobody does, it is dropped with the last
+    /// reference (a detach, as dropping a std `JoinHandle` always is).
+    os_thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 /// Starts `f` on a new OS thread and returns its [`Handle`]: the port of
@@ -63,6 +65,14 @@ struct Shared {
 /// CPython's requirement that the function not be `NULL` is enforced here by the
 /// type system: there is no way to pass "no function".
 ///
+/// The value `f` returns is kept for every joiner until the last handle is
+/// dropped; many threads may borrow it at once, so `T` must be `Sync` as well as
+/// `Send`. A `!Sync` result is rejected at compile time:
+///
+/// ```compile_fail,E0277
+/// let handle = pythread::start(|| std::cell::Cell::new(1)); // Cell is !Sync
+/// ```
+///
 /// # Panics
 ///
 /// Panics if the operating system refuses to create a thread (CPython raises
@@ -75,14 +85,18 @@ struct Shared {
 /// let handle = pythread::start(|| println!("hello from a pythread"));
 /// assert!(handle.join().is_ok());
 ///
+/// let sum = pythread::start(|| (1..=10).sum::<u32>());
+/// assert_eq!(sum.join().unwrap(), 55);
+///
 /// let failing = pythread::start(|| panic!("bad input"));
 /// assert_eq!(failing.join().unwrap_err().message(), Some("bad input"));
 /// # });
 /// ```
 #[track_caller]
-pub fn start<F>(f: F) -> Handle
+pub fn start<F, T>(f: F) -> Handle<T>
 where
-    F: FnOnce() + Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + Sync + 'static,
 {
     Builder::new().start(f)
 }
@@ -103,9 +117,10 @@ where
 /// }
 /// # });
 /// ```
-pub fn try_start<F>(f: F) -> io::Result<Handle>
+pub fn try_start<F, T>(f: F) -> io::Result<Handle<T>>
 where
-    F: FnOnce() + Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + Sync + 'static,
 {
     Builder::new().try_start(f)
 }
@@ -169,27 +184,29 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// Panics if the name contains a NUL byte or the operating system refuses to
-    /// create a thread.
+    /// Panics with "invalid thread name" if the name contains a NUL byte (checked
+    /// before anything is started), and with "can't start new thread" if the
+    /// operating system refuses to create a thread, whatever its error.
     ///
     /// # Examples
     ///
     /// ```
     /// # pythread::__doc_example(|| {
-    /// let handle = pythread::Builder::new().name("job").start(|| {});
-    /// handle.join().unwrap();
+    /// let handle = pythread::Builder::new().name("job").start(|| "done");
+    /// assert_eq!(handle.join().unwrap(), "done");
     /// # });
     /// ```
     #[track_caller]
-    pub fn start<F>(self, f: F) -> Handle
+    pub fn start<F, T>(self, f: F) -> Handle<T>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + Sync + 'static,
     {
-        match self.try_start(f) {
+        if let Err(invalid) = self.check() {
+            panic!("pythread: invalid {}: {}", invalid.what, invalid.error);
+        }
+        match self.spawn(f) {
             Ok(handle) => handle,
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                panic!("pythread: invalid thread name: {e}")
-            }
             Err(e) => panic!("pythread: can't start new thread: {e}"),
         }
     }
@@ -198,9 +215,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`io::ErrorKind::InvalidInput`] if the name contains a NUL byte; otherwise the
-    /// error the operating system gave for refusing to create the thread. Either
-    /// way `f` is dropped without running.
+    /// [`io::ErrorKind::InvalidInput`] if the name contains a NUL byte (checked
+    /// before anything is started); otherwise the error the operating system gave
+    /// for refusing to create the thread. Either way `f` is dropped without running.
     ///
     /// # Examples
     ///
@@ -210,34 +227,69 @@ impl Builder {
     /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     /// # });
     /// ```
-    pub fn try_start<F>(self, f: F) -> io::Result<Handle>
+    pub fn try_start<F, T>(self, f: F) -> io::Result<Handle<T>>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.check().map_err(|invalid| invalid.error)?;
+        self.spawn(f)
+    }
+
+    /// Validates the configuration before anything is started, so that `start` can
+    /// tell a bad setting from the operating system's refusal (whose errors may
+    /// have any kind, `InvalidInput` included). A new setting adds its check here.
+    fn check(&self) -> Result<(), Invalid> {
+        if self.name.as_deref().is_some_and(|name| name.contains('\0')) {
+            return Err(Invalid {
+                what: "thread name",
+                error: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "thread name may not contain NUL bytes",
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the thread of a checked configuration.
+    fn spawn<F, T>(self, f: F) -> io::Result<Handle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + Sync + 'static,
     {
         let mut builder = thread::Builder::new();
         if let Some(name) = self.name {
-            if name.contains('\0') {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "thread name may not contain NUL bytes",
-                ));
-            }
             builder = builder.name(name);
         }
         let shared = Arc::new(Shared {
             ident: Ident::mint(),
             completion: Completion::new(),
+            os_thread: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
-        // The std JoinHandle is dropped at once: the completion cell is how this
-        // thread is joined, and dropping a JoinHandle only detaches.
-        builder.spawn(move || run(theirs, f))?;
+        #[cfg(all(test, not(loom)))]
+        if let Some(kind) = tests::FAIL_SPAWN.take() {
+            return Err(io::Error::from(kind));
+        }
+        let os_thread = builder.spawn(move || run(theirs, f))?;
+        // Kept for `join_thread`; dropped unjoined (a detach) with the last reference.
+        *lock(&shared.os_thread) = Some(os_thread);
         Ok(Handle(shared))
     }
 }
 
+/// A configuration that [`Builder::check`] refused: what was wrong, and the error.
+struct Invalid {
+    what: &'static str,
+    error: io::Error,
+}
+
 /// The body of every started thread.
-fn run<F: FnOnce()>(shared: Arc<Shared>, f: F) {
+fn run<F, T>(shared: Arc<Shared<T>>, f: F)
+where
+    F: FnOnce() -> T,
+{
     let outcome = {
         let _current = ident::enter(shared.ident);
         // AssertUnwindSafe: after a panic nothing of `f` is touched again; whoever
@@ -250,7 +302,7 @@ fn run<F: FnOnce()>(shared: Arc<Shared>, f: F) {
     // If every Handle is gone (detached), this drops the outcome, here.
 }
 
-impl Handle {
+impl<T> Handle<T> {
     /// Returns the thread's [`Ident`], fixed when it was started.
     ///
     /// # Examples
@@ -266,47 +318,288 @@ impl Handle {
         self.0.ident
     }
 
-    /// Waits for the thread's function to finish and returns its outcome: `Ok(())` if
-    /// it returned, `Err(panic)` if it panicked.
+    /// Waits for the thread's function to finish and returns its outcome by
+    /// reference: `Ok(&value)` if it returned `value`, `Err(panic)` if it panicked.
+    /// [`join`](Handle::join) is the same with a clone of the value.
     ///
-    /// Everything the function did happens-before `join` returns. `join` can be
+    /// Everything the function did happens-before `join_ref` returns. It can be
     /// called any number of times, on any clone, from any number of threads at once,
-    /// and every call returns the same outcome; for a panic, clones of one [`Panic`]
-    /// ([`Panic::ptr_eq`] holds between them). Once the function has finished,
-    /// `join` returns at once without taking a lock.
+    /// and every call returns the same outcome: a borrow of the one stored value, or
+    /// clones of one [`Panic`] ([`Panic::ptr_eq`] holds between them). Once the
+    /// function has finished, it returns at once without taking a lock.
     ///
-    /// `join` waits for the function, not for the OS thread's exit: the thread is
-    /// detached, so its last steps (dropping the outcome if no handle is left, then
-    /// the thread-local destructors of that thread) may still be running when `join`
-    /// returns. Anything the function itself did, including the drops of what it
-    /// captured, is complete.
+    /// `T` need not be `Clone`. The value lives until the last handle is dropped,
+    /// and the borrow checker keeps the reference from outliving this handle:
+    ///
+    /// ```compile_fail,E0505
+    /// let handle = pythread::start(|| String::from("result"));
+    /// let value: &String = handle.join_ref().unwrap();
+    /// drop(handle); // error: cannot move out of `handle` because it is borrowed
+    /// println!("{value}");
+    /// ```
+    ///
+    /// Like [`join`](Handle::join), it waits for the function, not for the OS
+    /// thread's exit; [`join_thread_ref`](Handle::join_thread_ref) waits for both.
     ///
     /// # Panics
     ///
     /// Panics with "cannot join current thread" when called from the thread's own
     /// function, which would otherwise wait for itself forever (CPython raises
-    /// `RuntimeError` there).
+    /// `RuntimeError` there). The panic points at the caller's line.
     ///
     /// # Examples
     ///
     /// ```
     /// # pythread::__doc_example(|| {
-    /// let handle = pythread::start(|| std::thread::sleep(std::time::Duration::from_millis(10)));
-    /// handle.join().unwrap();
-    /// handle.join().unwrap(); // again: same outcome, at once
+    /// // A result that is not Clone, read in place by two threads.
+    /// struct Report { lines: Vec<String> }
+    /// let handle = pythread::start(|| Report { lines: vec!["ok".into()] });
+    /// let other = handle.clone();
+    /// let reader = pythread::start(move || other.join_ref().unwrap().lines.len());
+    /// assert_eq!(handle.join_ref().unwrap().lines[0], "ok");
+    /// assert_eq!(reader.join().unwrap(), 1);
     /// # });
     /// ```
-    // `#[inline]` (here, on `join_timeout` and `is_finished`): a non-generic function
-    // is otherwise a call into this crate's object code, about 1.5 ns, three times the
-    // finished-join fast path itself; inlined, a finished join is a load of the
-    // pointer, one Acquire load of the state byte and a branch, as cheap as std's
-    // `JoinHandle::is_finished`. The blocking part stays out of line.
+    // `#[inline]` (here, on the timed and the cloning joins, and `is_finished`): a
+    // function of this crate is otherwise a call into its object code, about 1.5 ns,
+    // three times the finished-join fast path itself; inlined, a finished join is a
+    // load of the pointer, one Acquire load of the cell's state and a branch. The
+    // blocking part stays out of line. `#[track_caller]` costs nothing here: the
+    // location is a constant, passed on only to the out-of-line slow path.
     #[inline]
-    pub fn join(&self) -> Result<(), Panic> {
-        if let Some(outcome) = self.0.completion.poll() {
-            return outcome;
+    #[track_caller]
+    pub fn join_ref(&self) -> Result<&T, Panic> {
+        match self.0.completion.poll() {
+            Some(outcome) => view(outcome),
+            None => self.join_slow(),
         }
-        self.join_slow()
+    }
+
+    /// Waits at most `timeout` for the thread's function to finish: `None` if it is
+    /// still running then, otherwise `Some` of the outcome
+    /// [`join_ref`](Handle::join_ref) returns.
+    ///
+    /// `Duration::ZERO` polls without blocking. A timeout too large to represent as
+    /// a deadline (such as `Duration::MAX`) waits until the function finishes. A
+    /// spurious wake-up never ends the wait early.
+    ///
+    /// # Panics
+    ///
+    /// Panics with "cannot join current thread" when called from the thread's own
+    /// function, whatever the timeout (`Duration::ZERO` included), as
+    /// [`join`](Handle::join) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let (release, gate) = mpsc::channel::<()>();
+    /// let handle = pythread::start(move || {
+    ///     gate.recv().unwrap();
+    ///     vec![1, 2, 3]
+    /// });
+    /// assert!(handle.join_timeout_ref(Duration::ZERO).is_none()); // still blocked
+    /// release.send(()).unwrap();
+    /// let values = handle.join_timeout_ref(Duration::MAX).unwrap().unwrap();
+    /// assert_eq!(values.len(), 3);
+    /// # });
+    /// ```
+    #[inline]
+    #[track_caller]
+    #[must_use = "a timed join that is not looked at may have dropped the thread's panic \
+                  or missed that it is still running"]
+    pub fn join_timeout_ref(&self, timeout: Duration) -> Option<Result<&T, Panic>> {
+        match self.0.completion.poll() {
+            Some(outcome) => Some(view(outcome)),
+            None => self.join_timeout_slow(timeout),
+        }
+    }
+
+    /// Returns `true` once the thread's function has returned or panicked; then
+    /// [`join`](Handle::join) returns at once. Never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::start(|| {});
+    /// while !handle.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert!(handle.join().is_ok()); // returns at once
+    /// # });
+    /// ```
+    #[inline]
+    pub fn is_finished(&self) -> bool {
+        self.0.completion.is_finished()
+    }
+
+    /// Waits for the thread's function to finish and for its OS thread to exit,
+    /// then returns the outcome by reference, as [`join_ref`](Handle::join_ref)
+    /// does: the port of `PyThread_join_thread`, which is `pthread_join`.
+    ///
+    /// When it returns, the thread has run everything it ever will: its function,
+    /// the drop of what it captured, and its thread-local destructors. Any number of
+    /// callers, on any clones and threads, may call it, at once or again later; the
+    /// operating system's join runs once, and every caller returns only after it.
+    /// A handle that is never `join_thread`ed still detaches when the last clone is
+    /// dropped.
+    ///
+    /// # Panics
+    ///
+    /// Panics with "cannot join current thread" when called from the thread's own
+    /// function, as [`join`](Handle::join) does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::start(|| String::from("exited"));
+    /// assert_eq!(handle.join_thread_ref().unwrap(), "exited");
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn join_thread_ref(&self) -> Result<&T, Panic> {
+        let outcome = self.join_ref();
+        self.0.join_os_thread();
+        outcome
+    }
+
+    /// Takes the thread's outcome by move when this is the only handle left, after
+    /// waiting, as [`join_thread`](Handle::join_thread) does, for the function to
+    /// finish and the OS thread to exit; if other clones exist, gives this handle
+    /// back as `Err`, with the outcome untouched (it can still be joined).
+    ///
+    /// This is [`std::thread::JoinHandle::join`]'s move-out for a shared handle, in
+    /// the spirit of [`std::sync::Arc::try_unwrap`]. The started thread holds a
+    /// reference of its own until its last step, and waiting for its exit first is
+    /// what makes the answer depend only on the other handles: with no other clone,
+    /// `into_output` never returns `Err`, however the thread's exit races the call.
+    /// A clone being dropped on another thread at the same moment may still be
+    /// counted as existing (as for `Arc::try_unwrap`).
+    ///
+    /// # Panics
+    ///
+    /// Panics with "cannot join current thread" when called from the thread's own
+    /// function.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// // T need not be Clone: the value moves out of the last handle.
+    /// struct Unique(Vec<u8>);
+    /// let handle = pythread::start(|| Unique(vec![1, 2]));
+    /// let other = handle.clone();
+    /// let Err(handle) = handle.into_output() else { panic!("`other` still exists") };
+    /// drop(other);
+    /// let Ok(Ok(Unique(bytes))) = handle.into_output() else { panic!("the only handle") };
+    /// assert_eq!(bytes, [1, 2]);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn into_output(self) -> Result<Result<T, Panic>, Handle<T>> {
+        let _ = self.join_ref();
+        self.0.join_os_thread();
+        match Arc::try_unwrap(self.0) {
+            Ok(shared) => Ok(shared
+                .completion
+                .into_outcome()
+                .expect("pythread: the function finished before its thread exited")),
+            Err(shared) => Err(Handle(shared)),
+        }
+    }
+
+    /// [`join_ref`](Handle::join_ref) once the fast path found the function still
+    /// running.
+    #[inline(never)]
+    #[track_caller]
+    fn join_slow(&self) -> Result<&T, Panic> {
+        self.refuse_self_join();
+        view(self.0.completion.wait())
+    }
+
+    /// [`join_timeout_ref`](Handle::join_timeout_ref) once the fast path found the
+    /// function still running.
+    #[inline(never)]
+    #[track_caller]
+    fn join_timeout_slow(&self, timeout: Duration) -> Option<Result<&T, Panic>> {
+        // Before the zero-timeout poll: polling its own handle from inside is the same
+        // mistake as joining it (it can only ever answer `None`), and CPython raises
+        // "Cannot join current thread" whatever the timeout.
+        self.refuse_self_join();
+        if timeout.is_zero() {
+            return None;
+        }
+        self.0.completion.wait_timeout(timeout).map(view)
+    }
+
+    /// The number of references to the shared state: the handles, plus the started
+    /// thread's own until its body has returned. Only for the loom suite, to check
+    /// that `join_thread` returns after that.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn __references(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
+    #[track_caller]
+    fn refuse_self_join(&self) {
+        if current_ident() == Some(self.0.ident) {
+            panic!(
+                "pythread: cannot join current thread (thread {} joined its own handle)",
+                self.0.ident
+            );
+        }
+    }
+}
+
+impl<T: Clone> Handle<T> {
+    /// Waits for the thread's function to finish and returns its outcome: `Ok` of a
+    /// clone of the value it returned (for `Handle<()>`, simply `Ok(())`), or
+    /// `Err(panic)` if it panicked.
+    ///
+    /// Everything the function did happens-before `join` returns. `join` can be
+    /// called any number of times, on any clone, from any number of threads at once,
+    /// and every call returns the same outcome; for a panic, clones of one [`Panic`]
+    /// ([`Panic::ptr_eq`] holds between them). Once the function has finished,
+    /// `join` returns at once without taking a lock. [`join_ref`](Handle::join_ref)
+    /// borrows the value instead, for a `T` that is not `Clone` or costly to clone.
+    ///
+    /// `T::clone` runs in the caller, under no lock of the crate: if it panics, the
+    /// panic is the caller's, and the handle and its stored value are unaffected.
+    ///
+    /// `join` waits for the function, not for the OS thread's exit: the thread is
+    /// detached, so its last steps (dropping the outcome if no handle is left, then
+    /// the thread-local destructors of that thread) may still be running when `join`
+    /// returns. Anything the function itself did, including the drops of what it
+    /// captured, is complete. [`join_thread`](Handle::join_thread) waits for the exit too.
+    ///
+    /// # Panics
+    ///
+    /// Panics with "cannot join current thread" when called from the thread's own
+    /// function, which would otherwise wait for itself forever (CPython raises
+    /// `RuntimeError` there). The panic points at the caller's line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::start(|| {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    ///     String::from("parsed")
+    /// });
+    /// assert_eq!(handle.join().unwrap(), "parsed");
+    /// assert_eq!(handle.join().unwrap(), "parsed"); // again: same outcome, at once
+    /// # });
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn join(&self) -> Result<T, Panic> {
+        self.join_ref().cloned()
     }
 
     /// Waits at most `timeout` for the thread's function to finish: `None` if it is
@@ -338,74 +631,148 @@ impl Handle {
     /// # });
     /// ```
     #[inline]
-    pub fn join_timeout(&self, timeout: Duration) -> Option<Result<(), Panic>> {
-        if let Some(outcome) = self.0.completion.poll() {
-            return Some(outcome);
-        }
-        self.join_timeout_slow(timeout)
+    #[track_caller]
+    #[must_use = "a timed join that is not looked at may have dropped the thread's panic \
+                  or missed that it is still running"]
+    pub fn join_timeout(&self, timeout: Duration) -> Option<Result<T, Panic>> {
+        self.join_timeout_ref(timeout)
+            .map(|outcome| outcome.cloned())
     }
 
-    /// [`join`](Handle::join) once the fast path found the function still running.
-    #[inline(never)]
-    fn join_slow(&self) -> Outcome {
-        self.refuse_self_join();
-        self.0.completion.wait()
-    }
-
-    /// [`join_timeout`](Handle::join_timeout) once the fast path found the function
-    /// still running.
-    #[inline(never)]
-    fn join_timeout_slow(&self, timeout: Duration) -> Option<Outcome> {
-        // Before the zero-timeout poll: polling its own handle from inside is the same
-        // mistake as joining it (it can only ever answer `None`), and CPython raises
-        // "Cannot join current thread" whatever the timeout.
-        self.refuse_self_join();
-        if timeout.is_zero() {
-            return None;
-        }
-        self.0.completion.wait_timeout(timeout)
-    }
-
-    /// Returns `true` once the thread's function has returned or panicked; then
-    /// [`join`](Handle::join) returns at once. Never blocks.
+    /// Waits for the thread's function to finish and for its OS thread to exit,
+    /// then returns the outcome [`join`](Handle::join) returns: the port of
+    /// `PyThread_join_thread` (`pthread_join`). See
+    /// [`join_thread_ref`](Handle::join_thread_ref) for the guarantees.
+    ///
+    /// # Panics
+    ///
+    /// Panics with "cannot join current thread" when called from the thread's own
+    /// function.
     ///
     /// # Examples
     ///
     /// ```
     /// # pythread::__doc_example(|| {
-    /// let handle = pythread::start(|| {});
-    /// while !handle.is_finished() {
-    ///     std::thread::yield_now();
+    /// use std::cell::Cell;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// struct SetOnDrop(Arc<AtomicBool>);
+    /// impl Drop for SetOnDrop {
+    ///     fn drop(&mut self) { self.0.store(true, Ordering::SeqCst) }
     /// }
-    /// assert!(handle.join().is_ok()); // returns at once
+    /// thread_local!(static PROBE: Cell<Option<SetOnDrop>> = const { Cell::new(None) });
+    ///
+    /// let dropped = Arc::new(AtomicBool::new(false));
+    /// let flag = Arc::clone(&dropped);
+    /// let handle = pythread::start(move || PROBE.set(Some(SetOnDrop(flag))));
+    /// handle.join_thread().unwrap();
+    /// // The thread-local destructors of the thread have run.
+    /// assert!(dropped.load(Ordering::SeqCst));
     /// # });
     /// ```
-    #[inline]
-    pub fn is_finished(&self) -> bool {
-        self.0.completion.is_finished()
-    }
-
     #[track_caller]
-    fn refuse_self_join(&self) {
-        if current_ident() == Some(self.0.ident) {
-            panic!(
-                "pythread: cannot join current thread (thread {} joined its own handle)",
-                self.0.ident
-            );
+    pub fn join_thread(&self) -> Result<T, Panic> {
+        self.join_thread_ref().cloned()
+    }
+}
+
+impl<T> Shared<T> {
+    /// Joins the OS thread, once: the first caller takes the std handle and joins it
+    /// while holding the lock, so that every other caller returns only after that
+    /// join has returned.
+    fn join_os_thread(&self) {
+        let mut os_thread = lock(&self.os_thread);
+        if let Some(os_thread) = os_thread.take() {
+            // The thread's body catches every panic of `f`; a panic after that (in a
+            // thread-local destructor) aborts the process, so this is always `Ok`.
+            let _ = os_thread.join();
         }
     }
 }
 
-impl fmt::Debug for Handle {
+/// A stored outcome as the joins hand it out: the value by reference, or a clone of
+/// the one `Panic`.
+#[inline]
+fn view<T>(outcome: &Outcome<T>) -> Result<&T, Panic> {
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(panic) => Err(clone_panic(panic)),
+    }
+}
+
+/// Out of line to keep the inlined fast path small: a panicked thread is the rare
+/// case, and its join costs an `Arc` increment anyway.
+#[inline(never)]
+fn clone_panic(panic: &Panic) -> Panic {
+    panic.clone()
+}
+
+impl<T> Clone for Handle<T> {
+    /// Another handle to the same thread (an `Arc` clone); `T` need not be `Clone`.
+    fn clone(&self) -> Handle<T> {
+        Handle(Arc::clone(&self.0))
+    }
+}
+
+impl<T> fmt::Debug for Handle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.0.completion.poll() {
             None => "running",
-            Some(Ok(())) => "returned",
+            Some(Ok(_)) => "returned",
             Some(Err(_)) => "panicked",
         };
         f.debug_struct("Handle")
             .field("ident", &self.0.ident)
             .field("state", &state)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// Makes the next `Builder::spawn` on this thread fail with this error kind
+        /// before the OS is asked, as a refusal from the OS would.
+        pub(super) static FAIL_SPAWN: Cell<Option<io::ErrorKind>> = const { Cell::new(None) };
+    }
+
+    fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+        match payload.downcast::<String>() {
+            Ok(text) => *text,
+            Err(payload) => payload.downcast_ref::<&str>().unwrap().to_string(),
+        }
+    }
+
+    /// An `InvalidInput` from the OS (as `EINVAL` from `pthread_create`) is a refusal
+    /// to start, not a bad name: only the name check says "invalid thread name".
+    #[test]
+    fn an_os_invalid_input_is_not_reported_as_a_bad_name() {
+        FAIL_SPAWN.set(Some(io::ErrorKind::InvalidInput));
+        let payload = panic::catch_unwind(|| Builder::new().name("fine").start(|| {}))
+            .expect_err("the injected spawn failure must make start panic");
+        let message = panic_message(payload);
+        assert!(
+            message.starts_with("pythread: can't start new thread:"),
+            "got {message:?}"
+        );
+        FAIL_SPAWN.set(Some(io::ErrorKind::InvalidInput));
+        let err = Builder::new().try_start(|| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(FAIL_SPAWN.get(), None, "the injection was consumed");
+
+        // The name is checked before spawning: the injection is not even reached.
+        FAIL_SPAWN.set(Some(io::ErrorKind::Other));
+        let payload = panic::catch_unwind(|| Builder::new().name("a\0b").start(|| {}))
+            .expect_err("a NUL in the name must make start panic");
+        assert!(panic_message(payload).starts_with("pythread: invalid thread name:"));
+        assert_eq!(
+            FAIL_SPAWN.take(),
+            Some(io::ErrorKind::Other),
+            "spawn was reached"
+        );
     }
 }

@@ -1,11 +1,23 @@
 //! CPython's cross-platform thread layer (`Python/thread.c`) for Rust, and a better
 //! thread handle than [`std::thread::JoinHandle`].
 //!
-//! [`start`] runs a function on a new OS thread and returns a [`Handle`] that is
-//! cloneable, `Send + Sync`, and joinable any number of times from any number of
-//! threads. Every [`join`](Handle::join) returns the same outcome: `Ok(())` when the
-//! function returned, or `Err(`[`Panic`]`)` carrying the one value it panicked
-//! with. Each started thread gets a process-unique [`Ident`].
+//! [`start`] runs a function on a new OS thread and returns a [`Handle`], typed by
+//! what the function returns, as `std::thread::spawn` does:
+//!
+//! ```
+//! # pythread::__doc_example(|| {
+//! let handle = pythread::start(|| 6 * 7);
+//! assert_eq!(handle.join().unwrap(), 42);
+//! # });
+//! ```
+//!
+//! Unlike a `JoinHandle`, a [`Handle`] is cloneable, `Send + Sync`, and joinable any
+//! number of times from any number of threads. Every [`join`](Handle::join) returns
+//! the same outcome: `Ok` of the value the function returned (a clone of it;
+//! [`join_ref`](Handle::join_ref) borrows it instead, and
+//! [`into_output`](Handle::into_output) moves it out of the last handle), or
+//! `Err(`[`Panic`]`)` carrying the one value it panicked with. Each started thread
+//! gets a process-unique [`Ident`].
 //!
 //! ```
 //! # pythread::__doc_example(|| {
@@ -29,7 +41,8 @@
 //! | `PyThread_get_stacksize` | [`get_stacksize`] (always 0) |
 //! | `PyThread_set_stacksize` | [`set_stacksize`] (always -2, "not supported") |
 //! | `PY_TIMEOUT_MAX` | [`TIMEOUT_MAX`] (microseconds) |
-//! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] |
+//! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] (and the `&T` forms [`Handle::join_ref`], [`Handle::join_timeout_ref`]) |
+//! | `PyThread_join_thread` | [`Handle::join_thread`], [`Handle::join_thread_ref`] |
 //! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
 //!
 //! # Guarantees
@@ -38,6 +51,8 @@
 //! - Everything it did happens-before any `join` that returns its outcome.
 //! - All joins of one thread return the same outcome ([`Panic::ptr_eq`] holds).
 //! - A finished thread is joined with one atomic load, without a lock.
+//! - The returned value is dropped exactly once: with the last handle, or on the
+//!   started thread when every handle was dropped first.
 //! - Idents are never 0, never reused, and increase in start order on one thread.
 //! - A panic never escapes the started thread, never poisons the crate's state, and
 //!   a payload whose `Drop` panics is dropped with that panic caught.
@@ -46,8 +61,10 @@
 //! The core is model-checked with [loom](https://docs.rs/loom) through the single
 //! facade module that supplies its synchronization primitives, and property-tested
 //! against a sequential model. The shipped build contains no `unsafe` code.
-#![cfg_attr(not(loom), forbid(unsafe_code))]
-#![cfg_attr(loom, deny(unsafe_code))]
+// The shipped crate forbids `unsafe`; the loom build's model `OnceLock` and the
+// unit tests' signal plumbing (`sync::tests::signals`) opt in locally.
+#![cfg_attr(not(any(loom, test)), forbid(unsafe_code))]
+#![cfg_attr(any(loom, test), deny(unsafe_code))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub, missing_debug_implementations)]
 
@@ -76,6 +93,14 @@ pub fn __doc_example(example: impl FnOnce()) {
     example();
     #[cfg(loom)]
     drop(example);
+}
+
+/// Controls of the loom model of the wait primitive and the clock, for the loom
+/// suite in `loom_tests/`. Not part of the API; exists only under `--cfg loom`.
+#[doc(hidden)]
+#[cfg(loom)]
+pub mod __loom {
+    pub use crate::sync::loom_model::{advance_clock, interrupt, sleepers};
 }
 
 #[cfg(all(test, not(loom)))]

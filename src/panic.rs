@@ -53,8 +53,10 @@ struct Inner {
     message: Option<Cow<'static, str>>,
     type_id: TypeId,
     /// The original payload until someone takes it. Behind a lock because a
-    /// `Box<dyn Any + Send>` is not `Sync`; no user code ever runs while it is held
-    /// except the `Clone` of [`Panic::downcast_cloned`], and the lock ignores poison.
+    /// `Box<dyn Any + Send>` is not `Sync`. User code runs under this lock in one
+    /// place: `T::clone` in [`Panic::downcast_cloned`], which only reads the payload
+    /// through `&T`; the lock ignores poison, so a panicking `clone` leaves the
+    /// payload in place and the `Panic` usable.
     payload: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
@@ -99,6 +101,21 @@ impl Panic {
     /// ```
     pub fn message(&self) -> Option<&str> {
         self.0.message.as_deref()
+    }
+
+    /// Returns the [`Ident`] of the thread that panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::start(|| panic!("boom"));
+    /// let panic = handle.join().unwrap_err();
+    /// assert_eq!(panic.ident(), handle.ident());
+    /// # });
+    /// ```
+    pub fn ident(&self) -> Ident {
+        self.0.ident
     }
 
     /// Returns `true` when `this` and `other` are the same caught panic, as opposed
@@ -148,8 +165,15 @@ impl Panic {
     ///
     /// The payload is shared by every clone of this `Panic` and is only `Send`, not
     /// `Sync`, so it cannot be lent out by reference across threads; a clone is
-    /// handed out instead. `T::clone` runs while the payload is locked: it must not
-    /// reach this same `Panic` (it would deadlock).
+    /// handed out instead.
+    ///
+    /// `T::clone` runs while the payload is locked, so it must not reach this same
+    /// `Panic` (it would deadlock), and while it runs, other calls that read the
+    /// payload ([`downcast_cloned`](Panic::downcast_cloned),
+    /// [`take_payload`](Panic::take_payload)) on any clone wait for it.
+    /// [`message`](Panic::message), [`is`](Panic::is) and joins never take that lock.
+    /// If `T::clone` panics, the panic propagates to the caller and the `Panic` is
+    /// unaffected: the payload is still there for the next call.
     ///
     /// # Examples
     ///

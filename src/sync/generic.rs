@@ -1,0 +1,89 @@
+//! The portable backend of the wait primitive: a fixed table of mutex + condition
+//! variable buckets, hashed by the word's address (CPython's "mutex+cond" lock
+//! build, and the shape of `parking_lot_core`'s generic parker).
+//!
+//! It never reports [`Wake::Interrupted`]: `std`'s `Condvar` retries `EINTR`
+//! internally, so a signal handler cannot end a wait here. Words that hash to the
+//! same bucket share its condition variable, so both wakes notify every waiter of
+//! the bucket and the others see a spurious [`Wake::Woken`] and re-check.
+
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use super::{now, AtomicU32, Instant, Ordering, Wake};
+
+struct Bucket {
+    mutex: Mutex<()>,
+    condvar: Condvar,
+}
+
+const BUCKETS: usize = 64;
+
+#[allow(clippy::declare_interior_mutable_const)] // only used to fill the table
+const EMPTY: Bucket = Bucket {
+    mutex: Mutex::new(()),
+    condvar: Condvar::new(),
+};
+
+static TABLE: [Bucket; BUCKETS] = [EMPTY; BUCKETS];
+
+fn bucket(word: &AtomicU32) -> &'static Bucket {
+    let address = word as *const AtomicU32 as usize;
+    // Fibonacci hashing of the address; words are 4-byte aligned.
+    let hash = (address >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+    &TABLE[hash >> (usize::BITS - BUCKETS.trailing_zeros())]
+}
+
+pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
+    let bucket = bucket(word);
+    let guard = bucket.mutex.lock().unwrap_or_else(PoisonError::into_inner);
+    // Checked under the bucket lock, which every waker takes after changing the
+    // word: a wake cannot slip in between this check and the sleep.
+    if word.load(Ordering::SeqCst) != expected {
+        return Wake::Woken;
+    }
+    match deadline {
+        None => {
+            drop(
+                bucket
+                    .condvar
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            Wake::Woken
+        }
+        Some(deadline) => {
+            let Some(left) = deadline
+                .checked_duration_since(now())
+                .filter(|l| !l.is_zero())
+            else {
+                return Wake::TimedOut;
+            };
+            drop(
+                bucket
+                    .condvar
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            if now() >= deadline {
+                Wake::TimedOut
+            } else {
+                Wake::Woken
+            }
+        }
+    }
+}
+
+fn notify(word: &AtomicU32) {
+    let bucket = bucket(word);
+    // Taking the lock orders this wake after any waiter's check of the word.
+    drop(bucket.mutex.lock().unwrap_or_else(PoisonError::into_inner));
+    bucket.condvar.notify_all();
+}
+
+pub(crate) fn wake_one(word: &AtomicU32) {
+    notify(word);
+}
+
+pub(crate) fn wake_all(word: &AtomicU32) {
+    notify(word);
+}

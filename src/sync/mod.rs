@@ -1,0 +1,495 @@
+//! The synchronization facade: the one place the core gets its primitives from.
+//!
+//! Every atomic, lock, condition variable, thread spawn, thread-local and write-once
+//! cell that the core relies on for correctness is imported from here. Under
+//! `--cfg loom` this module hands out [loom]'s model-checked versions, so the loom
+//! suite in `loom_tests/` explores every interleaving of the real core code; in a
+//! normal build it re-exports `std` and costs nothing.
+//!
+//! It also supplies the crate's one blocking primitive, [`wait`] / [`wake_one`] /
+//! [`wake_all`] on an [`AtomicU32`] word (futex-shaped), and the clock ([`Instant`],
+//! [`now`], [`deadline_after`]) its deadlines are measured on. One small file per
+//! backend, behind one interface (the shape of `parking_lot_core`'s `thread_parker/`):
+//!
+//! | backend | file | when | interruption |
+//! |---|---|---|---|
+//! | Linux futex | `futex.rs` | Linux, not loom | a signal handler that ran on the waiting thread ends the wait with [`Wake::Interrupted`] (`EINTR`) |
+//! | mutex + condition variable | `generic.rs` | other platforms, not loom | never: CPython's "mutex+cond" build |
+//! | loom model | `loom_model.rs` | `--cfg loom` | a model interrupt the loom test sends |
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(not(loom))]
+pub(crate) use std::{
+    sync::{
+        atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering},
+        Arc, Condvar, Mutex, MutexGuard, OnceLock,
+    },
+    thread,
+};
+
+#[cfg(loom)]
+pub(crate) use loom::{
+    sync::{
+        atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering},
+        Arc, Condvar, Mutex, MutexGuard,
+    },
+    thread,
+};
+
+#[cfg(loom)]
+pub(crate) use self::loom_once_lock::OnceLock;
+
+// `allow(dead_code)` on the primitive until its users (the locks, the handle's
+// joins) land; it is exercised by the unit tests below meanwhile.
+#[cfg(all(target_os = "linux", not(loom)))]
+#[allow(dead_code)]
+mod futex;
+// The generic backend is compiled (and unit-tested) on Linux too, where the futex
+// backend is the one in use.
+#[cfg(not(loom))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod generic;
+#[cfg(loom)]
+#[allow(dead_code)]
+pub(crate) mod loom_model;
+
+#[cfg(all(target_os = "linux", not(loom)))]
+use self::futex as backend;
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+use self::generic as backend;
+#[cfg(loom)]
+use self::loom_model as backend;
+
+#[cfg(loom)]
+pub(crate) use self::loom_model::Instant;
+/// The clock deadlines are measured on: `std`'s monotonic [`std::time::Instant`], or
+/// under loom a model instant that only the loom test moves (see `loom_model`).
+#[cfg(not(loom))]
+pub(crate) use std::time::Instant;
+
+/// Why [`wait`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)]
+pub(crate) enum Wake {
+    /// A wake-up, the word no longer holding `expected`, or a spurious return: the
+    /// caller re-checks its condition.
+    Woken,
+    /// The deadline has passed (checked against [`now`]; never early).
+    TimedOut,
+    /// A signal handler ran on this thread during the wait (Linux futex backend:
+    /// `EINTR`; loom: the model interrupt). The generic backend never returns it.
+    Interrupted,
+}
+
+/// Blocks while `word == expected`, until a wake, the deadline, or (Linux futex
+/// backend only, and the loom model) a signal handler that ran on this thread.
+/// A deadline of `None` waits forever. `Woken` may be spurious; `TimedOut` is only
+/// returned once `now() >= deadline`.
+#[inline]
+#[allow(dead_code)]
+pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
+    backend::wait(word, expected, deadline)
+}
+
+/// Wakes at least one thread blocked in [`wait`] on `word`, if there is one.
+#[inline]
+#[allow(dead_code)]
+pub(crate) fn wake_one(word: &AtomicU32) {
+    backend::wake_one(word)
+}
+
+/// Wakes every thread blocked in [`wait`] on `word`.
+#[inline]
+#[allow(dead_code)]
+pub(crate) fn wake_all(word: &AtomicU32) {
+    backend::wake_all(word)
+}
+
+/// The current time on the crate's clock.
+#[inline]
+#[allow(dead_code)]
+pub(crate) fn now() -> Instant {
+    #[cfg(not(loom))]
+    {
+        Instant::now()
+    }
+    #[cfg(loom)]
+    {
+        loom_model::now()
+    }
+}
+
+/// The deadline `timeout` from now, or `None` ("no deadline": wait forever) when
+/// the clock cannot represent it (a too-large timeout).
+#[inline]
+#[allow(dead_code)]
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
+    now().checked_add(timeout)
+}
+
+/// Declares a process-wide atomic.
+///
+/// loom's atomics cannot be built in a `const` context, and loom must see a fresh
+/// value in every execution it explores, so under loom the static is a
+/// `loom::lazy_static!` (reset per execution); otherwise it is a plain `static`.
+macro_rules! global_atomic {
+    (static $name:ident: $ty:ident = $init:expr;) => {
+        #[cfg(not(loom))]
+        static $name: $crate::sync::$ty = $crate::sync::$ty::new($init);
+        #[cfg(loom)]
+        loom::lazy_static! {
+            static ref $name: $crate::sync::$ty = $crate::sync::$ty::new($init);
+        }
+    };
+}
+pub(crate) use global_atomic;
+
+/// Declares a thread-local with a `const` initializer.
+///
+/// `std` makes a const-initialized thread-local a plain TLS access; loom's
+/// `thread_local!` (one value per model thread) has no `const` form.
+macro_rules! thread_local_const {
+    ($vis:vis static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        std::thread_local! {
+            $vis static $name: $ty = const { $init };
+        }
+        #[cfg(loom)]
+        loom::thread_local! {
+            $vis static $name: $ty = $init;
+        }
+    };
+}
+pub(crate) use thread_local_const;
+
+/// Locks `mutex`, ignoring poison.
+///
+/// Poison carries no information here: no lock of the crate guards state that a
+/// panic could leave half-updated. The crate's own code under its locks does not
+/// panic, with one exception that runs user code: `T::clone` in
+/// `Panic::downcast_cloned` runs under the payload lock (it may panic or block), but
+/// it only reads the payload through `&T`, so the payload is intact after a
+/// panicking `clone` and the `Panic` stays usable. Refusing to go on after poison
+/// would turn one failure into a hang or a cascade.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A model of the part of `std::sync::OnceLock` the crate uses, built from loom
+/// primitives so that loom sees (and checks) how the panic payload is published.
+///
+/// It exists only in the loom build; the shipped crate uses `std`'s `OnceLock` and
+/// contains no `unsafe` code at all (`forbid(unsafe_code)` outside loom).
+#[cfg(loom)]
+#[allow(unsafe_code)]
+mod loom_once_lock {
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{AtomicU8, Ordering};
+    use std::panic::{RefUnwindSafe, UnwindSafe};
+
+    const EMPTY: u8 = 0;
+    const WRITING: u8 = 1;
+    const READY: u8 = 2;
+
+    pub(crate) struct OnceLock<T> {
+        state: AtomicU8,
+        value: UnsafeCell<Option<T>>,
+    }
+
+    // SAFETY: the same bounds as std's OnceLock: sharing the cell shares `&T` between
+    // threads (needs `T: Sync`) and lets any of them store the `T` (needs `T: Send`).
+    unsafe impl<T: Send + Sync> Sync for OnceLock<T> {}
+
+    // As std's: a panic while the cell is observed leaves it either empty or set.
+    impl<T: RefUnwindSafe + UnwindSafe> RefUnwindSafe for OnceLock<T> {}
+    impl<T: UnwindSafe> UnwindSafe for OnceLock<T> {}
+
+    impl<T> OnceLock<T> {
+        pub(crate) fn new() -> Self {
+            OnceLock {
+                state: AtomicU8::new(EMPTY),
+                value: UnsafeCell::new(None),
+            }
+        }
+
+        /// Unlike `std`, a racing second `set` fails at once instead of waiting for the
+        /// first; the crate calls `set` exactly once per cell, so the difference is moot.
+        pub(crate) fn set(&self, value: T) -> Result<(), T> {
+            if self
+                .state
+                .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Acquire)
+                .is_err()
+            {
+                return Err(value);
+            }
+            // SAFETY: the successful EMPTY -> WRITING exchange makes this thread the only
+            // writer, and readers touch `value` only after observing READY, which is
+            // stored below, after this write. loom checks both claims.
+            self.value.with_mut(|slot| unsafe { *slot = Some(value) });
+            self.state.store(READY, Ordering::Release);
+            Ok(())
+        }
+
+        pub(crate) fn get(&self) -> Option<&T> {
+            if self.state.load(Ordering::Acquire) != READY {
+                return None;
+            }
+            // SAFETY: READY was stored with Release after the one and only write, and this
+            // thread loaded it with Acquire, so the write happens-before this read; the
+            // value is never written again (it is dropped only through `&mut self`).
+            self.value.with(|slot| unsafe { (*slot).as_ref() })
+        }
+
+        /// The value, if set; taking `self` by value means no reader is left.
+        pub(crate) fn into_inner(self) -> Option<T> {
+            // SAFETY: `self` is owned, so no other thread holds a reference to the cell;
+            // loom still checks that the last write happens-before this read.
+            self.value.with_mut(|slot| unsafe { (*slot).take() })
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// How long any wait in these tests may take before the test fails.
+    const WATCHDOG: Duration = Duration::from_secs(10);
+
+    type WaitFn = fn(&AtomicU32, u32, Option<Instant>) -> Wake;
+    type WakeFn = fn(&AtomicU32);
+
+    /// The backends under test: the one in use, and the generic one (also on Linux).
+    fn backends() -> Vec<(&'static str, WaitFn, WakeFn, WakeFn)> {
+        let mut list: Vec<(&'static str, WaitFn, WakeFn, WakeFn)> = vec![(
+            "generic",
+            generic::wait,
+            generic::wake_one,
+            generic::wake_all,
+        )];
+        #[cfg(target_os = "linux")]
+        list.push(("futex", futex::wait, futex::wake_one, futex::wake_all));
+        list
+    }
+
+    #[test]
+    fn changed_word_returns_at_once() {
+        for (name, wait, _, _) in backends() {
+            let word = AtomicU32::new(1);
+            assert_eq!(wait(&word, 0, None), Wake::Woken, "{name}");
+        }
+    }
+
+    #[test]
+    fn past_deadline_times_out_at_once() {
+        for (name, wait, _, _) in backends() {
+            let word = AtomicU32::new(0);
+            assert_eq!(wait(&word, 0, Some(now())), Wake::TimedOut, "{name}");
+        }
+    }
+
+    #[test]
+    fn timeout_is_never_early() {
+        for (name, wait, _, _) in backends() {
+            let word = AtomicU32::new(0);
+            let start = now();
+            let deadline = start + Duration::from_millis(30);
+            // A spurious Woken is allowed; the caller loops against the same deadline.
+            let mut wakes = 0;
+            while wait(&word, 0, Some(deadline)) != Wake::TimedOut {
+                wakes += 1;
+                assert!(wakes < 1000, "{name}: never timed out");
+            }
+            assert!(now() >= deadline, "{name}: TimedOut before the deadline");
+            assert!(start.elapsed() < WATCHDOG, "{name}: far too late");
+        }
+    }
+
+    #[test]
+    fn deadline_after_saturates_to_forever() {
+        assert!(deadline_after(Duration::MAX).is_none());
+        let d = deadline_after(Duration::from_secs(1)).unwrap();
+        assert!(d > now());
+    }
+
+    /// Waits until the thread `tid` of this process is blocked in the futex system
+    /// call (both backends end in one on Linux), or fails after [`WATCHDOG`].
+    #[cfg(target_os = "linux")]
+    fn wait_until_in_futex(tid: i32) {
+        let path = format!("/proc/self/task/{tid}/syscall");
+        let futex_nr = signals::SYS_FUTEX.to_string();
+        let start = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.split_whitespace().next() == Some(futex_nr.as_str()) {
+                return;
+            }
+            assert!(
+                start.elapsed() < WATCHDOG,
+                "thread {tid} never blocked: {text}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn wake_one_and_wake_all_wake_sleepers() {
+        for (name, wait, wake_one, wake_all) in backends() {
+            for all in [false, true] {
+                let word = Arc::new(AtomicU32::new(0));
+                let (tx, rx) = mpsc::channel();
+                let sleepers = if all { 2 } else { 1 };
+                let mut tids = Vec::new();
+                for _ in 0..sleepers {
+                    let word = Arc::clone(&word);
+                    let (tid_tx, tid_rx) = mpsc::channel();
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        tid_tx.send(signals::gettid()).unwrap();
+                        let mut results = Vec::new();
+                        while word.load(Ordering::SeqCst) == 0 {
+                            results.push(wait(&word, 0, None));
+                        }
+                        tx.send(results).unwrap();
+                    });
+                    tids.push(tid_rx.recv_timeout(WATCHDOG).unwrap());
+                }
+                for &tid in &tids {
+                    wait_until_in_futex(tid);
+                }
+                word.store(1, Ordering::SeqCst);
+                if all {
+                    wake_all(&word);
+                } else {
+                    wake_one(&word);
+                }
+                for _ in 0..sleepers {
+                    let results = rx
+                        .recv_timeout(WATCHDOG)
+                        .unwrap_or_else(|_| panic!("{name}: a sleeper was not woken"));
+                    assert!(!results.is_empty(), "{name}: the sleeper never slept");
+                    assert!(
+                        results.iter().all(|w| *w == Wake::Woken),
+                        "{name}: {results:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One waiter blocked on `word` forever gets SIGUSR1 from `pthread_kill`; the
+    /// result of its first wait is returned.
+    #[cfg(target_os = "linux")]
+    fn signal_a_sleeper(wait: WaitFn, wake_one: WakeFn, timeout: Option<Duration>) -> Wake {
+        let word = Arc::new(AtomicU32::new(0));
+        let (tx, rx) = mpsc::channel();
+        let (id_tx, id_rx) = mpsc::channel();
+        let waiter = Arc::clone(&word);
+        std::thread::spawn(move || {
+            id_tx
+                .send((signals::pthread_self(), signals::gettid()))
+                .unwrap();
+            let first = wait(&waiter, 0, timeout.map(|t| now() + t));
+            while waiter.load(Ordering::SeqCst) == 0 {
+                wait(&waiter, 0, None);
+            }
+            tx.send(first).unwrap();
+        });
+        let (thread, tid) = id_rx.recv_timeout(WATCHDOG).unwrap();
+        wait_until_in_futex(tid);
+        let handled = signals::handled();
+        signals::kill(thread);
+        let start = std::time::Instant::now();
+        while signals::handled() == handled {
+            assert!(start.elapsed() < WATCHDOG, "the handler never ran");
+            std::thread::yield_now();
+        }
+        // Let it finish whatever the first wait returned.
+        word.store(1, Ordering::SeqCst);
+        let result = loop {
+            wake_one(&word);
+            match rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(result) => break result,
+                Err(_) => assert!(start.elapsed() < WATCHDOG, "the waiter never returned"),
+            }
+        };
+        result
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn futex_reports_eintr_and_generic_does_not() {
+        // CPython's handlers have no SA_RESTART. (Measured: with SA_RESTART the kernel
+        // restarts an untimed futex wait instead, so the handler alone is not seen.)
+        signals::install(false);
+        for deadline in [None, Some(Duration::from_secs(3600))] {
+            assert_eq!(
+                signal_a_sleeper(futex::wait, futex::wake_one, deadline),
+                Wake::Interrupted,
+                "futex wait, deadline {deadline:?}"
+            );
+            assert_ne!(
+                signal_a_sleeper(generic::wait, generic::wake_one, deadline),
+                Wake::Interrupted,
+                "generic wait, deadline {deadline:?}"
+            );
+        }
+    }
+
+    /// The signal plumbing for the tests above (test-only `unsafe`: the shipped
+    /// crate forbids it).
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    mod signals {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        pub(super) const SYS_FUTEX: libc::c_long = libc::SYS_futex;
+
+        static HANDLED: AtomicUsize = AtomicUsize::new(0);
+
+        extern "C" fn on_signal(_: libc::c_int) {
+            HANDLED.fetch_add(1, Ordering::SeqCst);
+        }
+
+        pub(super) fn handled() -> usize {
+            HANDLED.load(Ordering::SeqCst)
+        }
+
+        /// Installs the SIGUSR1 handler, with or without `SA_RESTART`.
+        #[allow(dead_code)] // only without SA_RESTART today
+        pub(super) fn install(restart: bool) {
+            // SAFETY: a zeroed sigaction is valid; the handler only touches an atomic.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                action.sa_flags = if restart { libc::SA_RESTART } else { 0 };
+                libc::sigemptyset(&mut action.sa_mask);
+                assert_eq!(
+                    libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+                    0
+                );
+            }
+        }
+
+        pub(super) fn pthread_self() -> libc::pthread_t {
+            // SAFETY: always safe to call.
+            unsafe { libc::pthread_self() }
+        }
+
+        pub(super) fn gettid() -> i32 {
+            // SAFETY: always safe to call.
+            unsafe { libc::gettid() }
+        }
+
+        pub(super) fn kill(thread: libc::pthread_t) {
+            // SAFETY: the thread is alive (it is blocked in the test's wait).
+            assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR1) }, 0);
+        }
+    }
+}
