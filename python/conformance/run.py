@@ -207,8 +207,10 @@ def suites(module, mods):
             out.append(("test_thread." + cls, getattr(tt, cls)))
     ts = mods["test_threadsignals"]
     out.append(("test_threadsignals.ThreadSignals", ts.ThreadSignals))
+    sys.path.insert(0, HERE)
+    import interrupts
+    out.append(("interrupts.Interrupts", interrupts.make_case(module)))
     if VERSION == "3.13" and module.__name__ != "_thread":
-        sys.path.insert(0, HERE)
         import differential
         out.append(("differential.AgainstCPython", differential.make_case(module)))
     tg = mods["test_threading"]
