@@ -16,9 +16,10 @@ use pyo3::prelude::*;
 
 /// The interpreter's signal handlers, run from inside a detached wait: the `pending_calls` of
 /// the crate's `acquire_with_retries` / `join_with_retries`. Off the main thread this is a
-/// no-op that returns `Ok`, so the wait resumes (as in CPython).
+/// no-op that returns `Ok`, so the wait resumes (as in CPython); so it is while the interpreter
+/// is finalizing (no handler runs then).
 pub(crate) fn check_signals() -> PyResult<()> {
-    Python::attach(|py| py.check_signals())
+    Python::try_attach(|py| py.check_signals()).unwrap_or(Ok(()))
 }
 
 #[pymodule]

@@ -57,6 +57,23 @@ fn cant_start() -> PyErr {
     PyRuntimeError::new_err("can't start new thread")
 }
 
+/// CPython 3.12+ refuses to start a thread once the interpreter is finalizing
+/// (`PythonFinalizationError` from 3.13, a RuntimeError before).
+fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
+    if !py
+        .import("sys")?
+        .call_method0("is_finalizing")?
+        .is_truthy()?
+    {
+        return Ok(());
+    }
+    let msg = "can't create new thread at interpreter shutdown";
+    match py.import("builtins")?.getattr("PythonFinalizationError") {
+        Ok(t) => Err(PyErr::from_value(t.call1((msg,))?)),
+        Err(_) => Err(PyRuntimeError::new_err(msg)),
+    }
+}
+
 /// Starts `func(*args, **kwargs)` on a crate thread, the callable run attached to the
 /// interpreter; an exception is reported through `sys.unraisablehook` as `_thread` does
 /// (`SystemExit` silently ends the thread).
@@ -70,7 +87,10 @@ fn spawn(
         .daemon(daemon)
         .stack_size(stack_size_now())
         .try_start(move || {
-            Python::attach(move |py| {
+            // Not once the interpreter is finalizing: attaching then would end the OS thread
+            // under Rust's feet (CPython 3.11-3.13 call pthread_exit there). The references
+            // are then released by PyO3 whenever the interpreter next allows it.
+            Python::try_attach(move |py| {
                 let f = func.bind(py);
                 let result = f.call(args.bind(py), kwargs.as_ref().map(|k| k.bind(py)));
                 if let Err(err) = result {
@@ -80,7 +100,7 @@ fn spawn(
                 }
                 // Every Python reference goes while the thread is still attached.
                 drop((args, kwargs, func));
-            })
+            });
         })
 }
 
@@ -413,6 +433,7 @@ fn start_new_thread(
     if !function.is_callable() {
         return Err(PyTypeError::new_err("first arg must be callable"));
     }
+    refuse_at_shutdown(function.py())?;
     let args = args
         .cast::<PyTuple>()
         .map_err(|_| PyTypeError::new_err("2nd arg must be a tuple"))?;
@@ -460,6 +481,7 @@ fn start_joinable_thread(
         Some(d) => d.is_truthy()?,
         None => true,
     };
+    refuse_at_shutdown(py)?;
     {
         let mut state = handle.get().state();
         if !matches!(*state, State::NotStarted) {
