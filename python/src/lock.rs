@@ -2,7 +2,7 @@
 //! `RLock`.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
@@ -176,18 +176,41 @@ impl Lock {
 
 /// `_thread.RLock`: reentrant, owned by the thread that holds it.
 ///
-/// `_at_fork_reinit` gives the object a new lock (as CPython does: the old one, held by a
-/// thread that does not exist in a forked child, is left alone), so the crate's lock sits
-/// behind an `Arc` that each call takes a reference to; the std mutex around it is held only
-/// for that clone, never across a wait.
+/// `_at_fork_reinit` gives the object a new lock, as CPython does (the old one may be owned by
+/// a thread that does not exist in a forked child, and only its owner may release it). The
+/// locks form a chain that only ever grows at its end: every call uses the last one, which
+/// costs one atomic load while no fork ever reinitialized it; the old ones are kept until the
+/// object goes (CPython leaks them).
 #[pyclass(name = "RLock", module = "_thread", weakref, frozen, subclass)]
 pub(crate) struct RLock {
-    inner: Mutex<Arc<pythread::RLock>>,
+    first: Generation,
+}
+
+struct Generation {
+    lock: pythread::RLock,
+    next: OnceLock<Box<Generation>>,
+}
+
+impl Generation {
+    fn new() -> Generation {
+        Generation {
+            lock: pythread::RLock::new(),
+            next: OnceLock::new(),
+        }
+    }
+
+    fn last(&self) -> &Generation {
+        let mut generation = self;
+        while let Some(next) = generation.next.get() {
+            generation = next;
+        }
+        generation
+    }
 }
 
 impl RLock {
-    fn lock(&self) -> Arc<pythread::RLock> {
-        Arc::clone(&self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    fn lock(&self) -> &pythread::RLock {
+        &self.first.last().lock
     }
 }
 
@@ -198,13 +221,14 @@ impl RLock {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         RLock {
-            inner: Mutex::new(Arc::new(pythread::RLock::new())),
+            first: Generation::new(),
         }
     }
 
     /// After a fork: a new, unlocked lock (the old one may be owned by a thread that is gone).
     fn _at_fork_reinit(&self) {
-        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(pythread::RLock::new());
+        // Only the forking thread runs in the child, so nothing races this `set`.
+        let _ = self.first.last().next.set(Box::new(Generation::new()));
     }
 
     #[pyo3(signature = (*args, **kwargs))]
@@ -215,7 +239,7 @@ impl RLock {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
         let wait = parse(args, kwargs)?;
-        let lock = &*self.lock();
+        let lock = self.lock();
         acquire_with(
             py,
             wait,
@@ -286,7 +310,7 @@ impl RLock {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let lock = &*slf.get().lock();
+        let lock = slf.get().lock();
         let base = slf.py().get_type::<RLock>();
         let (owner, count) = owner_and_count(lock);
         Ok(format!(
