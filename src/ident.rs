@@ -32,8 +32,10 @@ use crate::sync::{global_atomic, thread_local_const, AtomicU64, Ordering};
 pub struct Ident(NonZeroU64);
 
 impl Ident {
-    /// Returns the ident as a number, as CPython's `threading.get_ident` would show
-    /// it. The number is never `0`.
+    /// Returns the ident as a number: the count this crate's process-wide start
+    /// counter gave the thread (the first start gets 1; a failed start uses one up
+    /// too), never `0`, never reused. It is not an OS thread id, nor the number
+    /// CPython's `threading.get_ident` returns (`pthread_self()` there).
     ///
     /// # Examples
     ///

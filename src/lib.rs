@@ -44,6 +44,11 @@
 //! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] (and the `&T` forms [`Handle::join_ref`], [`Handle::join_timeout_ref`]) |
 //! | `PyThread_join_thread` | [`Handle::join_thread`], [`Handle::join_thread_ref`] |
 //! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
+//! | `PyThread_GetInfo` (`sys.thread_info`) | [`thread_info`], [`ThreadInfo`] |
+//! | `PyThread_get_thread_native_id` | [`get_native_id`] |
+//! | `PyThread_tss_alloc`, `_create`, `_is_created`, `_set`, `_get`, `_delete`, `_free` | [`Tss`] (see its table) |
+//! | `PyThread_ParseTimeoutArg` | [`parse_timeout_arg`] |
+//! | `_thread.lock.acquire` argument rules, `_thread.TIMEOUT_MAX` | [`parse_acquire_args`], [`TIMEOUT_MAX_SECS`] |
 //!
 //! # Guarantees
 //!
@@ -72,13 +77,21 @@ mod completion;
 mod cpython;
 mod handle;
 mod ident;
+mod info;
 mod panic;
 mod sync;
+mod timeout;
+mod tss;
 
 pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
 pub use crate::handle::{start, try_start, Builder, Handle};
 pub use crate::ident::{current_ident, Ident};
+pub use crate::info::{get_native_id, thread_info, ThreadInfo};
 pub use crate::panic::Panic;
+pub use crate::timeout::{
+    parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,
+};
+pub use crate::tss::Tss;
 
 /// Runs a documentation example.
 ///
