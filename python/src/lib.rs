@@ -30,7 +30,7 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "CPython 3.13's _thread module on the pythread crate (Rust).",
     )?;
     m.add("error", py.get_type::<pyo3::exceptions::PyRuntimeError>())?;
-    m.add("TIMEOUT_MAX", timeout::timeout_max_seconds())?;
+    m.add("TIMEOUT_MAX", pythread::TIMEOUT_MAX_SECS)?;
     // The functions' `__module__` is `_thread`, as the classes' is: the module stands in for
     // it (threading's `__all__` check, pickling by name and reprs look at it).
     let home = PyModule::new(py, "_thread")?;

@@ -7,11 +7,6 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 
-/// `_thread.TIMEOUT_MAX`: `floor(PY_TIMEOUT_MAX * 1e-6)` seconds, 9223372036.0 on Linux.
-pub(crate) fn timeout_max_seconds() -> f64 {
-    ((pythread::TIMEOUT_MAX / 1_000_000) as f64).floor()
-}
-
 /// The seconds of a timeout argument, as `_PyTime_FromSecondsObject` accepts them: an `int` or a
 /// `float`; anything else is CPython's TypeError.
 pub(crate) fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
