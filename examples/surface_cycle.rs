@@ -1,6 +1,8 @@
 //! Cycles through the surface of issue 11 for many rounds — thread-specific storage
-//! (values dropped at thread exit, by `delete`, and with the key), then waits until
-//! every thread has fully exited, so that a memory checker sees everything freed.
+//! (values dropped at thread exit, by `delete`, and with the key), non-daemon threads
+//! (on chosen stacks, started by each other, a failed start) collected by `shutdown`,
+//! and exit joins (`join_thread`) — then waits until every thread has fully exited,
+//! so that a memory checker sees everything freed.
 //!
 //! `make valgrind` runs it under valgrind memcheck after `examples/cycle.rs`, with the
 //! same rule: 0 bytes definitely and indirectly lost.
@@ -37,6 +39,7 @@ fn main() {
         .unwrap_or(200);
 
     let dropped = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
     let (exit_tx, exited) = mpsc::channel::<()>();
     let mut values = 0;
 
@@ -67,7 +70,43 @@ fn main() {
         key.delete();
         drop(held);
         drop(key);
+
+        // Non-daemon threads, detached, one of them on a chosen stack and one
+        // starting another non-daemon thread: `shutdown` below waits for them all.
+        for stack in [0, 64 << 10] {
+            let (ran, tx) = (Arc::clone(&ran), exit_tx.clone());
+            drop(
+                pythread::Builder::new()
+                    .daemon(false)
+                    .stack_size(stack)
+                    .start(move || {
+                        ON_EXIT.with(|slot| *slot.borrow_mut() = Some(tx.clone()));
+                        let inner = Arc::clone(&ran);
+                        drop(pythread::Builder::new().daemon(false).start(move || {
+                            ON_EXIT.with(|slot| *slot.borrow_mut() = Some(tx));
+                            inner.fetch_add(1, Ordering::Relaxed);
+                        }));
+                        ran.fetch_add(1, Ordering::Relaxed);
+                    }),
+            );
+        }
+        // A failed non-daemon start (invalid stack size): unregistered, nothing kept.
+        assert!(pythread::Builder::new()
+            .daemon(false)
+            .stack_size(1024)
+            .try_start(|| {})
+            .is_err());
+
+        // An exit join: the thread-local destructors have run when it returns.
+        let exited = pythread::start(move || vec![round; 16]);
+        assert_eq!(exited.join_thread().expect("returns").len(), 16);
     }
+    pythread::shutdown();
+    assert_eq!(
+        ran.load(Ordering::Relaxed),
+        rounds * 4,
+        "shutdown waited for every fn"
+    );
     drop(exit_tx);
 
     // Every thread holds a sender in a thread-local, dropped only when its OS thread
@@ -82,7 +121,11 @@ fn main() {
         values,
         "every TSS value dropped once"
     );
-    println!("surface_cycle: {rounds} rounds, {values} TSS values, all dropped");
+    println!(
+        "surface_cycle: {rounds} rounds, {values} TSS values all dropped, {} non-daemon \
+         fns waited for by shutdown",
+        rounds * 4
+    );
 }
 
 /// Under `--cfg loom` the crate's primitives work only inside `loom::model`; this

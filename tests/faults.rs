@@ -24,7 +24,6 @@
 
 mod support;
 
-use std::any::Any;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,9 +40,11 @@ use support::{
 const CHILD_LIMIT: Duration = Duration::from_secs(90);
 const CHILD_OK: &str = "PYTHREAD-CHILD-OK";
 
-/// Counts how often it was dropped.
+/// Counts how often it was dropped (the spawn-failure test: Linux only).
+#[cfg(target_os = "linux")]
 struct DropCount(Arc<AtomicUsize>);
 
+#[cfg(target_os = "linux")]
 impl Drop for DropCount {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
@@ -55,7 +56,9 @@ fn join_bounded(handle: &Handle) -> Result<(), Panic> {
     support::join(handle)
 }
 
-fn payload_text(payload: &(dyn Any + Send)) -> Option<String> {
+/// The text of a string panic payload (the spawn-failure test: Linux only).
+#[cfg(target_os = "linux")]
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

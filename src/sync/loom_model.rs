@@ -110,6 +110,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
         thread,
         woken: false,
     }));
+    // For `wait_for_sleepers`.
+    CHANGED.notify_all();
     loop {
         state = CHANGED
             .wait(state)
@@ -173,6 +175,22 @@ pub fn interrupt(thread: ThreadId) {
     let mut state = lock(&STATE);
     state.interrupts.push(thread);
     CHANGED.notify_all();
+}
+
+/// How far the model clock has been advanced in this execution.
+pub fn elapsed() -> Duration {
+    Duration::from_nanos(lock(&STATE).clock)
+}
+
+/// Blocks (a modelled wait, no spinning) until at least `n` threads are blocked
+/// in the model wait: "the waiter is really asleep" for a loom test.
+pub fn wait_for_sleepers(n: usize) {
+    let mut state = lock(&STATE);
+    while state.sleepers.iter().flatten().filter(|s| !s.woken).count() < n {
+        state = CHANGED
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
 }
 
 /// The number of threads blocked in the model wait right now.

@@ -89,7 +89,7 @@ pub fn wait_until(what: impl Display, mut done: impl FnMut() -> bool) {
         if Instant::now() >= deadline {
             hang(&what);
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
