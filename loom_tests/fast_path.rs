@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{check, spin_until_finished, Expected, RaceCell};
+use common::{check, expect_payload, spin_until_finished, Expected, RaceCell};
 use loom::sync::Arc;
 use pythread::Panic;
 
@@ -77,9 +77,8 @@ fn panic_payload_read_on_fast_path() {
             .join_timeout(Duration::ZERO)
             .expect("is_finished was true but the poll found no outcome")
             .expect_err("f panicked");
-        let joined = handle.join().expect_err("f panicked");
+        let joined = expect_payload::<Expected>(handle.join());
         assert!(Panic::ptr_eq(&polled, &joined), "a fresh Panic per join");
-        assert!(joined.is::<Expected>());
         assert_eq!(joined.message(), None);
         assert_eq!(joined.downcast_cloned::<Expected>(), Some(Expected(9)));
 

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{check, RaceCell, EXPECTED};
+use common::{check, expect_message, RaceCell, EXPECTED};
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use pythread::Panic;
@@ -61,9 +61,8 @@ fn join_after_panic_delivers_the_payload() {
             }
         });
 
-        let first = handle.join().expect_err("f panicked");
+        let first = expect_message(handle.join(), "[expected] boom 7");
         assert_eq!(cell.read(), 7, "join returned before f's write");
-        assert_eq!(first.message(), Some("[expected] boom 7"));
         assert!(first.is::<String>());
         assert!(handle.is_finished());
 

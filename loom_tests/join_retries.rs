@@ -23,17 +23,10 @@ use common::{check, Mailbox};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use pythread::__loom::{advance_clock, interrupt, sleepers};
+use pythread::__loom::{advance_clock, interrupt, wait_for_sleepers};
 
 const SECOND: Duration = Duration::from_secs(1);
 const HALF: Duration = Duration::from_millis(500);
-
-/// Spins (yielding to loom) until `n` threads are blocked in the model wait.
-fn until_sleepers(n: usize) {
-    while sleepers() != n {
-        thread::yield_now();
-    }
-}
 
 /// `f` is released by a helper thread right after it moves the clock past the
 /// timed joiner's deadline; the timed joiner (`join_timeout(1 s)`) gives up or sees
@@ -117,13 +110,14 @@ fn interruption_calls_pending_calls_and_keeps_the_deadline() {
                         .map(|outcome| outcome.map(|outcome| outcome.ok()))
                 })
             };
-            until_sleepers(1);
+            wait_for_sleepers(1);
             advance_clock(HALF);
             interrupt(joiner.thread().id());
             // Back asleep after exactly one call of `pending_calls`.
-            while calls.load(Ordering::SeqCst) != 1 || sleepers() != 1 {
+            while calls.load(Ordering::SeqCst) != 1 {
                 thread::yield_now();
             }
+            wait_for_sleepers(1);
             advance_clock(HALF); // now exactly at the deadline fixed at the call
             assert_eq!(
                 joiner.join().unwrap(),
@@ -158,7 +152,7 @@ fn pending_calls_error_ends_the_join() {
                     .map(|outcome| outcome.map(|outcome| outcome.ok()))
             })
         };
-        until_sleepers(1);
+        wait_for_sleepers(1);
         interrupt(joiner.thread().id());
         assert_eq!(joiner.join().unwrap(), Err("KeyboardInterrupt"));
         gate.put(());

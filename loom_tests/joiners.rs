@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{check, DropProbe, RaceCell, EXPECTED};
+use common::{check, expect_message, expect_payload, DropProbe, RaceCell, Token, EXPECTED};
 use loom::sync::Arc;
 use loom::thread;
 use pythread::Panic;
@@ -57,13 +57,12 @@ fn two_joiners_see_one_panic() {
             move || handle.join().expect_err("f panicked")
         });
 
-        let mine = handle.join().expect_err("f panicked");
+        let mine = expect_message(handle.join(), "[expected] two joiners");
         let theirs = other.join().unwrap();
         assert!(
             Panic::ptr_eq(&mine, &theirs),
             "joiners saw different Panics"
         );
-        assert_eq!(mine.message(), Some("[expected] two joiners"));
     });
 }
 
@@ -91,7 +90,7 @@ fn three_joiners_see_one_panic() {
             })
             .collect();
 
-        let mine = handle.join().expect_err("f panicked");
+        let mine = expect_message(handle.join(), "[expected] three joiners");
         assert_eq!(cell.read(), 3, "join returned before f's write");
         for joiner in joiners {
             let theirs = joiner.join().unwrap();
@@ -124,7 +123,7 @@ fn clone_and_drop_race_join() {
 
         let mine = handle.clone();
         drop(handle);
-        let panic = mine.join().expect_err("f panicked");
+        let panic = expect_payload::<Token>(mine.join());
         drop(mine);
         let theirs = other.join().unwrap();
         assert!(

@@ -20,7 +20,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{check, Mailbox, RaceCell, EXPECTED};
+use common::{check, expect_message, Mailbox, RaceCell, EXPECTED};
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -82,10 +82,12 @@ fn timed_join_racing_completion_matches_join() {
             }
         });
 
-        let unbounded = handle
-            .join_timeout(Duration::MAX)
-            .expect("Duration::MAX never times out")
-            .expect_err("f panicked");
+        let unbounded = expect_message(
+            handle
+                .join_timeout(Duration::MAX)
+                .expect("Duration::MAX never times out"),
+            "[expected] timed",
+        );
         assert_eq!(
             cell.read(),
             8,
@@ -122,7 +124,7 @@ fn no_timeout_after_outcome_observed() {
             }
         });
 
-        let joined = handle.join().expect_err("f panicked");
+        let joined = expect_message(handle.join(), "[expected] observed");
         observed.store(true, Ordering::Release);
         if let Some(polled) = poller.join().unwrap() {
             let polled = polled.expect_err("f panicked");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::completion::{Completion, Published, Waited};
 use crate::ident::{self, current_ident, Ident};
 use crate::panic::Panic;
+use crate::registry;
 use crate::sync::{self, lock, thread, Arc, Mutex};
 
 /// A shared handle to a started thread: clone it, join it any number of times
@@ -142,7 +143,14 @@ where
 #[must_use = "a Builder does nothing until `start` or `try_start` is called"]
 pub struct Builder {
     name: Option<String>,
+    /// 0 = the platform default (see [`Builder::stack_size`]).
+    stack_size: usize,
+    /// `false` by default: threads are daemon threads unless asked otherwise.
+    non_daemon: bool,
 }
+
+/// CPython's `THREAD_STACK_MIN` (`0x8000`): the smallest stack size it accepts.
+const THREAD_STACK_MIN: usize = 0x8000;
 
 impl Builder {
     /// A builder with no name set: threads it starts are unnamed, as with [`start`].
@@ -177,6 +185,67 @@ impl Builder {
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the new thread's stack size in bytes: `0` (the default) means the
+    /// platform's default (std's, 2 MiB on Linux unless `RUST_MIN_STACK` says
+    /// otherwise), like CPython's `_thread.stack_size(0)`.
+    ///
+    /// Sizes below 32 KiB (CPython's `THREAD_STACK_MIN`) are refused when the thread
+    /// is started: [`try_start`](Builder::try_start) gives
+    /// [`io::ErrorKind::InvalidInput`] and [`start`](Builder::start) panics with
+    /// "invalid stack size". The operating system may round the size up (to whole
+    /// pages, to its own minimum) and refuses sizes it cannot map, which
+    /// `try_start` reports as its error ("can't start new thread" in CPython).
+    /// Unlike `PyThread_set_stacksize`, this changes only this builder's threads;
+    /// [`set_stacksize`](crate::set_stacksize) stays the spec's "not supported".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::Builder::new()
+    ///     .stack_size(8 << 20) // 8 MiB
+    ///     .start(|| 6 * 7);
+    /// assert_eq!(handle.join().unwrap(), 42);
+    ///
+    /// let err = pythread::Builder::new().stack_size(4096).try_start(|| {}).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # });
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Chooses whether the thread is a daemon thread; `true` by default, as for
+    /// `_thread.start_new_thread` and `start_joinable_thread(daemon=True)`.
+    ///
+    /// A non-daemon thread (`daemon(false)`) is registered before it starts and
+    /// unregistered when its function ends (or its start fails); [`shutdown`](crate::shutdown)
+    /// waits for every registered thread. Nothing else differs: a non-daemon thread
+    /// is joined, detached and counted like any other. Daemon threads cost no lock
+    /// to start; a non-daemon start and end each take the registry's lock once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let finished = Arc::new(AtomicBool::new(false));
+    /// let f = Arc::clone(&finished);
+    /// pythread::Builder::new()
+    ///     .daemon(false)
+    ///     .start(move || f.store(true, Ordering::SeqCst));
+    /// pythread::shutdown(); // waits for it, though its handle was dropped
+    /// assert!(finished.load(Ordering::SeqCst));
+    /// # });
+    /// ```
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.non_daemon = !daemon;
         self
     }
 
@@ -249,6 +318,19 @@ impl Builder {
                 ),
             });
         }
+        if self.stack_size != 0 && self.stack_size < THREAD_STACK_MIN {
+            return Err(Invalid {
+                what: "stack size",
+                error: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "stack size {} bytes is below the minimum of {THREAD_STACK_MIN} \
+                         (CPython's THREAD_STACK_MIN); 0 means the default",
+                        self.stack_size
+                    ),
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -262,17 +344,54 @@ impl Builder {
         if let Some(name) = self.name {
             builder = builder.name(name);
         }
+        if self.stack_size != 0 {
+            builder = builder.stack_size(self.stack_size);
+        }
         let shared = Arc::new(Shared {
             ident: Ident::mint(),
             completion: Completion::new(),
             os_thread: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
-        #[cfg(all(test, not(loom)))]
-        if let Some(kind) = tests::FAIL_SPAWN.take() {
-            return Err(io::Error::from(kind));
+        // Daemon threads (the default) take nothing of the non-daemon list.
+        let non_daemon = self.non_daemon.then(registry::non_daemon);
+        if let Some(list) = &non_daemon {
+            // Registered before the thread exists, so that `shutdown` can never miss
+            // it; joined by `shutdown` as `join_thread` joins.
+            let registered = Arc::clone(&shared);
+            registry::register(
+                list,
+                shared.ident,
+                std::sync::Arc::new(move || {
+                    // Uninterruptible, no deadline: returns only once finished.
+                    drop(registered.completion.wait(None, false));
+                    registered.join_os_thread();
+                }),
+            );
         }
-        let os_thread = builder.spawn(move || run(theirs, f))?;
+        let spawned = {
+            #[cfg(all(test, not(loom)))]
+            let injected = tests::FAIL_SPAWN.take().map(io::Error::from);
+            #[cfg(not(all(test, not(loom))))]
+            let injected: Option<io::Error> = None;
+            match injected {
+                Some(error) => Err(error),
+                None => {
+                    let counter = registry::Counter::get();
+                    let theirs_list = self.non_daemon.then(registry::non_daemon);
+                    builder.spawn(move || run(theirs, f, counter, theirs_list))
+                }
+            }
+        };
+        let os_thread = match spawned {
+            Ok(os_thread) => os_thread,
+            Err(error) => {
+                if let Some(list) = &non_daemon {
+                    registry::unregister(list, shared.ident);
+                }
+                return Err(error);
+            }
+        };
         // Kept for `join_thread`; dropped unjoined (a detach) with the last reference.
         *lock(&shared.os_thread) = Some(os_thread);
         Ok(Handle(shared))
@@ -285,11 +404,17 @@ struct Invalid {
     error: io::Error,
 }
 
-/// The body of every started thread.
-fn run<F, T>(shared: Arc<Shared<T>>, f: F)
-where
+/// The body of every started thread. `non_daemon` is the list a non-daemon thread
+/// was registered in (`None` for a daemon thread).
+fn run<F, T>(
+    shared: Arc<Shared<T>>,
+    f: F,
+    counter: registry::Counter,
+    non_daemon: Option<registry::NonDaemon>,
+) where
     F: FnOnce() -> T,
 {
+    counter.fn_started();
     let outcome = {
         let _current = ident::enter(shared.ident);
         // AssertUnwindSafe: after a panic nothing of `f` is touched again; whoever
@@ -298,6 +423,12 @@ where
         panic::catch_unwind(AssertUnwindSafe(f))
             .map_err(|payload| Panic::new(shared.ident, payload))
     };
+    // Before the outcome is published: a join that returns sees the count fallen
+    // and the thread gone from `shutdown`'s list.
+    counter.fn_ended();
+    if let Some(list) = &non_daemon {
+        registry::unregister(list, shared.ident);
+    }
     shared.completion.finish(outcome);
     // If every Handle is gone (detached), this drops the outcome, here.
 }

@@ -32,8 +32,10 @@ use crate::sync::{global_atomic, thread_local_const, AtomicU64, Ordering};
 pub struct Ident(NonZeroU64);
 
 impl Ident {
-    /// Returns the ident as a number, as CPython's `threading.get_ident` would show
-    /// it. The number is never `0`.
+    /// Returns the ident as a number: the count this crate's process-wide start
+    /// counter gave the thread (the first start gets 1; a failed start uses one up
+    /// too), never `0`, never reused. It is not an OS thread id, nor the number
+    /// CPython's `threading.get_ident` returns (`pthread_self()` there).
     ///
     /// # Examples
     ///
@@ -110,10 +112,67 @@ pub fn current_ident() -> Option<Ident> {
     CURRENT.with(|current| current.get())
 }
 
+thread_local_const! {
+    static OWN: std::cell::Cell<Option<Ident>> = std::cell::Cell::new(None);
+}
+
+/// Returns the [`Ident`] of the calling thread, whatever started it: CPython's
+/// `PyThread_get_thread_ident` (`threading.get_ident()`).
+///
+/// Inside a function started by this crate it is that thread's [`Handle`]'s ident
+/// (the same as [`current_ident`]). On any other thread (`main`, a
+/// `std::thread`, a thread a C library made) an ident is minted from the same
+/// process-wide counter the first time the thread asks, and kept for the rest of
+/// its life. So the answer is never `0`, stable for the thread's life, and never
+/// shared with any other thread, live or dead (stricter than CPython, whose
+/// idents are reused once a thread has exited).
+///
+/// [`RLock`](crate::RLock) records its owner with it.
+///
+/// [`Handle`]: crate::Handle
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// let main = pythread::get_ident();
+/// assert_eq!(pythread::get_ident(), main); // stable
+/// assert_eq!(pythread::current_ident(), None); // main was not started by pythread
+///
+/// let handle = pythread::start(move || {
+///     assert_eq!(Some(pythread::get_ident()), pythread::current_ident());
+///     assert_ne!(pythread::get_ident(), main);
+/// });
+/// handle.join().unwrap();
+///
+/// let other = std::thread::spawn(pythread::get_ident).join().unwrap();
+/// assert_ne!(other, main);
+/// # });
+/// ```
+pub fn get_ident() -> Ident {
+    if let Some(started) = current_ident() {
+        return started;
+    }
+    OWN.with(|own| match own.get() {
+        Some(ident) => ident,
+        None => {
+            let ident = Ident::mint();
+            own.set(Some(ident));
+            ident
+        }
+    })
+}
+
 /// Marks the calling thread as running the started function `ident` until the
 /// returned guard drops (which happens even if the function panics).
 pub(crate) fn enter(ident: Ident) -> CurrentGuard {
     CURRENT.with(|current| current.set(Some(ident)));
+    // The thread keeps this ident for `get_ident` after the function returns too.
+    OWN.with(|own| {
+        if own.get().is_none() {
+            own.set(Some(ident));
+        }
+    });
     CurrentGuard(())
 }
 

@@ -43,8 +43,22 @@
 //! | `PY_TIMEOUT_MAX` | [`TIMEOUT_MAX`] (microseconds) |
 //! | `PyThread_start_new_thread` + platform join | [`start`], [`try_start`], [`Builder`], [`Handle::join`], [`Handle::join_timeout`] (and the `&T` forms [`Handle::join_ref`], [`Handle::join_timeout_ref`]) |
 //! | `PyThread_join_thread` | [`Handle::join_thread`], [`Handle::join_thread_ref`] |
+//! | `PyThread_get_thread_ident` | [`get_ident`], [`current_ident`], [`Handle::ident`] |
+//! | `PyThread_GetInfo` (`sys.thread_info`) | [`thread_info`], [`ThreadInfo`] |
+//! | `PyThread_get_thread_native_id` | [`get_native_id`] |
+//! | `PyThread_tss_alloc`, `_create`, `_is_created`, `_set`, `_get`, `_delete`, `_free` | [`Tss`] (see its table) |
+//! | `_thread._count`, `_thread._shutdown`, `start_joinable_thread(daemon=...)` | [`count`], [`shutdown`], [`Builder::daemon`] |
+//! | `_thread.stack_size(size)` for one thread | [`Builder::stack_size`] |
+//! | `PyThread_ParseTimeoutArg` | [`parse_timeout_arg`] |
+//! | `_thread.lock.acquire` argument rules, `_thread.TIMEOUT_MAX` | [`parse_acquire_args`], [`TIMEOUT_MAX_SECS`] |
+//! | `PyThread_allocate_lock` / `PyThread_free_lock` | [`Lock::new`] / drop |
+//! | `PyThread_acquire_lock` | [`Lock::acquire`], [`Lock::try_acquire`] |
+//! | `PyThread_acquire_lock_timed` | [`Lock::acquire_timed`], [`Lock::acquire_timeout`] |
+//! | `PyThread_acquire_lock_timed_with_retries` | [`Lock::acquire_with_retries`] |
+//! | `PyThread_release_lock` | [`Lock::release`] |
+//! | `PyLockStatus` | [`LockStatus`] |
+//! | `_thread.RLock` | [`RLock`] |
 //! | `_thread._ThreadHandle.join` (3.13: interruptible, then the OS join) | [`Handle::join_with_retries`], [`Handle::join_with_retries_ref`] |
-//! | `PyThread_get_thread_ident` | [`current_ident`], [`Handle::ident`] |
 //!
 //! # Guarantees
 //!
@@ -73,13 +87,27 @@ mod completion;
 mod cpython;
 mod handle;
 mod ident;
+mod info;
+mod lock;
 mod panic;
+mod registry;
+mod rlock;
 mod sync;
+mod timeout;
+mod tss;
 
 pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
 pub use crate::handle::{start, try_start, Builder, Handle};
-pub use crate::ident::{current_ident, Ident};
+pub use crate::ident::{current_ident, get_ident, Ident};
+pub use crate::info::{get_native_id, thread_info, ThreadInfo};
+pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError};
 pub use crate::panic::Panic;
+pub use crate::registry::{count, shutdown};
+pub use crate::rlock::{RLock, RLockGuard, RLockState};
+pub use crate::timeout::{
+    parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,
+};
+pub use crate::tss::Tss;
 
 /// Runs a documentation example.
 ///
@@ -101,7 +129,9 @@ pub fn __doc_example(example: impl FnOnce()) {
 #[doc(hidden)]
 #[cfg(loom)]
 pub mod __loom {
-    pub use crate::sync::loom_model::{advance_clock, interrupt, reset, sleepers};
+    pub use crate::sync::loom_model::{
+        advance_clock, elapsed, interrupt, reset, sleepers, wait_for_sleepers,
+    };
 }
 
 #[cfg(all(test, not(loom)))]

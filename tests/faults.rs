@@ -1,7 +1,10 @@
 //! Faults and bad input (issue 6), each provoked for real:
 //!
-//! - (a) spawn failure: a child process of this test binary, under `ulimit -v`, starts
-//!   gated threads until `try_start` fails. The failure is an `Err` with `f` dropped
+//! - (a) spawn failure (Linux only: `RLIMIT_AS` is enforced there; macOS does not
+//!   enforce it and Windows has no `sh` for `ulimit`, so elsewhere this test is not
+//!   compiled and only the NUL-name error path of `try_start` is checked, in
+//!   `tests/handle_extensions.rs`): a child process of this test binary, under
+//!   `ulimit -v`, starts gated threads until `try_start` fails. The failure is an `Err` with `f` dropped
 //!   unrun, `start` and `Builder::try_start` fail the same way (`start` panicking with
 //!   "can't start new thread"), and once the gated threads are released and joined the
 //!   crate starts as many threads again: nothing was lost or leaked on the way.
@@ -15,43 +18,47 @@
 //!   poisoned, the crate is not; later starts and joins work.
 //!
 //! Child processes are `#[ignore]`d tests of this binary that act only when the parent
-//! sets `support::CHILD_ENV` to their name; the parent bounds their run time.
+//! sets `support::CHILD_ENV` to their name; the parent bounds their run time. Every
+//! blocking wait is bounded by the shared watchdog (`support::WATCHDOG`).
 #![cfg(not(loom))]
 
 mod support;
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pythread::{Builder, Handle, Panic};
-use support::{gate, is_child, run_child, Opener};
+use support::{
+    current_tid, gate, is_child, join_std, recv, run_child, signal_on_exit, wait_until,
+    wait_until_asleep,
+};
 
-const BOUND: Duration = Duration::from_secs(20);
 const CHILD_LIMIT: Duration = Duration::from_secs(90);
 const CHILD_OK: &str = "PYTHREAD-CHILD-OK";
 
-/// Counts how often it was dropped.
+/// Counts how often it was dropped (the spawn-failure test: Linux only).
+#[cfg(target_os = "linux")]
 struct DropCount(Arc<AtomicUsize>);
 
+#[cfg(target_os = "linux")]
 impl Drop for DropCount {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
+/// `join()`, bounded by the watchdog.
 fn join_bounded(handle: &Handle) -> Result<(), Panic> {
-    handle
-        .join_timeout(BOUND)
-        .expect("the thread did not finish in time")
+    support::join(handle)
 }
 
-fn payload_text(payload: &(dyn Any + Send)) -> Option<String> {
+/// The text of a string panic payload (the spawn-failure test: Linux only).
+#[cfg(target_os = "linux")]
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -86,14 +93,31 @@ fn assert_child_ok(name: &str, address_space_kib: Option<u64>) -> support::Child
 }
 
 // ------------------------------------------------------------- (a) spawn failure
+//
+// Linux only (see the module doc): `sh -c "ulimit -v"` and an enforced `RLIMIT_AS`.
 
+#[cfg(target_os = "linux")]
 /// The address space the spawn-failure child gets: the test binary starts in far
 /// less, and each thread's 2 MiB stack eats into the rest until the OS refuses one.
 const SPAWN_FAILURE_AS_KIB: u64 = 128 * 1024;
+#[cfg(target_os = "linux")]
 /// More threads than fit in [`SPAWN_FAILURE_AS_KIB`]: reaching it means the limit did
 /// not bite, and the child fails instead of starting threads forever.
 const MAX_THREADS: usize = 2000;
 
+/// `join_timeout(WATCHDOG)`: the bounded join of the spawn-failure child, which
+/// cannot use `support::join` (its helper thread would not fit under the limit).
+#[cfg(target_os = "linux")]
+fn join_without_a_helper(handle: &Handle) -> Result<(), Panic> {
+    handle.join_timeout(support::WATCHDOG).unwrap_or_else(|| {
+        panic!(
+            "watchdog: join_timeout of thread {}: timed out",
+            handle.ident()
+        )
+    })
+}
+
+#[cfg(target_os = "linux")]
 /// A function that must never run: it counts runs and (through `DropCount`) drops.
 fn doomed(runs: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> impl FnOnce() + Send + 'static {
     let (runs, dropped) = (Arc::clone(runs), DropCount(Arc::clone(drops)));
@@ -103,6 +127,7 @@ fn doomed(runs: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> impl FnOnce() + 
     }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 #[ignore = "child process of spawn_failure_is_an_error_and_the_crate_recovers"]
 fn child_spawn_failure() {
@@ -110,7 +135,7 @@ fn child_spawn_failure() {
         return;
     }
     let ran = Arc::new(AtomicUsize::new(0));
-    let mut openers: Vec<Opener> = Vec::new();
+    let mut openers: Vec<support::Opener> = Vec::new();
     let mut handles: Vec<Handle> = Vec::new();
     let (runs, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let error = loop {
@@ -168,7 +193,7 @@ fn child_spawn_failure() {
     // Release and join every gated thread: each ran exactly once.
     drop(openers);
     for handle in &handles {
-        assert!(join_bounded(handle).is_ok());
+        assert!(join_without_a_helper(handle).is_ok());
     }
     assert_eq!(ran.load(Ordering::SeqCst), started);
     drop(handles);
@@ -177,7 +202,7 @@ fn child_spawn_failure() {
     // freed when its OS thread exits, just after the join, so retry for a while.
     let shared_gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
     let mut again = Vec::new();
-    let deadline = Instant::now() + BOUND;
+    let deadline = std::time::Instant::now() + support::WATCHDOG;
     while again.len() < started {
         let g = Arc::clone(&shared_gate);
         let f = move || {
@@ -189,22 +214,23 @@ fn child_spawn_failure() {
             Ok(handle) => again.push(handle),
             Err(error) => {
                 assert!(
-                    Instant::now() < deadline,
+                    std::time::Instant::now() < deadline,
                     "no recovery: {} of {started} threads fit again: {error}",
                     again.len()
                 );
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(5)); // retry pace
             }
         }
     }
     *shared_gate.0.lock().unwrap() = true;
     shared_gate.1.notify_all();
     for handle in &again {
-        assert!(join_bounded(handle).is_ok());
+        assert!(join_without_a_helper(handle).is_ok());
     }
     println!("{CHILD_OK}: {started} threads before the refusal, {started} again after");
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn spawn_failure_is_an_error_and_the_crate_recovers() {
     let run = assert_child_ok("child_spawn_failure", Some(SPAWN_FAILURE_AS_KIB));
@@ -250,32 +276,6 @@ impl Drop for Bomb {
     }
 }
 
-thread_local! {
-    /// Sends on the thread's exit, after the crate's code on it has fully returned.
-    static ON_EXIT: RefCell<Option<ExitSignal>> = const { RefCell::new(None) };
-}
-
-struct ExitSignal(mpsc::Sender<()>);
-
-impl Drop for ExitSignal {
-    fn drop(&mut self) {
-        let _ = self.0.send(());
-    }
-}
-
-/// Called inside a started function: `exited` receives once its OS thread is gone.
-fn signal_on_exit(tx: mpsc::Sender<()>) {
-    ON_EXIT.with(|slot| *slot.borrow_mut() = Some(ExitSignal(tx)));
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + BOUND;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn joined_bomb(chain: bool) {
     let log = Arc::new(BombLog::default());
     let (exit_tx, exited) = mpsc::channel();
@@ -289,11 +289,12 @@ fn joined_bomb(chain: bool) {
     let remote = std::thread::spawn(move || other.join().unwrap_err());
     let panic = join_bounded(&handle).unwrap_err();
     assert!(panic.is::<Bomb>());
-    assert!(Panic::ptr_eq(&panic, &remote.join().unwrap()));
+    assert!(Panic::ptr_eq(
+        &panic,
+        &join_std(remote, "the remote joiner")
+    ));
     // Once the started thread has exited, the joiner holds the last reference.
-    exited
-        .recv_timeout(BOUND)
-        .expect("the started thread never exited");
+    recv(&exited, "the started thread's exit");
     assert_eq!(log.drops.load(Ordering::SeqCst), 0, "dropped too early");
     drop(handle);
     drop(panic); // the last Panic: the payload is dropped here, and its panic caught
@@ -328,12 +329,10 @@ fn detached_bomb(chain: bool) {
     drop(handle);
     drop(clone); // detached while still at the gate
     opener.open();
-    wait_for("the detached payload's drop", || {
+    wait_until("the detached payload's drop", || {
         log.drops.load(Ordering::SeqCst) > 0
     });
-    exited
-        .recv_timeout(BOUND)
-        .expect("the detached thread never exited");
+    recv(&exited, "the detached thread's exit");
     let dropped_on = log.dropped_on.lock().unwrap();
     assert!(
         dropped_on
@@ -407,7 +406,7 @@ fn payload_debug_and_display_are_never_called() {
         let as_error: &dyn std::error::Error = &panic;
         let _ = as_error.source();
         let _ = as_error.to_string();
-        assert!(Panic::ptr_eq(&panic, &handle.join().unwrap_err()));
+        assert!(Panic::ptr_eq(&panic, &handle.join().unwrap_err())); // finished
         shown
     }))
     .expect("formatting or querying the Panic called into the payload");
@@ -428,7 +427,7 @@ fn payload_debug_and_display_are_never_called() {
         signal_on_exit(exit_tx);
         panic::panic_any(Touchy(c));
     }));
-    exited.recv_timeout(BOUND).expect("never exited");
+    recv(&exited, "the detached thread's exit");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     assert_eq!(Arc::strong_count(&calls), 1, "the payload was not dropped");
 }
@@ -449,19 +448,30 @@ fn panicking_while_holding_user_locks_does_not_poison_the_crate() {
         *value += 1;
         panic!("panicking with the user's locks held");
     });
-    // Joiners already asleep in the crate's lock and condition variable when the
-    // panic unwinds.
+    // Joiners already asleep in the crate's wait when the panic unwinds (on Linux
+    // seen in the kernel's thread states: each joiner reports its tid, then joins,
+    // and blocks nowhere else).
+    let (tid_tx, tids) = mpsc::channel();
     let joiners: Vec<_> = (0..3)
         .map(|_| {
-            let h = handle.clone();
-            std::thread::spawn(move || h.join())
+            let (h, tid_tx) = (handle.clone(), tid_tx.clone());
+            std::thread::spawn(move || {
+                tid_tx.send(current_tid()).unwrap();
+                h.join()
+            })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(20));
+    let tids: Vec<_> = (0..3).map(|_| recv(&tids, "a joiner's tid")).collect();
+    wait_until_asleep("the joiners", &tids);
     opener.open();
     let panic = join_bounded(&handle).unwrap_err();
+    assert_eq!(
+        panic.message(),
+        Some("panicking with the user's locks held")
+    );
     for joiner in joiners {
-        assert!(Panic::ptr_eq(&panic, &joiner.join().unwrap().unwrap_err()));
+        let theirs = join_std(joiner, "a joiner").unwrap_err();
+        assert!(Panic::ptr_eq(&panic, &theirs));
     }
     // The user's locks are poisoned (the scenario is real); the crate's are not.
     assert!(mutex.is_poisoned());

@@ -16,7 +16,9 @@
 //! - `is_finished`: `false` while the function is held at a gate, and once `true`,
 //!   joining returns at once.
 //!
-//! Every wait is bounded (see `support::gate`), so a bug fails a test instead of
+//! Every blocking wait is bounded by the shared watchdog (`support::WATCHDOG`:
+//! `support::join`, `join_std`, `recv`, `wait_until`; gated functions give up after
+//! `support::GATE_FALLBACK`), so a bug fails a test with a message instead of
 //! hanging it.
 #![cfg(not(loom))]
 
@@ -24,14 +26,14 @@ mod support;
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pythread::{Builder, Handle, Ident, Panic};
-use support::{gate, is_child, run_child};
-
-const BOUND: Duration = Duration::from_secs(20);
+use support::{
+    current_tid, gate, is_child, join_std, recv, run_child, wait_until_asleep, WATCHDOG,
+};
 
 /// Counts how often it was dropped.
 struct DropCount(Arc<AtomicUsize>);
@@ -50,11 +52,9 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> Option<String> {
         .or_else(|| payload.downcast_ref::<String>().cloned())
 }
 
-/// Joins with a bound: a join that would hang fails the test instead.
+/// `join()`, bounded by the watchdog: a join that would hang fails the test instead.
 fn join_bounded(handle: &Handle) -> Result<(), Panic> {
-    handle
-        .join_timeout(BOUND)
-        .expect("the thread did not finish in time")
+    support::join(handle)
 }
 
 // ---------------------------------------------------------------- try_start
@@ -90,28 +90,23 @@ fn builder_name_is_the_thread_name_inside() {
         })
         .unwrap();
     join_bounded(&handle).unwrap();
-    assert_eq!(rx.recv().unwrap().as_deref(), Some("pythread-named"));
+    assert_eq!(recv(&rx, "the name").as_deref(), Some("pythread-named"));
 
     // `start` names too, and an unnamed builder leaves the thread unnamed.
     let (tx, rx) = mpsc::channel();
     let t = tx.clone();
-    Builder::new()
-        .name("via-start")
-        .start(move || {
-            t.send(std::thread::current().name().map(str::to_owned))
-                .unwrap()
-        })
-        .join()
-        .unwrap();
-    Builder::new()
-        .start(move || {
-            tx.send(std::thread::current().name().map(str::to_owned))
-                .unwrap()
-        })
-        .join()
-        .unwrap();
-    assert_eq!(rx.recv().unwrap().as_deref(), Some("via-start"));
-    assert_eq!(rx.recv().unwrap(), None);
+    let named = Builder::new().name("via-start").start(move || {
+        t.send(std::thread::current().name().map(str::to_owned))
+            .unwrap()
+    });
+    join_bounded(&named).unwrap();
+    let unnamed = Builder::new().start(move || {
+        tx.send(std::thread::current().name().map(str::to_owned))
+            .unwrap()
+    });
+    join_bounded(&unnamed).unwrap();
+    assert_eq!(recv(&rx, "the name").as_deref(), Some("via-start"));
+    assert_eq!(recv(&rx, "the name"), None);
 }
 
 #[cfg(target_os = "linux")]
@@ -123,7 +118,7 @@ fn builder_name_is_the_os_thread_name() {
             .unwrap()
     });
     join_bounded(&handle).unwrap();
-    assert_eq!(rx.recv().unwrap().unwrap().trim_end(), "os-visible");
+    assert_eq!(recv(&rx, "the OS name").unwrap().trim_end(), "os-visible");
 }
 
 #[test]
@@ -143,7 +138,7 @@ fn child_named_thread_panics() {
 
 #[test]
 fn builder_name_shows_in_the_panic_message() {
-    let run = run_child("child_named_thread_panics", None, BOUND);
+    let run = run_child("child_named_thread_panics", None, 2 * WATCHDOG);
     assert!(run.status.success(), "{}", run.describe());
     assert!(run.stdout.contains("CHILD-DONE"), "{}", run.describe());
     assert!(
@@ -181,7 +176,7 @@ fn nul_in_name_is_invalid_input_and_f_is_dropped_unrun() {
 #[test]
 fn current_ident_is_none_outside_started_functions() {
     assert_eq!(pythread::current_ident(), None, "test thread");
-    let on_std = std::thread::spawn(pythread::current_ident).join().unwrap();
+    let on_std = join_std(std::thread::spawn(pythread::current_ident), "a std thread");
     assert_eq!(on_std, None, "std thread");
     // And again on a thread after a started function ran and finished there? A
     // started thread ends with its function; the test thread stays `None` after
@@ -226,7 +221,7 @@ fn current_ident_in_a_nested_start_is_the_inner_ident() {
         let outer_ident = pythread::current_ident();
         let t = tx.clone();
         let inner = pythread::start(move || t.send(pythread::current_ident()).unwrap());
-        inner.join().unwrap();
+        inner.join().unwrap(); // bounded: the outer join below is
         tx.send(Some(inner.ident())).unwrap();
         // Back in the outer function: its own ident again.
         tx.send(outer_ident).unwrap();
@@ -246,7 +241,7 @@ fn current_ident_in_a_nested_start_is_the_inner_ident() {
 fn start_self_joining(how: fn(&Handle)) -> Handle {
     let (tx, rx) = mpsc::channel::<Handle>();
     let handle = pythread::start(move || {
-        let me = rx.recv_timeout(BOUND).expect("own handle");
+        let me = rx.recv_timeout(WATCHDOG).expect("own handle");
         how(&me);
     });
     tx.send(handle.clone()).unwrap();
@@ -254,25 +249,21 @@ fn start_self_joining(how: fn(&Handle)) -> Handle {
 }
 
 fn assert_cannot_join_current(handle: &Handle) {
-    let started = Instant::now();
+    // A deadlocked self-join fails here, on the watchdog.
     let panic = join_bounded(handle).expect_err("self-join must panic");
-    assert!(
-        started.elapsed() < BOUND,
-        "self-join deadlocked until the bound"
-    );
     let message = panic.message().expect("a string message");
     assert!(
         message.contains("cannot join current thread"),
         "message: {message}"
     );
-    // Delivered like any panic: every join sees the same one.
+    // Delivered like any panic: every join sees the same one (finished: never blocks).
     assert!(Panic::ptr_eq(&panic, &handle.join().unwrap_err()));
 }
 
 #[test]
 fn self_join_panics_instead_of_deadlocking() {
     assert_cannot_join_current(&start_self_joining(|me| {
-        let _ = me.join();
+        let _ = me.join(); // refused at once; the outer join is bounded
     }));
 }
 
@@ -306,7 +297,7 @@ fn self_join_panic_can_be_caught_inside_and_the_thread_goes_on() {
     let observer = pythread::start(move || tx.send(watcher.join().is_ok()).unwrap());
     assert!(join_bounded(&handle).is_ok());
     join_bounded(&observer).unwrap();
-    assert_eq!(rx.recv_timeout(BOUND), Ok(true));
+    assert!(recv(&rx, "the observer's join"));
 }
 
 // ---------------------------------------------------------------- join_timeout
@@ -371,24 +362,31 @@ fn join_timeout_huge_values_do_not_overflow_and_wait_until_done() {
                     panic!("after the gate");
                 }
             });
-            let release = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(30));
-                opener.open();
-            });
-            let started = Instant::now();
-            let outcome = handle
-                .join_timeout(timeout)
-                .unwrap_or_else(|| panic!("{timeout:?} timed out"));
+            // The joiner runs on its own thread (so the watchdog bounds it) and must
+            // not return before the gate opens; the gate opens only once the joiner
+            // is asleep in `join_timeout` (on Linux; elsewhere as soon as it has
+            // reported in), and `opened` is set before it opens. No clock involved.
+            let opened = Arc::new(AtomicBool::new(false));
+            let (tid_tx, tid) = mpsc::channel();
+            let joiner = {
+                let (handle, opened) = (handle.clone(), Arc::clone(&opened));
+                std::thread::spawn(move || {
+                    tid_tx.send(current_tid()).unwrap();
+                    let outcome = handle.join_timeout(timeout);
+                    (outcome, opened.load(Ordering::SeqCst))
+                })
+            };
+            let tid = recv(&tid, "the joiner's tid");
+            wait_until_asleep(format!("join_timeout({timeout:?})"), &[tid]);
+            opened.store(true, Ordering::SeqCst);
+            opener.open();
+            let (outcome, was_open) = join_std(joiner, format!("join_timeout({timeout:?})"));
+            let outcome = outcome.unwrap_or_else(|| panic!("{timeout:?} timed out"));
             assert!(
-                started.elapsed() >= Duration::from_millis(25),
+                was_open,
                 "{timeout:?} returned before the function was released"
             );
-            assert!(
-                started.elapsed() < support::GATE_FALLBACK,
-                "the gate was never opened"
-            );
             assert_eq!(outcome.is_err(), panics);
-            release.join().unwrap();
         }
     }
 }
@@ -396,22 +394,22 @@ fn join_timeout_huge_values_do_not_overflow_and_wait_until_done() {
 #[test]
 fn join_timeout_some_is_the_same_outcome_as_join() {
     let handle = pythread::start(|| panic!("shared outcome"));
-    let deadline = Instant::now() + BOUND;
+    let deadline = Instant::now() + WATCHDOG;
     let from_timeout = loop {
         if let Some(outcome) = handle.join_timeout(Duration::from_millis(10)) {
             break outcome.unwrap_err();
         }
         assert!(Instant::now() < deadline, "never finished");
     };
-    let from_join = handle.join().unwrap_err();
+    let from_join = handle.join().unwrap_err(); // finished: never blocks
     assert!(Panic::ptr_eq(&from_timeout, &from_join));
     let again = handle.join_timeout(Duration::ZERO).unwrap().unwrap_err();
     assert!(Panic::ptr_eq(&again, &from_join));
     assert_eq!(again.message(), Some("shared outcome"));
 
     let ok = pythread::start(|| {});
-    assert!(ok.join_timeout(BOUND).unwrap().is_ok());
-    assert!(ok.join().is_ok());
+    assert!(ok.join_timeout(WATCHDOG).unwrap().is_ok());
+    assert!(ok.join().is_ok()); // finished: never blocks
 }
 
 #[test]
@@ -421,23 +419,31 @@ fn join_timeout_from_many_threads_agrees() {
         wait();
         std::panic::panic_any(17_u32);
     });
+    // The joiners are asleep in the crate's wait (on Linux, seen in the kernel's
+    // thread states) when the gate opens.
+    let (tid_tx, tids) = mpsc::channel();
     let joiners: Vec<_> = (0..4)
         .map(|i| {
-            let h = handle.clone();
+            let (h, tid_tx) = (handle.clone(), tid_tx.clone());
             std::thread::spawn(move || {
+                tid_tx.send(current_tid()).unwrap();
                 if i % 2 == 0 {
-                    h.join_timeout(BOUND).expect("in time")
+                    h.join_timeout(WATCHDOG).expect("in time")
                 } else {
                     h.join()
                 }
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(20));
+    let tids: Vec<_> = (0..4).map(|_| recv(&tids, "a joiner's tid")).collect();
+    wait_until_asleep("the joiners", &tids);
+    assert!(!handle.is_finished());
     opener.open();
     let first = join_bounded(&handle).unwrap_err();
+    assert_eq!(first.downcast_cloned::<u32>(), Some(17));
     for joiner in joiners {
-        assert!(Panic::ptr_eq(&first, &joiner.join().unwrap().unwrap_err()));
+        let theirs = join_std(joiner, "a joiner").unwrap_err();
+        assert!(Panic::ptr_eq(&first, &theirs));
     }
 }
 
@@ -465,18 +471,14 @@ fn is_finished_true_means_join_returns_at_once() {
                 panic!("finished by panicking");
             }
         });
-        let deadline = Instant::now() + BOUND;
-        while !handle.is_finished() {
-            assert!(Instant::now() < deadline, "never finished");
-            std::thread::yield_now();
-        }
+        support::wait_until("is_finished()", || handle.is_finished());
         // Returning at once: a pure poll already has the outcome...
         let polled = handle
             .join_timeout(Duration::ZERO)
             .expect("is_finished, yet a poll found no outcome");
         assert_eq!(polled.is_err(), panics);
         // ...and join agrees with it.
-        let joined = handle.join();
+        let joined = handle.join(); // finished: never blocks
         assert_eq!(joined.is_err(), panics);
         if let (Err(a), Err(b)) = (polled, joined) {
             assert!(Panic::ptr_eq(&a, &b));

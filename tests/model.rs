@@ -21,8 +21,11 @@
 //! - once anything showed that a thread finished, `is_finished` stays `true` and
 //!   `Debug` shows its outcome;
 //! - the function ran exactly once, saw its own ident as [`pythread::current_ident`],
-//!   and everything it did is visible to whoever joined it; a detached function
-//!   (every handle dropped) still runs to its end.
+//!   ran its body to the end (returned, or unwound from its panic) and everything it
+//!   did is visible to whoever joined it; a detached function (every handle
+//!   dropped) still runs to its end, its thread exits after publishing the outcome,
+//!   and a custom panic payload is dropped once nothing refers to it any more (by
+//!   the started thread itself when detached).
 //!
 //! # How
 //!
@@ -34,7 +37,8 @@
 //! concurrency lives inside transitions: a `join_from(h, k)` fans out `k` joiner
 //! threads, and when `h` is held on a gate they stay blocked in the crate's wait
 //! path across later transitions until a `release` of that gate, which then collects
-//! and checks them. The joiners alternate `join()`, `join_timeout(generous)` and
+//! and checks them. (On Linux the step waits until those joiners are really asleep,
+//! as the kernel reports their thread states, so the release meets sleeping joiners.) The joiners alternate `join()`, `join_timeout(generous)` and
 //! `join_timeout(Duration::MAX)`, so all three wait paths meet a finisher that has to
 //! wake them.
 //!
@@ -45,9 +49,9 @@
 //!
 //! # Bounded waits, no timing claims
 //!
-//! Every blocking call the harness makes is bounded by [`WATCHDOG`]: a `join` runs on
-//! a helper thread whose answer is awaited with `recv_timeout`, and pending joiners
-//! are collected the same way, so a hang fails the case with a message naming the
+//! Every blocking call the harness makes is bounded by the shared watchdog
+//! ([`WATCHDOG`], `tests/support`): a `join` runs on a helper thread whose answer is
+//! awaited with `recv_timeout`, and pending joiners are collected the same way, so a hang fails the case with a message naming the
 //! operation instead of hanging the suite. Started functions wait on gates that the
 //! harness opens for good when a case ends or fails (`Drop for World`), so no thread
 //! outlives its case by more than its body. Nothing asserts that anything is fast;
@@ -67,7 +71,7 @@ mod support;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -75,13 +79,12 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 use pythread::{Handle, Ident, Panic};
+use support::WATCHDOG;
 
 /// Handle slots `h0`..`h3`.
 const SLOTS: usize = 4;
 /// Gates `g0`, `g1`.
 const GATES: usize = 2;
-/// The bound on every wait of the harness. Generous: reaching it means a hang.
-const WATCHDOG: Duration = Duration::from_secs(10);
 /// Cases per `cargo test` run unless `PROPTEST_CASES` says otherwise.
 const DEFAULT_CASES: u32 = 256;
 /// The literals a body may `panic!` with (each yields a `&'static str` payload).
@@ -100,9 +103,28 @@ struct Slot(usize);
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Gate(usize);
 
-/// The custom payload of `panic_any`.
-#[derive(Clone, Debug, PartialEq)]
-struct Custom(u32);
+/// The custom payload of `panic_any`: a number, and the count of live `Custom`s
+/// (clones included) of its thread, so that teardown sees the payload dropped.
+struct Custom(u32, Arc<AtomicUsize>);
+
+impl Custom {
+    fn new(n: u32, live: &Arc<AtomicUsize>) -> Custom {
+        live.fetch_add(1, Ordering::SeqCst);
+        Custom(n, Arc::clone(live))
+    }
+}
+
+impl Clone for Custom {
+    fn clone(&self) -> Custom {
+        Custom::new(self.0, &self.1)
+    }
+}
+
+impl Drop for Custom {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// What a started function does once past its gate.
 #[derive(Clone, PartialEq)]
@@ -413,11 +435,29 @@ impl Gates {
 struct Probe {
     /// How many times the function was entered.
     entered: AtomicUsize,
-    /// Set (Relaxed) as its last act before returning or panicking: a joiner must
-    /// see it, because everything the function did happens-before `join` returns.
+    /// Set (Relaxed) as the function's last act, after its body returned or while
+    /// its panic unwinds out of it (the drop of [`Finish`]): a joiner must see it,
+    /// because everything the function did happens-before `join` returns.
     done: AtomicBool,
+    /// Whether the body ended by unwinding (stored with `done`).
+    unwound: AtomicBool,
     /// `current_ident()` as the function saw it.
     inside: OnceLock<Option<Ident>>,
+    /// Live `Custom` payloads of this thread's panic (clones included).
+    payloads: Arc<AtomicUsize>,
+}
+
+/// Dropped at the very end of the started function, after its body: records that
+/// the body ended, and how.
+struct Finish(Arc<Probe>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0
+            .unwound
+            .store(std::thread::panicking(), Ordering::Relaxed);
+        self.0.done.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What the harness knows about one started thread.
@@ -431,6 +471,8 @@ struct Observed {
     /// Joiner threads of `join_from` steps on a held thread, not collected yet: for
     /// each step, how many joiners and the channel they answer on.
     pending: Vec<(usize, Receiver<Answer>)>,
+    /// Receives once the started thread has exited.
+    exited: Receiver<()>,
 }
 
 /// What a joiner thread reports: `None` if its `join_timeout` timed out.
@@ -452,8 +494,9 @@ impl Drop for World {
     }
 }
 
-/// Runs `body`, as the started function does once past its gate.
-fn perform(body: &Body) {
+/// Runs `body`, as the started function does once past its gate; `live` counts
+/// the `Custom` payloads.
+fn perform(body: &Body, live: &Arc<AtomicUsize>) {
     if *body != Body::Return {
         support::set_quiet(true);
     }
@@ -464,21 +507,13 @@ fn perform(body: &Body) {
         Body::PanicStr(1) => panic!(""),
         Body::PanicStr(_) => panic!("ünïcode ✓"),
         Body::PanicString(s) => panic!("{}", s),
-        Body::PanicCustom(n) => std::panic::panic_any(Custom(*n)),
+        Body::PanicCustom(n) => std::panic::panic_any(Custom::new(*n, live)),
     }
 }
 
 /// Waits for one answer from `rx`, failing the case after [`WATCHDOG`].
 fn await_answer<T>(rx: &Receiver<T>, what: &dyn fmt::Display) -> T {
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(answer) => answer,
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("{what}: no answer within {WATCHDOG:?}: the join hangs")
-        }
-        Err(RecvTimeoutError::Disconnected) => {
-            panic!("{what}: the joiner thread died without answering")
-        }
-    }
+    support::recv(rx, what)
 }
 
 impl World {
@@ -490,12 +525,8 @@ impl World {
 
     /// `join()` on a helper thread, awaited for at most [`WATCHDOG`].
     fn bounded_join(handle: &Handle, what: &dyn fmt::Display) -> Result<(), Panic> {
-        let (tx, rx) = mpsc::channel();
         let handle = handle.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(handle.join());
-        });
-        await_answer(&rx, what)
+        support::bounded(what.to_string(), move || handle.join())
     }
 
     /// Checks an observed outcome of thread `t` against the model, and records it.
@@ -544,6 +575,11 @@ impl World {
             "{what}: t{t} was joined, but its last write is not visible"
         );
         assert_eq!(
+            probe.unwound.load(Ordering::Relaxed),
+            *body != Body::Return,
+            "{what}: t{t} ({body:?}): its body ended the wrong way (unwound?)"
+        );
+        assert_eq!(
             probe.inside.get(),
             Some(&Some(ident)),
             "{what}: current_ident() inside t{t}"
@@ -571,14 +607,16 @@ impl World {
         let probe = Arc::new(Probe::default());
         let gates = Arc::clone(&self.gates);
         let theirs = Arc::clone(&probe);
+        let (exit_tx, exited) = mpsc::channel();
         let handle = pythread::start(move || {
+            support::signal_on_exit(exit_tx);
             theirs.entered.fetch_add(1, Ordering::Relaxed);
             let _ = theirs.inside.set(pythread::current_ident());
             if let Some((gate, at)) = hold {
                 gates.pass(gate, at);
             }
-            theirs.done.store(true, Ordering::Relaxed);
-            perform(&body);
+            let _finish = Finish(Arc::clone(&theirs));
+            perform(&body, &theirs.payloads);
         });
         let ident = handle.ident();
         if let Some(last) = self.last_ident {
@@ -601,6 +639,7 @@ impl World {
             panic: None,
             finished: false,
             pending: Vec::new(),
+            exited,
         });
         self.slots[into.0] = Some(handle);
     }
@@ -608,9 +647,12 @@ impl World {
     fn join_from(&mut self, model: &Model, h: Slot, k: usize) {
         let t = model.thread(h).expect("live");
         let (tx, rx) = mpsc::channel::<Answer>();
+        let (tid_tx, tids) = mpsc::channel();
         for i in 0..k {
-            let (handle, tx) = (self.handle(h).clone(), tx.clone());
+            let (handle, tx, tid_tx) = (self.handle(h).clone(), tx.clone(), tid_tx.clone());
             std::thread::spawn(move || {
+                let _ = tid_tx.send(support::current_tid());
+                // Nothing else blocks from here on: once asleep, it is in the join.
                 let answer = match i % 3 {
                     0 => Some(handle.join()),
                     1 => handle.join_timeout(WATCHDOG),
@@ -620,7 +662,14 @@ impl World {
             });
         }
         self.threads[t].pending.push((k, rx));
-        if !model.held(t) {
+        if model.held(t) {
+            // They must still be blocked when the gate opens: see them asleep.
+            let what = format!("join_from({h:?}, {k} threads) on held t{t}");
+            let tids: Vec<_> = (0..k)
+                .map(|i| support::recv(&tids, format!("{what}: joiner {i}'s tid")))
+                .collect();
+            support::wait_until_asleep(what, &tids);
+        } else {
             self.collect_pending(model, t, "at once");
         }
     }
@@ -694,11 +743,11 @@ fn check_panic(body: &Body, ident: Ident, panic: &Panic, what: &str) {
         "{what}: is::<Custom>()"
     );
     let custom = match body {
-        Body::PanicCustom(n) => Some(Custom(*n)),
+        Body::PanicCustom(n) => Some(*n),
         _ => None,
     };
     assert_eq!(
-        panic.downcast_cloned::<Custom>(),
+        panic.downcast_cloned::<Custom>().map(|custom| custom.0),
         custom,
         "{what}: downcast"
     );
@@ -710,15 +759,21 @@ fn check_panic(body: &Body, ident: Ident, panic: &Panic, what: &str) {
         },
         "{what}: downcast_cloned::<String>()"
     );
-    let shown = panic.to_string();
-    assert!(
-        shown.contains(&ident.to_string()) && shown.contains(expected_message.unwrap_or("")),
-        "{what}: Display {shown:?} must name the thread and the message"
+    let expected_display = match expected_message {
+        Some(message) => format!("thread {ident} panicked: {message}"),
+        None => format!("thread {ident} panicked with a non-string payload"),
+    };
+    assert_eq!(
+        panic.to_string(),
+        expected_display,
+        "{what}: Display must name the thread and the message"
     );
     let debug = format!("{panic:?}");
     assert!(
-        debug.starts_with("Panic") && debug.contains(&format!("{expected_message:?}")),
-        "{what}: Debug {debug:?} must show the message"
+        debug.starts_with("Panic {")
+            && debug.contains(&format!("thread: {ident:?},"))
+            && debug.contains(&format!("message: {expected_message:?}")),
+        "{what}: Debug {debug:?} must show the thread and the message"
     );
 }
 
@@ -816,7 +871,9 @@ impl StateMachineTest for World {
     }
 
     /// Opens all gates, then collects every pending joiner, joins every live handle
-    /// and waits for every thread (detached ones too) to have run exactly once.
+    /// and waits for every thread (detached ones too) to have run exactly once to
+    /// its end and exited; then, with every handle and `Panic` of the harness
+    /// dropped, every custom payload must be dropped too.
     fn teardown(mut world: World, model: Model) {
         world.gates.shutdown();
         for t in 0..world.threads.len() {
@@ -830,19 +887,33 @@ impl StateMachineTest for World {
                 world.check_outcome(&model, t, outcome, &what);
             }
         }
-        let began = Instant::now();
-        for (t, observed) in world.threads.iter().enumerate() {
-            while !observed.probe.done.load(Ordering::Relaxed) {
-                assert!(
-                    began.elapsed() < WATCHDOG,
-                    "teardown: t{t} (detached or not) never ran to its end"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        world.slots = Default::default();
+        for (t, observed) in world.threads.iter_mut().enumerate() {
+            observed.panic = None;
+            // The thread exits only after `f` and the crate's `finish` (and, when
+            // detached, the drop of the outcome) have returned on it.
+            support::recv(
+                &observed.exited,
+                format!("teardown: t{t} (detached or not) exiting"),
+            );
+            let probe = &observed.probe;
+            assert_eq!(probe.entered.load(Ordering::Relaxed), 1, "t{t} runs");
+            assert!(
+                probe.done.load(Ordering::Relaxed),
+                "teardown: t{t} exited, yet its body never ran to its end"
+            );
+            let body = &model.threads[t].body;
             assert_eq!(
-                observed.probe.entered.load(Ordering::Relaxed),
-                1,
-                "t{t} runs"
+                probe.unwound.load(Ordering::Relaxed),
+                *body != Body::Return,
+                "teardown: t{t} ({body:?}): its body ended the wrong way"
+            );
+        }
+        // Joiner and helper threads may still be dropping their handle clones.
+        for (t, observed) in world.threads.iter().enumerate() {
+            support::wait_until(
+                format!("teardown: t{t}: its panic payload dropped (nothing refers to it)"),
+                || observed.probe.payloads.load(Ordering::SeqCst) == 0,
             );
         }
     }

@@ -12,12 +12,8 @@ mod support;
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use pythread::Ident;
-
-/// The bound on every wait here: reaching it means a hang.
-const WATCHDOG: Duration = Duration::from_secs(10);
 
 /// A payload that records `current_ident()` on the thread that drops it.
 struct Witness(Arc<Mutex<Option<Option<Ident>>>>);
@@ -43,17 +39,10 @@ fn current_ident_is_none_once_the_function_has_finished() {
     // the outcome, and with it the payload, after the function has finished.
     drop(handle);
     open.send(()).unwrap();
-    let began = Instant::now();
-    let seen = loop {
-        if let Some(seen) = *seen.lock().unwrap() {
-            break seen;
-        }
-        assert!(
-            began.elapsed() < WATCHDOG,
-            "the detached payload was never dropped"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    };
+    support::wait_until("the detached payload's drop", || {
+        seen.lock().unwrap().is_some()
+    });
+    let seen = seen.lock().unwrap().expect("recorded");
     assert_eq!(seen, None, "current_ident() after the function finished");
 }
 

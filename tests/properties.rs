@@ -1,15 +1,18 @@
-//! quickcheck properties of the small algebra around threads: idents, the C
-//! timeout limit, and the message of a caught panic.
+//! quickcheck properties of the small algebra around threads: idents, the
+//! timeout limit as the timeout parsers apply it, and the message of a caught panic.
 //!
 //! What they prove:
 //!
 //! - [`ident_order`]: the idents minted by any number of starts on one thread are
 //!   never 0, unique, and strictly increasing in start order (as `Ident` values, as
 //!   numbers, and as printed);
-//! - [`timeout_max_fits_in_nanoseconds`] and [`past_timeout_max_overflows`]:
-//!   `TIMEOUT_MAX` is the exact C limit, every value in `0..=TIMEOUT_MAX` converts
-//!   from microseconds to nanoseconds without overflowing an `i64`, and every value
-//!   beyond it would overflow;
+//! - [`accepted_timeouts_fit_timeout_max`]: every timeout that
+//!   [`parse_acquire_args`] or [`parse_timeout_arg`] accepts, for any `f64` at all, is
+//!   at most `TIMEOUT_MAX` microseconds and fits an `i64` of nanoseconds (so CPython's
+//!   "timeout value is too large" is unreachable, as measured on 3.13);
+//! - [`past_timeout_max_overflows`]: every whole second count up to
+//!   `TIMEOUT_MAX_SECS` is accepted (exactly below 2^62 ns, within 512 ns above), and everything from one second past it
+//!   (either sign) is an `OverflowError`, blocking or not;
 //! - [`message_is_the_string_payload`], [`message_is_the_str_payload`] and
 //!   [`no_message_for_other_payloads`]: [`Panic::message`] returns exactly the text
 //!   of any `String` or `&'static str` payload, and `None` for any other payload,
@@ -21,7 +24,9 @@ mod support;
 use std::borrow::Cow;
 use std::time::Duration;
 
-use pythread::{Panic, TIMEOUT_MAX};
+use pythread::{
+    parse_acquire_args, parse_timeout_arg, Panic, TimeoutErrorKind, TIMEOUT_MAX, TIMEOUT_MAX_SECS,
+};
 use quickcheck::{QuickCheck, TestResult};
 
 /// The bound on every join here: reaching it means a hang.
@@ -66,32 +71,71 @@ fn ident_order() {
 }
 
 #[test]
-fn timeout_max_fits_in_nanoseconds() {
-    assert_eq!(TIMEOUT_MAX, i64::MAX / 1000);
-    /// Any value up to the limit, sampled uniformly, and the values right at it.
-    fn prop(raw: u64, near_top: u16) -> bool {
-        let limit = TIMEOUT_MAX as u64 + 1;
-        let anywhere = (raw % limit) as i64;
-        let at_top = TIMEOUT_MAX - i64::from(near_top);
-        [anywhere, at_top, 0, TIMEOUT_MAX]
-            .iter()
-            .all(|us| us.checked_mul(1000).is_some_and(|ns| ns / 1000 == *us))
+fn accepted_timeouts_fit_timeout_max() {
+    /// Any `f64` at all (every bit pattern: NaN payloads, infinities, subnormals), and
+    /// one scaled to land in the wide range of plausible timeouts.
+    fn prop(bits: u64, scaled: i32, blocking: bool) -> bool {
+        let any = f64::from_bits(bits);
+        let plausible = f64::from(scaled) * 4.4; // about +-9.4e9 s, past TIMEOUT_MAX_SECS
+        [any, plausible].iter().all(|&seconds| {
+            [
+                parse_acquire_args(blocking, seconds),
+                parse_timeout_arg(Some(seconds), blocking),
+            ]
+            .into_iter()
+            .all(|parsed| match parsed {
+                // CPython's "timeout value is too large" check (more than TIMEOUT_MAX
+                // microseconds) can never fire: whatever the parsers accept fits.
+                Ok(Some(d)) => {
+                    d.as_nanos() <= i64::MAX as u128
+                        && d.as_nanos().div_ceil(1000) <= TIMEOUT_MAX as u128
+                        && d.as_secs_f64() <= TIMEOUT_MAX_SECS + 1.0
+                }
+                Ok(None) => blocking,
+                Err(e) => !e.to_string().is_empty(),
+            })
+        })
     }
-    QuickCheck::new().quickcheck(prop as fn(u64, u16) -> bool);
+    QuickCheck::new().quickcheck(prop as fn(u64, i32, bool) -> bool);
 }
 
 #[test]
 fn past_timeout_max_overflows() {
-    /// Any value beyond the limit, sampled uniformly, and the values right above it.
-    fn prop(raw: u64, near_top: u16) -> bool {
-        let beyond = (i64::MAX - TIMEOUT_MAX) as u64; // values in TIMEOUT_MAX+1..=i64::MAX
-        let anywhere = TIMEOUT_MAX + 1 + (raw % beyond) as i64;
-        let just_above = TIMEOUT_MAX + 1 + i64::from(near_top);
-        [anywhere, just_above, TIMEOUT_MAX + 1, i64::MAX]
-            .iter()
-            .all(|us| us.checked_mul(1000).is_none())
+    /// Any whole number of seconds up to `TIMEOUT_MAX_SECS` is accepted (as CPython's
+    /// `f64` arithmetic gives it); any
+    /// timeout at least one second past it is an OverflowError, on both parsers and
+    /// whether or not the call blocks (conversion comes first in `lock.acquire`).
+    fn prop(below: u64, above: u32, fraction: u16, blocking: bool) -> bool {
+        let max = TIMEOUT_MAX_SECS as u64;
+        let whole = below % (max + 1);
+        // Exact below 2^62 ns; above, the f64 product `whole * 1e9` is a multiple of
+        // 1024 ns and may miss by up to 512 ns either way (CPython 3.13 measured:
+        // 5000000001.0 s is 5000000000999999488 ns).
+        let close = |parsed: Result<Option<Duration>, pythread::TimeoutError>| {
+            parsed.is_ok_and(|d| {
+                let (got, want) = (
+                    d.expect("finite").as_nanos(),
+                    u128::from(whole) * 1_000_000_000,
+                );
+                if want < 1 << 62 {
+                    got == want
+                } else {
+                    got.abs_diff(want) <= 512
+                }
+            })
+        };
+        let accepted = close(parse_acquire_args(true, whole as f64))
+            && close(parse_timeout_arg(Some(whole as f64), true));
+        let past = TIMEOUT_MAX_SECS + 1.0 + f64::from(above) + f64::from(fraction) / 65536.0;
+        let overflows = [past, -past].iter().all(|&seconds| {
+            parse_acquire_args(blocking, seconds)
+                .is_err_and(|e| e.kind() == TimeoutErrorKind::Overflow)
+                && parse_timeout_arg(Some(seconds), true)
+                    .is_err_and(|e| e.kind() == TimeoutErrorKind::Overflow)
+        });
+        accepted && overflows
     }
-    QuickCheck::new().quickcheck(prop as fn(u64, u16) -> bool);
+    QuickCheck::new().quickcheck(prop as fn(u64, u32, u16, bool) -> bool);
 }
 
 #[test]

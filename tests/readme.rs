@@ -1,7 +1,10 @@
 //! The README's example, run as a test: the lines between the markers below must
 //! appear verbatim (less their indentation) in README.md, so the example a
-//! newcomer copies is one that compiles, runs and passes.
+//! newcomer copies is one that compiles, runs and passes. The example's joins
+//! have no timeout, so the whole example runs under the shared watchdog.
 #![cfg(not(loom))]
+
+mod support;
 
 const BEGIN: &str = "// README example: begin";
 const END: &str = "// README example: end";
@@ -9,7 +12,7 @@ const END: &str = "// README example: end";
 #[test]
 #[rustfmt::skip] // the body is the README's text, as written there
 fn readme_example_runs() {
-    {
+    support::bounded("the README example", || {
         // README example: begin
         use std::time::Duration;
 
@@ -33,7 +36,7 @@ fn readme_example_runs() {
         assert_eq!(panic.message(), Some("disk full"));
         assert!(pythread::Panic::ptr_eq(&panic, &failing.join().unwrap_err()));
         // README example: end
-    }
+    });
 }
 
 #[test]

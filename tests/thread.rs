@@ -1,24 +1,26 @@
 //! The spec's five tests (`pythread/thread_test.go`, ported), then the v0.1
 //! semantics: repeated and concurrent joins, clones, detach, every payload kind,
 //! and the auto traits the API promises.
+//!
+//! Every blocking wait is bounded by the shared watchdog (`support`): a hang fails
+//! the test with a message instead of hanging the suite.
 #![cfg(not(loom))]
+
+mod support;
 
 use std::collections::HashSet;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use pythread::{Handle, Ident, Panic};
+use support::{current_tid, join_std, recv, signal_on_exit, wait_until, wait_until_asleep};
 
-/// Generous bound on any wait in this file: a bug fails the test instead of hanging it.
-const BOUND: Duration = Duration::from_secs(30);
-
+/// `join()`, bounded by the watchdog.
 fn join_bounded(handle: &Handle) -> Result<(), Panic> {
-    handle
-        .join_timeout(BOUND)
-        .unwrap_or_else(|| panic!("thread {} did not finish within {BOUND:?}", handle.ident()))
+    support::join(handle)
 }
 
 // ---- The spec's five tests ----
@@ -51,7 +53,7 @@ fn start_then_join_runs_fn_exactly_once_on_another_thread() {
     join_bounded(&handle).unwrap();
     join_bounded(&handle).unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    let ran_on = rx.recv().unwrap();
+    let ran_on = recv(&rx, "the fn's thread id");
     assert_ne!(ran_on, caller, "fn must run on a separate thread");
     assert!(rx.try_recv().is_err(), "fn ran more than once");
 }
@@ -97,7 +99,7 @@ fn concurrent_idents_are_unique() {
         .collect();
     let mut seen = HashSet::new();
     for t in threads {
-        let handles = t.join().unwrap();
+        let handles = join_std(t, "a starter thread");
         for pair in handles.windows(2) {
             assert!(pair[0].ident() < pair[1].ident());
         }
@@ -133,6 +135,9 @@ fn repeated_joins_return_the_same_outcome() {
     }
 }
 
+/// The joiners are all asleep in the crate's wait (seen in the kernel's thread
+/// states, on Linux; elsewhere they may still be on their way) when `f` finishes:
+/// the broadcast must wake every one of them, on both the untimed and the timed path.
 #[test]
 fn concurrent_joins_on_clones_all_see_one_outcome() {
     const JOINERS: usize = 8;
@@ -141,22 +146,33 @@ fn concurrent_joins_on_clones_all_see_one_outcome() {
         gate.recv().unwrap();
         panic!("shared {}", 7);
     });
-    let barrier = Arc::new(Barrier::new(JOINERS + 1));
+    let (tid_tx, tids) = mpsc::channel();
     let joiners: Vec<_> = (0..JOINERS)
-        .map(|_| {
-            let h = handle.clone();
-            let b = Arc::clone(&barrier);
+        .map(|i| {
+            let (h, tid_tx) = (handle.clone(), tid_tx.clone());
             thread::spawn(move || {
-                b.wait();
-                join_bounded(&h).unwrap_err()
+                tid_tx.send(current_tid()).unwrap();
+                // Nothing else blocks from here on: once asleep, it is in the join.
+                if i % 2 == 0 {
+                    h.join().unwrap_err()
+                } else {
+                    h.join_timeout(Duration::MAX)
+                        .expect("no deadline")
+                        .unwrap_err()
+                }
             })
         })
         .collect();
-    barrier.wait();
-    thread::sleep(Duration::from_millis(20)); // let most joiners block first
+    let tids: Vec<_> = (0..JOINERS)
+        .map(|_| recv(&tids, "a joiner's tid"))
+        .collect();
+    wait_until_asleep("the joiners", &tids);
     assert!(!handle.is_finished());
     release.send(()).unwrap();
-    let panics: Vec<Panic> = joiners.into_iter().map(|j| j.join().unwrap()).collect();
+    let panics: Vec<Panic> = joiners
+        .into_iter()
+        .map(|j| join_std(j, "a joiner"))
+        .collect();
     let own = join_bounded(&handle).unwrap_err();
     for p in &panics {
         assert!(Panic::ptr_eq(p, &own));
@@ -182,17 +198,6 @@ impl Drop for DropCounter {
     }
 }
 
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + BOUND;
-    while !condition() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
 #[test]
 fn dropping_every_handle_detaches_and_fn_runs_to_completion() {
     let (release, gate) = mpsc::channel::<()>();
@@ -204,44 +209,65 @@ fn dropping_every_handle_detaches_and_fn_runs_to_completion() {
     drop(handle.clone());
     drop(handle);
     release.send(()).unwrap();
-    assert_eq!(done_rx.recv_timeout(BOUND), Ok("finished"));
+    assert_eq!(recv(&done_rx, "the detached fn's end"), "finished");
+}
+
+/// A payload that records the thread that drops it.
+struct DroppedOn(Arc<Mutex<Vec<ThreadId>>>);
+
+impl Drop for DroppedOn {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push(thread::current().id());
+    }
 }
 
 #[test]
 fn detached_panic_outcome_is_dropped_once_when_the_thread_ends() {
-    let drops = Arc::new(AtomicUsize::new(0));
+    let dropped_on = Arc::new(Mutex::new(Vec::new()));
     let (release, gate) = mpsc::channel::<()>();
-    let payload = DropCounter(Arc::clone(&drops));
+    let (ran_on_tx, ran_on) = mpsc::channel();
+    let payload = DroppedOn(Arc::clone(&dropped_on));
     let handle = pythread::start(move || {
+        ran_on_tx.send(thread::current().id()).unwrap();
         gate.recv().unwrap();
         std::panic::panic_any(payload);
     });
     drop(handle);
-    assert_eq!(drops.load(Ordering::SeqCst), 0, "dropped before the panic");
+    let started_thread = recv(&ran_on, "the started thread's id");
+    assert!(
+        dropped_on.lock().unwrap().is_empty(),
+        "dropped before the panic"
+    );
     release.send(()).unwrap();
     wait_until("the detached payload to drop", || {
-        drops.load(Ordering::SeqCst) == 1
+        !dropped_on.lock().unwrap().is_empty()
     });
-    thread::sleep(Duration::from_millis(20));
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped more than once");
+    // Nobody else holds the outcome of a detached thread: the started thread drops it.
+    assert_eq!(*dropped_on.lock().unwrap(), vec![started_thread]);
 }
 
 #[test]
 fn joined_panic_payload_is_dropped_with_the_last_panic() {
     let drops = Arc::new(AtomicUsize::new(0));
     let payload = DropCounter(Arc::clone(&drops));
-    let handle = pythread::start(move || std::panic::panic_any(payload));
+    let (exit_tx, exited) = mpsc::channel();
+    let handle = pythread::start(move || {
+        signal_on_exit(exit_tx);
+        std::panic::panic_any(payload)
+    });
     let first = join_bounded(&handle).unwrap_err();
     let second = join_bounded(&handle).unwrap_err();
+    // Once the started thread has exited, it holds nothing of the outcome any more.
+    recv(&exited, "the started thread's exit");
     drop(handle);
     drop(first);
     assert_eq!(drops.load(Ordering::SeqCst), 0, "a Panic is still alive");
     drop(second);
-    // The started thread may still hold the completion cell for a moment after
-    // publishing; the payload goes with whichever of them lets go last.
-    wait_until("the payload to drop", || drops.load(Ordering::SeqCst) == 1);
-    thread::sleep(Duration::from_millis(20));
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped more than once");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "dropping the last Panic did not drop the payload"
+    );
 }
 
 #[test]

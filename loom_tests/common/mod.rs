@@ -1,6 +1,16 @@
 //! Helpers shared by the loom suite: a model runner that reports iterations and
 //! time, a cell whose unsynchronized accesses loom checks, a drop-counting probe,
-//! a one-shot mailbox, and a panic hook that keeps expected panics quiet.
+//! a one-shot mailbox, a panic hook that keeps expected panics quiet, and the
+//! checks of a started function's outcome.
+//!
+//! Why every outcome is checked, payload included: a loom failure raised inside a
+//! started function (a causality violation, a deadlock report) is an ordinary
+//! panic there, which the crate's own `catch_unwind` turns into the thread's
+//! `Err(Panic)`. A model that only asks "did `f` panic?" would pass on it. So every
+//! model checks that an `Ok` is expected, and that every `Err` carries the exact
+//! message or payload type `f` panics with on purpose ([`expect_message`],
+//! [`expect_payload`]); a detached `f`, whose outcome nobody sees, marks its last
+//! act with [`Token::reached`].
 //!
 //! Everything here is built from loom primitives, so the helpers themselves are
 //! part of the model: a wait on the probe or the mailbox is a real (modelled) wait,
@@ -9,6 +19,7 @@
 #![allow(dead_code)] // each test binary uses its own subset of the helpers
 
 use std::any::Any;
+use std::fmt::Debug;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::atomic::Ordering as StdOrdering;
 use std::sync::Once;
@@ -16,6 +27,42 @@ use std::time::Instant;
 
 use loom::cell::UnsafeCell;
 use loom::sync::{Arc, Condvar, Mutex};
+use pythread::Panic;
+
+/// The `Panic` of a started function that must have panicked with exactly
+/// `message`; any other outcome fails the model, showing what `f` did instead.
+#[track_caller]
+pub fn expect_message(outcome: Result<(), Panic>, message: &str) -> Panic {
+    let panic = outcome.expect_err("f returned, but it panics on purpose");
+    assert_eq!(
+        panic.message(),
+        Some(message),
+        "f panicked, but not with its own panic: {panic:?}"
+    );
+    panic
+}
+
+/// The `Panic` of a started function that must have panicked with a payload of
+/// type `T` (`panic_any`); any other outcome fails the model.
+#[track_caller]
+pub fn expect_payload<T: Any>(outcome: Result<(), Panic>) -> Panic {
+    let panic = outcome.expect_err("f returned, but it panics on purpose");
+    assert!(
+        panic.is::<T>(),
+        "f panicked, but not with its own {} payload: {panic:?}",
+        std::any::type_name::<T>()
+    );
+    panic
+}
+
+/// `f` must have returned; an `Err` fails the model with the `Panic` (a loom
+/// failure inside `f` included).
+#[track_caller]
+pub fn expect_ok<E: Debug>(outcome: Result<(), E>) {
+    if let Err(panic) = outcome {
+        panic!("f panicked, but it returns: {panic:?}");
+    }
+}
 
 /// The marker every expected panic message in the suite carries; the panic hook
 /// installed by [`check`] stays silent for those (and for the crate's own
@@ -116,53 +163,79 @@ impl RaceCell {
     }
 }
 
-/// Counts the drops of its [`Token`]s, and lets a thread wait until a number of
-/// them has been dropped.
+/// Counts the drops of its [`Token`]s (and, apart, of the tokens marked with
+/// [`Token::reached`]), and lets a thread wait until a number of them has been
+/// dropped.
 #[derive(Clone, Debug)]
 pub struct DropProbe(Arc<ProbeState>);
 
+#[derive(Debug, Default)]
+struct Counts {
+    drops: usize,
+    reached: usize,
+}
+
 #[derive(Debug)]
 struct ProbeState {
-    drops: Mutex<usize>,
+    drops: Mutex<Counts>,
     dropped: Condvar,
 }
 
 /// A value whose drop is counted by the [`DropProbe`] it came from: captured by a
 /// started function, or used as its panic payload.
 #[derive(Debug)]
-pub struct Token(Arc<ProbeState>);
+pub struct Token(Arc<ProbeState>, bool);
+
+impl Token {
+    /// Marks the token as reaching the last act of `f` (`drop(token.reached())`,
+    /// `panic_any(token.reached())`): a token dropped without the mark was dropped
+    /// because `f` left early, unwinding from a panic it did not mean (such as a
+    /// loom failure inside `f`).
+    pub fn reached(mut self) -> Token {
+        self.1 = true;
+        self
+    }
+}
 
 impl DropProbe {
     pub fn new() -> DropProbe {
         DropProbe(Arc::new(ProbeState {
-            drops: Mutex::new(0),
+            drops: Mutex::new(Counts::default()),
             dropped: Condvar::new(),
         }))
     }
 
     pub fn token(&self) -> Token {
-        Token(Arc::clone(&self.0))
+        Token(Arc::clone(&self.0), false)
     }
 
     /// The number of tokens dropped so far.
     pub fn drops(&self) -> usize {
-        *self.0.drops.lock().unwrap()
+        self.0.drops.lock().unwrap().drops
+    }
+
+    /// The number of tokens marked with [`Token::reached`] dropped so far.
+    pub fn reached(&self) -> usize {
+        self.0.drops.lock().unwrap().reached
     }
 
     /// Blocks until at least `n` tokens have been dropped, then returns the count.
     /// If fewer are ever dropped, loom reports the execution as a deadlock.
     pub fn wait_for_drops(&self, n: usize) -> usize {
-        let mut drops = self.0.drops.lock().unwrap();
-        while *drops < n {
-            drops = self.0.dropped.wait(drops).unwrap();
+        let mut counts = self.0.drops.lock().unwrap();
+        while counts.drops < n {
+            counts = self.0.dropped.wait(counts).unwrap();
         }
-        *drops
+        counts.drops
     }
 }
 
 impl Drop for Token {
     fn drop(&mut self) {
-        *self.0.drops.lock().unwrap() += 1;
+        let mut counts = self.0.drops.lock().unwrap();
+        counts.drops += 1;
+        counts.reached += usize::from(self.1);
+        drop(counts);
         self.0.dropped.notify_all();
     }
 }

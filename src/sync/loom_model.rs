@@ -162,6 +162,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
         thread,
         woken: false,
     }));
+    // For `wait_for_sleepers`.
+    model.changed.notify_all();
     loop {
         state = model
             .changed
@@ -229,6 +231,24 @@ pub fn interrupt(thread: ThreadId) {
     let mut state = lock(&model.state);
     state.interrupts.push(thread);
     model.changed.notify_all();
+}
+
+/// How far the model clock has been advanced in this execution.
+pub fn elapsed() -> Duration {
+    Duration::from_nanos(lock(&model().state).clock)
+}
+
+/// Blocks (a modelled wait, no spinning) until at least `n` threads are blocked
+/// in the model wait: "the waiter is really asleep" for a loom test.
+pub fn wait_for_sleepers(n: usize) {
+    let model = model();
+    let mut state = lock(&model.state);
+    while state.sleepers.iter().flatten().filter(|s| !s.woken).count() < n {
+        state = model
+            .changed
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
 }
 
 /// The number of threads blocked in the model wait right now.

@@ -22,7 +22,7 @@
 #[cfg(not(loom))]
 pub(crate) use std::{
     sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, OnceLock,
     },
     thread,
@@ -31,7 +31,7 @@ pub(crate) use std::{
 #[cfg(loom)]
 pub(crate) use loom::{
     sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Condvar, Mutex, MutexGuard,
     },
     thread,
@@ -40,10 +40,7 @@ pub(crate) use loom::{
 #[cfg(loom)]
 pub(crate) use self::loom_once_lock::OnceLock;
 
-// `allow(dead_code)` on the primitive until its users (the locks, the handle's
-// joins) land; it is exercised by the unit tests below meanwhile.
 #[cfg(all(target_os = "linux", not(loom)))]
-#[allow(dead_code)]
 mod futex;
 // The generic backend is compiled (and unit-tested) on Linux too, where the futex
 // backend is the one in use.
@@ -70,7 +67,6 @@ pub(crate) use std::time::Instant;
 
 /// Why [`wait`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)]
 pub(crate) enum Wake {
     /// A wake-up, the word no longer holding `expected`, or a spurious return: the
     /// caller re-checks its condition.
@@ -87,28 +83,25 @@ pub(crate) enum Wake {
 /// A deadline of `None` waits forever. `Woken` may be spurious; `TimedOut` is only
 /// returned once `now() >= deadline`.
 #[inline]
-#[allow(dead_code)]
 pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
     backend::wait(word, expected, deadline)
 }
 
 /// Wakes at least one thread blocked in [`wait`] on `word`, if there is one.
 #[inline]
-#[allow(dead_code)]
 pub(crate) fn wake_one(word: &AtomicU32) {
     backend::wake_one(word)
 }
 
 /// Wakes every thread blocked in [`wait`] on `word`.
 #[inline]
-#[allow(dead_code)]
+#[allow(dead_code)] // for the handle's joins
 pub(crate) fn wake_all(word: &AtomicU32) {
     backend::wake_all(word)
 }
 
 /// The current time on the crate's clock.
 #[inline]
-#[allow(dead_code)]
 pub(crate) fn now() -> Instant {
     #[cfg(not(loom))]
     {
@@ -123,7 +116,6 @@ pub(crate) fn now() -> Instant {
 /// The deadline `timeout` from now, or `None` ("no deadline": wait forever) when
 /// the clock cannot represent it (a too-large timeout).
 #[inline]
-#[allow(dead_code)]
 pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
     now().checked_add(timeout)
 }

@@ -1,0 +1,281 @@
+//! `Lock` under loom: the real lock code over the model wait primitive
+//! (`src/sync/loom_model.rs`: a futex-shaped queue, a model clock the test
+//! advances, model interrupts the test sends). See loom_tests/README.md
+//! ("Locks") for bounds, figures and the deliberate bugs each model catches.
+#![cfg(loom)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool as StdAtomicBool, Ordering as StdOrdering};
+use std::time::Duration;
+
+use common::{check, RaceCell};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use pythread::{Lock, LockStatus};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// Two threads and main each add 1 to a loom `UnsafeCell` under the lock: loom
+/// fails any access not ordered by the lock, and the sum must be 3.
+#[test]
+fn mutual_exclusion_three_threads() {
+    check("lock: mutual_exclusion_three_threads", Some(3), || {
+        let lock = Arc::new(Lock::new());
+        let cell = RaceCell::new(0);
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (lock, cell) = (Arc::clone(&lock), Arc::clone(&cell));
+                thread::spawn(move || {
+                    lock.acquire();
+                    cell.write(cell.read() + 1);
+                    lock.release().unwrap();
+                })
+            })
+            .collect();
+        lock.acquire();
+        cell.write(cell.read() + 1);
+        lock.release().unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(lock.try_acquire());
+        assert_eq!(cell.read(), 3);
+    });
+}
+
+/// Main holds the lock while two threads block on it; one release must wake
+/// them in turn (a lost wake-up is a loom deadlock).
+#[test]
+fn no_lost_wakeup_two_waiters() {
+    check("lock: no_lost_wakeup_two_waiters", Some(3), || {
+        let lock = Arc::new(Lock::new());
+        let cell = RaceCell::new(0);
+        lock.acquire();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (lock, cell) = (Arc::clone(&lock), Arc::clone(&cell));
+                thread::spawn(move || {
+                    lock.acquire();
+                    cell.write(cell.read() + 1);
+                    lock.release().unwrap();
+                })
+            })
+            .collect();
+        lock.release().unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(cell.read(), 2);
+        assert!(!lock.locked());
+    });
+}
+
+/// A thread that never acquired the lock releases it and so lets a blocked
+/// acquirer through (the lock has no owner); main's write before its acquire is
+/// ordered before the acquirer's read through the release.
+#[test]
+fn release_from_a_thread_that_did_not_acquire() {
+    check(
+        "lock: release_from_a_thread_that_did_not_acquire",
+        None,
+        || {
+            let lock = Arc::new(Lock::new());
+            let cell = RaceCell::new(0);
+            lock.acquire();
+            cell.write(7);
+            let waiter = {
+                let (lock, cell) = (Arc::clone(&lock), Arc::clone(&cell));
+                thread::spawn(move || {
+                    lock.acquire();
+                    assert_eq!(cell.read(), 7);
+                    cell.write(8);
+                })
+            };
+            let releaser = {
+                let lock = Arc::clone(&lock);
+                thread::spawn(move || lock.release())
+            };
+            assert_eq!(releaser.join().unwrap(), Ok(()));
+            waiter.join().unwrap();
+            assert!(lock.locked(), "the waiter holds it");
+            assert_eq!(lock.release(), Ok(()));
+            assert!(lock.release().is_err());
+            assert_eq!(cell.read(), 8);
+        },
+    );
+}
+
+/// Two threads race to release one held lock: exactly one `Ok`.
+#[test]
+fn two_racing_releases_exactly_one_ok() {
+    check("lock: two_racing_releases_exactly_one_ok", None, || {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let oks = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (lock, oks) = (Arc::clone(&lock), Arc::clone(&oks));
+                thread::spawn(move || {
+                    if lock.release().is_ok() {
+                        oks.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(oks.load(Ordering::Relaxed), 1);
+        assert!(!lock.locked());
+    });
+}
+
+static TIMED_ACQUIRED: StdAtomicBool = StdAtomicBool::new(false);
+static TIMED_OUT: StdAtomicBool = StdAtomicBool::new(false);
+
+/// A 1 ms timed acquire races a release and the clock reaching its deadline:
+/// both outcomes happen in some execution, never both at once (acquired <=> it
+/// holds the lock afterwards), and a time-out never comes before the deadline.
+#[test]
+fn timed_acquire_racing_release() {
+    check("lock: timed_acquire_racing_release", None, || {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let waiter = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || {
+                let got = lock.acquire_timeout(MS);
+                if !got {
+                    assert!(pythread::__loom::elapsed() >= MS, "timed out early");
+                }
+                got
+            })
+        };
+        // Two steps, so that a deadline shorter than 1 ms would be seen expiring
+        // at 1 ms - 1 ns ("timed out early").
+        let clock = thread::spawn(|| {
+            pythread::__loom::advance_clock(MS - Duration::from_nanos(1));
+            pythread::__loom::advance_clock(Duration::from_nanos(1));
+        });
+        lock.release().unwrap();
+        let got = waiter.join().unwrap();
+        clock.join().unwrap();
+        assert_eq!(got, lock.locked(), "acquired <=> holds it");
+        if got {
+            TIMED_ACQUIRED.store(true, StdOrdering::Relaxed);
+        } else {
+            TIMED_OUT.store(true, StdOrdering::Relaxed);
+        }
+    });
+    assert!(TIMED_ACQUIRED.load(StdOrdering::Relaxed), "never acquired");
+    assert!(TIMED_OUT.load(StdOrdering::Relaxed), "never timed out");
+}
+
+static INTR_SEEN: StdAtomicBool = StdAtomicBool::new(false);
+static INTR_ACQUIRED: StdAtomicBool = StdAtomicBool::new(false);
+
+/// An interrupt sent to a blocked acquirer: with `intr = true` it ends the wait
+/// with `Intr` (without the lock) unless the release got there first; with
+/// `intr = false` the wait goes on and always acquires.
+#[test]
+fn interruption_intr_true_and_false() {
+    for intr in [true, false] {
+        let name = format!("lock: interruption (intr = {intr})");
+        check(&name, None, move || {
+            let lock = Arc::new(Lock::new());
+            lock.acquire();
+            let waiter = {
+                let lock = Arc::clone(&lock);
+                thread::spawn(move || lock.acquire_timed(-1, intr))
+            };
+            pythread::__loom::interrupt(waiter.thread().id());
+            lock.release().unwrap();
+            let status = waiter.join().unwrap();
+            match status {
+                LockStatus::Intr => {
+                    assert!(intr, "intr = false must not end the wait");
+                    assert!(!lock.locked(), "Intr without the lock");
+                    INTR_SEEN.store(true, StdOrdering::Relaxed);
+                }
+                LockStatus::Acquired => {
+                    assert!(lock.locked());
+                    INTR_ACQUIRED.store(true, StdOrdering::Relaxed);
+                }
+                LockStatus::Failure => panic!("an untimed wait failed"),
+            }
+        });
+    }
+    assert!(INTR_SEEN.load(StdOrdering::Relaxed), "Intr never returned");
+    assert!(INTR_ACQUIRED.load(StdOrdering::Relaxed));
+}
+
+/// `acquire_with_retries` on a held lock with a 2 ms deadline: once it is asleep,
+/// two interrupts, each followed by 1 ms of clock. `pending_calls` runs once per
+/// interrupt that reached a wait (the first always does; the second not if the
+/// deadline had passed by then), and the result is a time-out that never comes before 2 ms (the
+/// deadline is kept across the retries, neither shortened nor extended).
+#[test]
+fn retries_call_pending_calls_and_keep_the_deadline() {
+    check("lock: retries_keep_the_deadline", None, || {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (lock, calls) = (Arc::clone(&lock), Arc::clone(&calls));
+            thread::spawn(move || {
+                let result = lock.acquire_with_retries(Some(2 * MS), || {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    Ok::<(), ()>(())
+                });
+                assert_eq!(result, Ok(false));
+                assert!(pythread::__loom::elapsed() >= 2 * MS, "timed out early");
+            })
+        };
+        let id = waiter.thread().id();
+        // Its deadline is fixed (clock 0 + 2 ms) once it is asleep.
+        pythread::__loom::wait_for_sleepers(1);
+        for _ in 0..2 {
+            pythread::__loom::interrupt(id);
+            pythread::__loom::advance_clock(MS);
+        }
+        waiter.join().unwrap();
+        let calls = calls.load(Ordering::Relaxed);
+        assert!((1..=2).contains(&calls), "{calls} pending_calls");
+        assert!(lock.locked());
+    });
+}
+
+static RETRIES_ERR: StdAtomicBool = StdAtomicBool::new(false);
+
+/// An `Err` from `pending_calls` ends the wait with that error (the lock is not
+/// taken; some execution must show it); the release racing it may also win.
+#[test]
+fn retries_return_the_pending_calls_error() {
+    check("lock: retries_return_the_error", None, || {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let waiter = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || lock.acquire_with_retries(None, || Err("KeyboardInterrupt")))
+        };
+        pythread::__loom::interrupt(waiter.thread().id());
+        lock.release().unwrap();
+        match waiter.join().unwrap() {
+            Err(e) => {
+                assert_eq!(e, "KeyboardInterrupt");
+                assert!(!lock.locked());
+                RETRIES_ERR.store(true, StdOrdering::Relaxed);
+            }
+            Ok(got) => {
+                assert!(got);
+                assert!(lock.locked());
+            }
+        }
+    });
+    assert!(
+        RETRIES_ERR.load(StdOrdering::Relaxed),
+        "the Err never returned"
+    );
+}

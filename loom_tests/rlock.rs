@@ -1,0 +1,82 @@
+//! `RLock` under loom: reentrancy, owner handoff between threads, a non-owner's
+//! release, and `release_save` / `acquire_restore` around another thread's
+//! acquire. See loom_tests/README.md ("Locks").
+#![cfg(loom)]
+
+mod common;
+
+use common::{check, RaceCell};
+use loom::sync::Arc;
+use loom::thread;
+use pythread::RLock;
+
+/// Two threads, each acquiring twice (reentrant) and writing a loom cell under
+/// the lock: mutual exclusion across owners, counts per owner, the lock free at
+/// the end; a non-owner's release always fails.
+#[test]
+fn reentrancy_and_owner_handoff() {
+    check("rlock: reentrancy_and_owner_handoff", Some(3), || {
+        let lock = Arc::new(RLock::new());
+        let cell = RaceCell::new(0);
+        let other = {
+            let (lock, cell) = (Arc::clone(&lock), Arc::clone(&cell));
+            thread::spawn(move || {
+                lock.acquire();
+                assert!(lock.try_acquire());
+                assert_eq!(lock.recursion_count(), 2);
+                cell.write(cell.read() + 1);
+                lock.release().unwrap();
+                lock.release().unwrap();
+                assert!(lock.release().is_err());
+            })
+        };
+        lock.acquire();
+        lock.acquire();
+        assert_eq!(lock.recursion_count(), 2);
+        cell.write(cell.read() + 1);
+        lock.release().unwrap();
+        assert!(lock.is_owned());
+        lock.release().unwrap();
+        assert!(!lock.is_owned());
+        other.join().unwrap();
+        assert_eq!(cell.read(), 2);
+        assert!(!lock.locked());
+    });
+}
+
+/// Main owns the lock twice, `release_save`s it while another thread acquires,
+/// writes and releases, then `acquire_restore`s: the count and ownership come
+/// back, and the other thread's write is visible. The other thread's
+/// `release_save` while main owns it fails (3.14's rule).
+#[test]
+fn release_save_acquire_restore_around_another_acquire() {
+    check("rlock: release_save_acquire_restore", Some(3), || {
+        let lock = Arc::new(RLock::new());
+        let cell = RaceCell::new(0);
+        lock.acquire();
+        lock.acquire();
+        cell.write(1);
+        let other = {
+            let (lock, cell) = (Arc::clone(&lock), Arc::clone(&cell));
+            thread::spawn(move || {
+                if lock.release_save().is_ok() {
+                    panic!("release_save by a non-owner succeeded");
+                }
+                lock.acquire();
+                assert_eq!(cell.read(), 1);
+                cell.write(2);
+                lock.release().unwrap();
+            })
+        };
+        let state = lock.release_save().unwrap();
+        assert_eq!(state.count(), 2);
+        lock.acquire_restore(state);
+        assert_eq!(lock.recursion_count(), 2);
+        let seen = cell.read();
+        assert!(seen == 1 || seen == 2);
+        lock.release().unwrap();
+        lock.release().unwrap();
+        other.join().unwrap();
+        assert_eq!(cell.read(), 2);
+    });
+}

@@ -1,0 +1,829 @@
+//! `_thread.lock`: CPython's binary semaphore with timed and interruptible
+//! acquisition (`PyThread_allocate_lock`, `PyThread_acquire_lock[_timed]`,
+//! `PyThread_acquire_lock_timed_with_retries`, `PyThread_release_lock`).
+//!
+//! # The lock word
+//!
+//! One `u32`, the futex word of the wait primitive in `crate::sync`:
+//!
+//! | bits | meaning |
+//! |---|---|
+//! | `LOCKED` (bit 0) | held |
+//! | `HANDOFF` (bit 1) | a release handed the lock to the waiters: it stays `LOCKED`, and only a waiter may claim it |
+//! | `STARVING` (bit 2) | a waiter has waited longer than 1 ms: the next release hands the lock off instead of unlocking it |
+//! | bits 3.. | the number of threads in the slow path, registered as waiters |
+//!
+//! Acquisition is a `fetch_or(LOCKED)` (a barging try), then a bounded spin while
+//! nobody is parked, then registration as a waiter and sleeping on the word.
+//! Release is one compare-exchange from a `LOCKED` state (so an unlocked lock is an
+//! error and two racing releases give exactly one `Ok`), then one wake if anyone is
+//! registered. A waiter that leaves without the lock (timeout, interruption) while
+//! the lock is free passes the wake it may have consumed on to the next waiter.
+//! The fairness rule is CPython 3.14's `PyMutex`: after 1 ms a waiter is no longer
+//! barged past, it is handed the lock.
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use crate::sync::{self, deadline_after, now, AtomicU32, Instant, Ordering, Wake};
+use crate::TIMEOUT_MAX;
+
+const LOCKED: u32 = 1;
+const HANDOFF: u32 = 2;
+const STARVING: u32 = 4;
+const WAITER: u32 = 8;
+
+/// How long a waiter is barged past before the lock is handed to it
+/// (CPython 3.14's `TIME_TO_BE_FAIR_NS`).
+const FAIR_AFTER: Duration = Duration::from_millis(1);
+
+/// Spin iterations before parking (`parking_lot`'s `SpinWait`: 3 busy rounds of
+/// growing length, then yields). None under loom: spinning only adds states.
+const SPINS: u32 = if cfg!(loom) { 0 } else { 10 };
+
+/// Busy-spin rounds (2, 4, 8 `spin_loop` hints) after a wake-up that lost the race.
+const WOKEN_SPINS: u32 = if cfg!(loom) { 0 } else { 3 };
+
+/// The result of a timed acquisition: CPython's `PyLockStatus`.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// use pythread::{Lock, LockStatus};
+///
+/// let lock = Lock::new();
+/// assert_eq!(lock.acquire_timed(0, false), LockStatus::Acquired);
+/// assert_eq!(lock.acquire_timed(0, false), LockStatus::Failure); // held: no wait
+/// assert_eq!(LockStatus::Intr as i32, 2); // PY_LOCK_INTR
+/// # });
+/// ```
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockStatus {
+    /// Not acquired: the lock was held for the whole timeout (`PY_LOCK_FAILURE`).
+    Failure = 0,
+    /// Acquired (`PY_LOCK_ACQUIRED`).
+    Acquired = 1,
+    /// Not acquired: a signal handler ran on the waiting thread and the caller
+    /// asked to be told (`intr = true`; `PY_LOCK_INTR`). Only the Linux build can
+    /// observe signals; elsewhere the wait cannot be interrupted.
+    Intr = 2,
+}
+
+/// The error of a release that had nothing to release; its message is CPython's
+/// (`RuntimeError`).
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// use pythread::{Lock, RLock};
+///
+/// let err = Lock::new().release().unwrap_err();
+/// assert_eq!(err.to_string(), "release unlocked lock");
+/// let err = RLock::new().release().unwrap_err();
+/// assert_eq!(err.to_string(), "cannot release un-acquired lock");
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReleaseError {
+    message: &'static str,
+}
+
+impl ReleaseError {
+    pub(crate) const UNLOCKED: ReleaseError = ReleaseError {
+        message: "release unlocked lock",
+    };
+    pub(crate) const UNACQUIRED: ReleaseError = ReleaseError {
+        message: "cannot release un-acquired lock",
+    };
+}
+
+impl fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+impl Error for ReleaseError {}
+
+/// CPython's `_thread.lock` (`threading.Lock`): a binary semaphore with timed and
+/// interruptible acquisition.
+///
+/// Unlike [`std::sync::Mutex`] it protects no data and has no owner: any thread
+/// may [`release`](Lock::release) it, and a thread that acquires it again blocks
+/// (it is not reentrant; see [`RLock`](crate::RLock) for that). Releasing an
+/// unlocked lock is an [`Err`], never a double unlock, and of two threads racing
+/// to release one held lock exactly one gets `Ok`.
+///
+/// A blocked thread is never starved: a thread that has waited more than 1 ms is
+/// handed the lock at the next release instead of being barged past (CPython
+/// 3.14's rule). On Linux a wait ends with [`LockStatus::Intr`] when a signal
+/// handler runs on the waiting thread and the caller asked for that; elsewhere the
+/// wait is a mutex + condition variable that signals cannot end. The lock is 4
+/// bytes; dropping it while held is fine.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// use pythread::Lock;
+/// use std::sync::Arc;
+///
+/// let done = Arc::new(Lock::new());
+/// done.acquire();
+/// let signal = Arc::clone(&done);
+/// let worker = pythread::start(move || {
+///     // ... work ...
+///     signal.release().unwrap(); // another thread may release it
+/// });
+/// done.acquire(); // blocks until the worker released it
+/// worker.join().unwrap();
+/// # });
+/// ```
+pub struct Lock {
+    word: AtomicU32,
+}
+
+impl Lock {
+    /// Creates an unlocked lock (`PyThread_allocate_lock`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// assert!(!lock.locked());
+    /// # });
+    /// ```
+    pub fn new() -> Lock {
+        Lock {
+            word: AtomicU32::new(0),
+        }
+    }
+
+    /// Acquires the lock, waiting as long as it takes (`PyThread_acquire_lock(l, 1)`).
+    /// Signals never end this wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// lock.acquire();
+    /// assert!(lock.locked());
+    /// lock.release().unwrap();
+    /// # });
+    /// ```
+    #[inline]
+    pub fn acquire(&self) {
+        if !self.try_lock_word() {
+            let status = self.acquire_slow(None, false);
+            debug_assert_eq!(status, LockStatus::Acquired);
+        }
+    }
+
+    /// Acquires the lock if it is free, without blocking; returns whether it did
+    /// (`PyThread_acquire_lock(l, 0)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// assert!(lock.try_acquire());
+    /// assert!(!lock.try_acquire()); // not reentrant
+    /// # });
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> bool {
+        self.try_lock_word()
+    }
+
+    /// Acquires the lock, waiting at most `timeout` (measured on the monotonic
+    /// clock from the call); returns whether it did. A zero timeout never blocks;
+    /// a timeout too large for the clock waits forever. Signals never end the wait
+    /// early, and `false` is never returned before `timeout` has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let lock = pythread::Lock::new();
+    /// assert!(lock.acquire_timeout(Duration::from_secs(5))); // free: at once
+    /// let start = Instant::now();
+    /// assert!(!lock.acquire_timeout(Duration::from_millis(10)));
+    /// assert!(start.elapsed() >= Duration::from_millis(10));
+    /// # });
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        if self.try_lock_word() {
+            return true;
+        }
+        if timeout.is_zero() {
+            return false;
+        }
+        self.acquire_slow(deadline_after(timeout), false) == LockStatus::Acquired
+    }
+
+    /// `PyThread_acquire_lock_timed`: `microseconds < 0` waits forever, `0` never
+    /// blocks, `> 0` waits up to that long (values above [`TIMEOUT_MAX`] are
+    /// clamped to it; the deadline is fixed on entry).
+    ///
+    /// With `intr = true`, a signal handler that runs on this thread during the
+    /// wait ends it with [`LockStatus::Intr`] (Linux only: elsewhere signals cannot
+    /// end the wait). With `intr = false` the wait resumes against the same
+    /// deadline. A spurious wake-up never ends the wait early.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use pythread::{Lock, LockStatus, TIMEOUT_MAX};
+    ///
+    /// let lock = Lock::new();
+    /// assert_eq!(lock.acquire_timed(-1, true), LockStatus::Acquired);
+    /// assert_eq!(lock.acquire_timed(1_000, false), LockStatus::Failure); // 1 ms
+    /// lock.release().unwrap();
+    /// assert_eq!(lock.acquire_timed(TIMEOUT_MAX, false), LockStatus::Acquired);
+    /// # });
+    /// ```
+    pub fn acquire_timed(&self, microseconds: i64, intr: bool) -> LockStatus {
+        if self.try_lock_word() {
+            return LockStatus::Acquired;
+        }
+        if microseconds == 0 {
+            return LockStatus::Failure;
+        }
+        let deadline = if microseconds < 0 {
+            None
+        } else {
+            // TIMEOUT_MAX fits a u64; the clamp keeps it so.
+            let clamped = microseconds.min(TIMEOUT_MAX).unsigned_abs();
+            deadline_after(Duration::from_micros(clamped))
+        };
+        self.acquire_slow(deadline, intr)
+    }
+
+    /// `PyThread_acquire_lock_timed_with_retries`: acquires the lock, waiting at
+    /// most `timeout` (`None` waits forever; `Some(ZERO)` only tries). On each
+    /// interruption (a signal handler ran on this thread; Linux only) it calls
+    /// `pending_calls`, the runtime's hook that runs the Python-level signal
+    /// handlers: an `Err` ends the wait with that error, `Ok` resumes it against the
+    /// SAME deadline (if the deadline has passed it returns `Ok(false)`; if exactly
+    /// nothing remains it tries once more). `Ok(true)`: acquired; `Ok(false)`: timed
+    /// out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::time::Duration;
+    ///
+    /// let lock = pythread::Lock::new();
+    /// let mut calls = 0;
+    /// let got = lock.acquire_with_retries(Some(Duration::from_secs(1)), || {
+    ///     calls += 1;
+    ///     Ok::<(), &str>(())
+    /// });
+    /// assert_eq!(got, Ok(true));
+    /// assert_eq!(calls, 0); // no signal arrived
+    /// assert_eq!(lock.acquire_with_retries(Some(Duration::ZERO), || Err("never called")), Ok(false));
+    /// # });
+    /// ```
+    pub fn acquire_with_retries<E>(
+        &self,
+        timeout: Option<Duration>,
+        mut pending_calls: impl FnMut() -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if self.try_lock_word() {
+            return Ok(true);
+        }
+        let deadline = match timeout {
+            Some(timeout) if timeout.is_zero() => return Ok(false),
+            Some(timeout) => deadline_after(timeout),
+            None => None,
+        };
+        loop {
+            match self.acquire_slow(deadline, true) {
+                LockStatus::Acquired => return Ok(true),
+                LockStatus::Failure => return Ok(false),
+                LockStatus::Intr => {
+                    pending_calls()?;
+                    if let Some(deadline) = deadline {
+                        let now = now();
+                        if now > deadline {
+                            return Ok(false);
+                        }
+                        if now == deadline {
+                            return Ok(self.try_lock_word());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Releases the lock, whichever thread acquired it (`PyThread_release_lock`).
+    /// Releasing an unlocked lock is an error (CPython's `RuntimeError`), and one
+    /// atomic step decides it: of two threads racing to release one held lock,
+    /// exactly one gets `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReleaseError`] "release unlocked lock" when the lock is not held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// lock.acquire();
+    /// assert!(lock.release().is_ok());
+    /// assert!(lock.release().is_err());
+    /// # });
+    /// ```
+    #[inline]
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        // Uncontended: held, nobody registered.
+        if self
+            .word
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.release_slow()
+    }
+
+    #[cold]
+    fn release_slow(&self) -> Result<(), ReleaseError> {
+        let mut state = self.word.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED == 0 {
+                return Err(ReleaseError::UNLOCKED);
+            }
+            let next = if state & HANDOFF != 0 {
+                // Released before a waiter claimed the handoff: it is simply free.
+                state & !(LOCKED | HANDOFF)
+            } else if state & STARVING != 0 && state >= WAITER {
+                // Hand it to the waiters: it stays LOCKED, no barging in between.
+                (state | HANDOFF) & !STARVING
+            } else {
+                state & !(LOCKED | STARVING)
+            };
+            match self
+                .word
+                .compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if next >= WAITER {
+                        sync::wake_one(&self.word);
+                    }
+                    return Ok(());
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Whether the lock is held by some thread right now (`lock.locked()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// assert!(!lock.locked());
+    /// lock.acquire();
+    /// assert!(lock.locked());
+    /// # });
+    /// ```
+    #[inline]
+    pub fn locked(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & LOCKED != 0
+    }
+
+    /// Acquires the lock like [`acquire`](Lock::acquire) and returns a guard that
+    /// releases it when dropped (Python's `with lock:`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// {
+    ///     let _guard = lock.lock();
+    ///     assert!(lock.locked());
+    /// }
+    /// assert!(!lock.locked());
+    /// # });
+    /// ```
+    pub fn lock(&self) -> LockGuard<'_> {
+        self.acquire();
+        LockGuard { lock: self }
+    }
+
+    /// Acquires the lock if it is free, without blocking, and returns a guard that
+    /// releases it when dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// let guard = lock.try_lock().expect("free");
+    /// assert!(lock.try_lock().is_none());
+    /// drop(guard);
+    /// assert!(lock.try_lock().is_some());
+    /// # });
+    /// ```
+    pub fn try_lock(&self) -> Option<LockGuard<'_>> {
+        // `then`, not `then_some`: an eagerly built guard would release on drop.
+        self.try_acquire().then(|| LockGuard { lock: self })
+    }
+
+    /// Acquires the lock like [`acquire_timeout`](Lock::acquire_timeout) and
+    /// returns a guard that releases it when dropped, or `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::time::Duration;
+    ///
+    /// let lock = pythread::Lock::new();
+    /// let guard = lock.lock_timeout(Duration::from_secs(1)).expect("free");
+    /// assert!(lock.lock_timeout(Duration::from_millis(1)).is_none());
+    /// drop(guard);
+    /// # });
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
+        self.acquire_timeout(timeout)
+            .then(|| LockGuard { lock: self })
+    }
+
+    /// One barging attempt: a single `fetch_or`, which is also the fast path.
+    #[inline]
+    fn try_lock_word(&self) -> bool {
+        self.word.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0
+    }
+
+    /// Claims the lock from `state` if it was handed off or is free, leaving the
+    /// waiters (`leaving` = this thread deregisters). `None` when it is held.
+    fn claim(&self, state: u32, leaving: bool) -> Option<bool> {
+        let registered = if leaving { WAITER } else { 0 };
+        let next = if state & HANDOFF != 0 {
+            (state & !(HANDOFF | STARVING)) - registered
+        } else if state & LOCKED == 0 {
+            (state | LOCKED) - registered
+        } else {
+            return None;
+        };
+        Some(
+            self.word
+                .compare_exchange(state, next, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok(),
+        )
+    }
+
+    #[cold]
+    fn acquire_slow(&self, deadline: Option<Instant>, intr: bool) -> LockStatus {
+        // Spin while nobody is parked: the holder is likely to release soon.
+        let mut spin = 0;
+        #[allow(clippy::absurd_extreme_comparisons)] // SPINS is 0 under loom
+        while spin < SPINS {
+            let state = self.word.load(Ordering::Relaxed);
+            if state & LOCKED == 0 {
+                if self.try_lock_word() {
+                    return LockStatus::Acquired;
+                }
+            } else if state >= WAITER {
+                break;
+            }
+            if spin < 3 {
+                for _ in 0..(2 << spin) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            spin += 1;
+        }
+
+        self.word.fetch_add(WAITER, Ordering::Relaxed);
+        let mut fair_at = None;
+        // Spinning happened before registering; again after each wake-up.
+        let mut woken_spins = WOKEN_SPINS;
+        loop {
+            let state = self.word.load(Ordering::Relaxed);
+            match self.claim(state, true) {
+                Some(true) => return LockStatus::Acquired,
+                Some(false) => continue,
+                None => {}
+            }
+            // Held. After a wake-up that lost the race for the lock, a waiter that
+            // has waited long enough asks for a handoff.
+            if state & STARVING == 0 {
+                if let Some(fair_at) = fair_at {
+                    if now() >= fair_at {
+                        let _ = self.word.compare_exchange(
+                            state,
+                            state | STARVING,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                        continue;
+                    }
+                }
+            }
+            // Freshly woken and passed over: spin a little (no yields: on a busy
+            // machine a yield can give the CPU away for a whole time slice) before
+            // sleeping again; the holder's critical section is probably short.
+            #[allow(clippy::absurd_extreme_comparisons)] // SPINS is 0 under loom
+            if woken_spins < WOKEN_SPINS {
+                for _ in 0..(2 << woken_spins) {
+                    std::hint::spin_loop();
+                }
+                woken_spins += 1;
+                continue;
+            }
+            match sync::wait(&self.word, state, deadline) {
+                Wake::Woken => woken_spins = 0,
+                Wake::TimedOut => return self.leave(LockStatus::Failure),
+                Wake::Interrupted if intr => return self.leave(LockStatus::Intr),
+                Wake::Interrupted => {}
+            }
+            if fair_at.is_none() {
+                fair_at = now().checked_add(FAIR_AFTER);
+            }
+        }
+    }
+
+    /// Deregisters a waiter that gives up with `status` (a timeout or an
+    /// interruption). A handoff is claimed rather than dropped, and a timed-out
+    /// waiter takes a free lock (one last try at the deadline). A waiter leaving a
+    /// free lock passes on the wake it may have consumed.
+    #[cold]
+    fn leave(&self, status: LockStatus) -> LockStatus {
+        loop {
+            let state = self.word.load(Ordering::Relaxed);
+            if state & HANDOFF != 0 || status == LockStatus::Failure {
+                match self.claim(state, true) {
+                    Some(true) => return LockStatus::Acquired,
+                    Some(false) => continue,
+                    None => {}
+                }
+            }
+            let mut next = state - WAITER;
+            if next < WAITER {
+                next &= !STARVING;
+            }
+            if self
+                .word
+                .compare_exchange(state, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                if next & LOCKED == 0 && next >= WAITER {
+                    sync::wake_one(&self.word);
+                }
+                return status;
+            }
+        }
+    }
+}
+
+impl Default for Lock {
+    /// An unlocked lock, as [`Lock::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::default();
+    /// assert!(!lock.locked());
+    /// # });
+    /// ```
+    fn default() -> Lock {
+        Lock::new()
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("locked", &self.locked())
+            .finish()
+    }
+}
+
+/// Releases its [`Lock`] when dropped; made by [`Lock::lock`], [`Lock::try_lock`]
+/// and [`Lock::lock_timeout`].
+///
+/// A `Lock` has no owner, so someone else may release it while the guard lives;
+/// the guard's own release then finds it unlocked and does nothing (or, if it
+/// was re-acquired meanwhile, releases that acquisition, as CPython's
+/// `with lock:` would). The guard may be sent to and dropped on another thread.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// let lock = pythread::Lock::new();
+/// let guard = lock.lock();
+/// assert!(lock.locked());
+/// drop(guard);
+/// assert!(!lock.locked());
+/// # });
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("lock", self.lock)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Arc};
+
+    const WATCHDOG: Duration = Duration::from_secs(20);
+
+    fn state(lock: &Lock) -> u32 {
+        lock.word.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn release_transitions() {
+        let lock = Lock::new();
+        // Starving waiters registered: handed off, still locked, no barging.
+        lock.word
+            .store(LOCKED | STARVING | (2 * WAITER), Ordering::SeqCst);
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), LOCKED | HANDOFF | (2 * WAITER));
+        assert!(!lock.try_acquire());
+        assert!(lock.locked());
+        // Released again before a waiter claimed it: simply free.
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), 2 * WAITER);
+        assert_eq!(lock.release(), Err(ReleaseError::UNLOCKED));
+        // STARVING left behind without waiters: plain unlock, flag cleared.
+        lock.word.store(LOCKED | STARVING, Ordering::SeqCst);
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), 0);
+        // Waiters but nobody starving: plain unlock, count kept.
+        lock.word.store(LOCKED | WAITER, Ordering::SeqCst);
+        assert_eq!(lock.release(), Ok(()));
+        assert_eq!(state(&lock), WAITER);
+        // A barging try takes it although a waiter is registered.
+        assert!(lock.try_acquire());
+        assert_eq!(state(&lock), LOCKED | WAITER);
+    }
+
+    #[test]
+    fn leave_claims_a_handoff_and_times_out_cleanly() {
+        let lock = Lock::new();
+        lock.word.store(LOCKED | HANDOFF | WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Intr), LockStatus::Acquired);
+        assert_eq!(state(&lock), LOCKED);
+        lock.word
+            .store(LOCKED | STARVING | WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Failure), LockStatus::Failure);
+        assert_eq!(state(&lock), LOCKED, "last waiter clears STARVING");
+        lock.word.store(WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Failure), LockStatus::Acquired);
+        lock.word.store(2 * WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Intr), LockStatus::Intr);
+        assert_eq!(state(&lock), WAITER);
+    }
+
+    /// A waiter that times out leaves the word exactly as it found it: no waiter
+    /// count leaks (a leaked count with a STARVING bit would later hand the lock
+    /// to nobody and keep it locked forever).
+    #[test]
+    fn timed_out_waiters_deregister() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = Arc::clone(&lock);
+                std::thread::spawn(move || {
+                    (
+                        lock.acquire_timeout(Duration::from_millis(5)),
+                        lock.acquire_timed(5_000, true),
+                        lock.acquire_with_retries(Some(Duration::from_millis(5)), || Err(())),
+                    )
+                })
+            })
+            .collect();
+        for waiter in waiters {
+            assert_eq!(
+                waiter.join().unwrap(),
+                (false, LockStatus::Failure, Ok(false))
+            );
+        }
+        assert_eq!(state(&lock), LOCKED);
+        lock.release().unwrap();
+        assert_eq!(state(&lock), 0);
+    }
+
+    /// Starts a waiter that acquires `lock`, flags it, and holds it until the
+    /// returned sender is dropped. Returns once the waiter is registered.
+    fn parked_waiter(
+        lock: &Arc<Lock>,
+    ) -> (
+        Arc<AtomicBool>,
+        mpsc::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let acquired = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let (l, a) = (Arc::clone(lock), Arc::clone(&acquired));
+        let waiter = std::thread::spawn(move || {
+            l.acquire();
+            a.store(true, Ordering::SeqCst);
+            let _ = done_rx.recv_timeout(WATCHDOG);
+            l.release().unwrap();
+        });
+        wait_for("the waiter registered", || state(lock) >= WAITER);
+        (acquired, done_tx, waiter)
+    }
+
+    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+        let start = std::time::Instant::now();
+        while !condition() {
+            assert!(start.elapsed() < WATCHDOG, "watchdog: {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A waiter marked STARVING is handed the lock at the next release: the
+    /// releaser's immediate re-take fails, and the waiter gets it.
+    #[test]
+    fn a_starving_waiter_is_handed_the_lock() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let (acquired, done, waiter) = parked_waiter(&lock);
+        lock.word.fetch_or(STARVING, Ordering::SeqCst); // as the waiter would
+        lock.release().unwrap();
+        assert!(!lock.try_acquire(), "barged past a starving waiter");
+        wait_for("the handoff was claimed", || {
+            acquired.load(Ordering::SeqCst)
+        });
+        assert_eq!(
+            state(&lock),
+            LOCKED,
+            "claimed: no HANDOFF, no STARVING, no waiter"
+        );
+        drop(done);
+        waiter.join().unwrap();
+        assert_eq!(state(&lock), 0);
+    }
+
+    /// A waiter that keeps waking (here: other waiters coming and going) while the
+    /// lock stays held asks for a handoff once it has been passed over for 1 ms.
+    #[test]
+    fn a_passed_over_waiter_sets_starving_after_a_millisecond() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let (acquired, done, waiter) = parked_waiter(&lock);
+        let start = std::time::Instant::now();
+        while state(&lock) & STARVING == 0 {
+            assert!(
+                start.elapsed() < WATCHDOG,
+                "the waiter never asked for a handoff"
+            );
+            // A second waiter arriving and leaving, without releasing the lock.
+            lock.word.fetch_add(WAITER, Ordering::SeqCst);
+            lock.word.fetch_sub(WAITER, Ordering::SeqCst);
+            sync::wake_one(&lock.word);
+        }
+        assert!(start.elapsed() >= FAIR_AFTER, "STARVING before 1 ms");
+        assert!(!acquired.load(Ordering::SeqCst));
+        lock.release().unwrap();
+        assert!(!lock.try_acquire(), "barged past a starving waiter");
+        wait_for("the handoff was claimed", || {
+            acquired.load(Ordering::SeqCst)
+        });
+        drop(done);
+        waiter.join().unwrap();
+    }
+}
