@@ -364,7 +364,7 @@ impl Builder {
                 shared.ident,
                 std::sync::Arc::new(move || {
                     // Uninterruptible, no deadline: returns only once finished.
-                    drop(registered.completion.wait(None, false));
+                    let _finished = registered.completion.wait(None, false);
                     registered.join_os_thread();
                 }),
             );
