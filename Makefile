@@ -3,9 +3,10 @@ CARGO ?= cargo
 PROPTEST_LONG_CASES ?= 10000
 
 .PHONY: test unit loom fmt-check clippy doc demo bench bench-instructions proptest-long mutants valgrind package package-test
+.PHONY: python-module python-clippy conformance
 
 ## The full gate: what CI runs (see .ci/run).
-test: unit loom fmt-check clippy doc package-test
+test: unit loom fmt-check clippy doc package-test conformance
 
 ## The plain suite: unit, integration, model and doc tests.
 unit:
@@ -116,3 +117,31 @@ package-test:
 	tar -xzf "$$target/package/pythread-$$version.crate" -C "$$dir"; \
 	echo "package-test: cargo test in $$dir/pythread-$$version"; \
 	cd "$$dir/pythread-$$version" && CARGO_TARGET_DIR="$$dir/target" $(CARGO) test
+
+## The PyO3 module `_pythread` (python/, not a default member) and CPython's own thread tests
+## run against it (CONFORMANCE.md). PYTHON runs them; PYTHON313, when a 3.13 interpreter is
+## found, runs them again (its test files have 3.13's ThreadHandle tests). One abi3 build
+## serves both.
+PYTHON ?= python3
+PYTHON313 ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
+	"$$p" -c 'import sys, test.lock_tests; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 \
+	&& { echo "$$p"; break; }; done)
+PYMODULE_DIR ?= target/python
+CONFORMANCE_TIMEOUT ?= 900
+
+python-module:
+	PYO3_BUILD_EXTENSION_MODULE=1 PYO3_PYTHON=$(PYTHON) $(CARGO) build --release -p pythread-python
+	mkdir -p $(PYMODULE_DIR)
+	cp target/release/lib_pythread.so $(PYMODULE_DIR)/_pythread.abi3.so
+
+python-clippy:
+	PYO3_PYTHON=$(PYTHON) $(CARGO) clippy -p pythread-python -- -D warnings
+
+## Bounded: the runner's watchdogs (one test, the whole run) and `timeout` around each run.
+conformance: python-module python-clippy
+	timeout $(CONFORMANCE_TIMEOUT) $(PYTHON) python/conformance/run.py --path $(PYMODULE_DIR) \
+		|| { echo "conformance: FAILED under $(PYTHON) (exit $$?)"; exit 1; }
+	@if [ -n "$(PYTHON313)" ]; then \
+		timeout $(CONFORMANCE_TIMEOUT) $(PYTHON313) python/conformance/run.py --path $(PYMODULE_DIR) \
+		|| { echo "conformance: FAILED under $(PYTHON313) (exit $$?)"; exit 1; }; \
+	else echo "conformance: no Python 3.13 found; ran under $(PYTHON) only"; fi

@@ -5,11 +5,11 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
-use crate::completion::{Completion, Outcome};
+use crate::completion::{Completion, Published, Waited};
 use crate::ident::{self, current_ident, Ident};
 use crate::panic::Panic;
 use crate::registry;
-use crate::sync::{lock, thread, Arc, Mutex};
+use crate::sync::{self, lock, thread, Arc, Mutex};
 
 /// A shared handle to a started thread: clone it, join it any number of times
 /// from any number of threads, ask whether it has finished.
@@ -347,23 +347,24 @@ impl Builder {
         if self.stack_size != 0 {
             builder = builder.stack_size(self.stack_size);
         }
-        let daemon = !self.non_daemon;
         let shared = Arc::new(Shared {
             ident: Ident::mint(),
             completion: Completion::new(),
             os_thread: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
-        let registry = registry::registry();
-        if !daemon {
+        // Daemon threads (the default) take nothing of the non-daemon list.
+        let non_daemon = self.non_daemon.then(registry::non_daemon);
+        if let Some(list) = &non_daemon {
             // Registered before the thread exists, so that `shutdown` can never miss
             // it; joined by `shutdown` as `join_thread` joins.
             let registered = Arc::clone(&shared);
             registry::register(
-                &registry,
+                list,
                 shared.ident,
                 std::sync::Arc::new(move || {
-                    registered.completion.wait();
+                    // Uninterruptible, no deadline: returns only once finished.
+                    drop(registered.completion.wait(None, false));
                     registered.join_os_thread();
                 }),
             );
@@ -376,16 +377,17 @@ impl Builder {
             match injected {
                 Some(error) => Err(error),
                 None => {
-                    let theirs_registry = registry::registry();
-                    builder.spawn(move || run(theirs, f, daemon, &theirs_registry))
+                    let counter = registry::Counter::get();
+                    let theirs_list = self.non_daemon.then(registry::non_daemon);
+                    builder.spawn(move || run(theirs, f, counter, theirs_list))
                 }
             }
         };
         let os_thread = match spawned {
             Ok(os_thread) => os_thread,
             Err(error) => {
-                if !daemon {
-                    registry::unregister(&registry, shared.ident);
+                if let Some(list) = &non_daemon {
+                    registry::unregister(list, shared.ident);
                 }
                 return Err(error);
             }
@@ -402,12 +404,17 @@ struct Invalid {
     error: io::Error,
 }
 
-/// The body of every started thread.
-fn run<F, T>(shared: Arc<Shared<T>>, f: F, daemon: bool, registry: &registry::State)
-where
+/// The body of every started thread. `non_daemon` is the list a non-daemon thread
+/// was registered in (`None` for a daemon thread).
+fn run<F, T>(
+    shared: Arc<Shared<T>>,
+    f: F,
+    counter: registry::Counter,
+    non_daemon: Option<registry::NonDaemon>,
+) where
     F: FnOnce() -> T,
 {
-    registry::fn_started(registry);
+    counter.fn_started();
     let outcome = {
         let _current = ident::enter(shared.ident);
         // AssertUnwindSafe: after a panic nothing of `f` is touched again; whoever
@@ -418,9 +425,9 @@ where
     };
     // Before the outcome is published: a join that returns sees the count fallen
     // and the thread gone from `shutdown`'s list.
-    registry::fn_ended(registry);
-    if !daemon {
-        registry::unregister(registry, shared.ident);
+    counter.fn_ended();
+    if let Some(list) = &non_daemon {
+        registry::unregister(list, shared.ident);
     }
     shared.completion.finish(outcome);
     // If every Handle is gone (detached), this drops the outcome, here.
@@ -493,8 +500,8 @@ impl<T> Handle<T> {
     #[inline]
     #[track_caller]
     pub fn join_ref(&self) -> Result<&T, Panic> {
-        match self.0.completion.poll() {
-            Some(outcome) => view(outcome),
+        match self.0.completion.returned() {
+            Some(value) => Ok(value),
             None => self.join_slow(),
         }
     }
@@ -536,8 +543,8 @@ impl<T> Handle<T> {
     #[must_use = "a timed join that is not looked at may have dropped the thread's panic \
                   or missed that it is still running"]
     pub fn join_timeout_ref(&self, timeout: Duration) -> Option<Result<&T, Panic>> {
-        match self.0.completion.poll() {
-            Some(outcome) => Some(view(outcome)),
+        match self.0.completion.returned() {
+            Some(value) => Some(Ok(value)),
             None => self.join_timeout_slow(timeout),
         }
     }
@@ -637,28 +644,118 @@ impl<T> Handle<T> {
         }
     }
 
-    /// [`join_ref`](Handle::join_ref) once the fast path found the function still
-    /// running.
+    /// [`join_ref`](Handle::join_ref) once the fast path found no returned value:
+    /// the function panicked, or is still running.
     #[inline(never)]
     #[track_caller]
     fn join_slow(&self) -> Result<&T, Panic> {
+        if let Some(outcome) = self.0.completion.poll() {
+            return view(outcome);
+        }
         self.refuse_self_join();
-        view(self.0.completion.wait())
+        match self.0.completion.wait(None, false) {
+            Waited::Finished(outcome) => view(outcome),
+            Waited::TimedOut | Waited::Interrupted => {
+                unreachable!("an uninterruptible wait without a deadline ends only when finished")
+            }
+        }
     }
 
-    /// [`join_timeout_ref`](Handle::join_timeout_ref) once the fast path found the
-    /// function still running.
+    /// [`join_timeout_ref`](Handle::join_timeout_ref) once the fast path found no
+    /// returned value.
     #[inline(never)]
     #[track_caller]
     fn join_timeout_slow(&self, timeout: Duration) -> Option<Result<&T, Panic>> {
-        // Before the zero-timeout poll: polling its own handle from inside is the same
-        // mistake as joining it (it can only ever answer `None`), and CPython raises
-        // "Cannot join current thread" whatever the timeout.
+        if let Some(outcome) = self.0.completion.poll() {
+            return Some(view(outcome));
+        }
+        // Before the zero-timeout answer: polling its own handle from inside is the
+        // same mistake as joining it (it can only ever answer `None`), and CPython
+        // raises "Cannot join current thread" whatever the timeout.
         self.refuse_self_join();
         if timeout.is_zero() {
             return None;
         }
-        self.0.completion.wait_timeout(timeout).map(view)
+        // A timeout too large for the clock means no deadline: wait until finished.
+        match self.0.completion.wait(sync::deadline_after(timeout), false) {
+            Waited::Finished(outcome) => Some(view(outcome)),
+            Waited::TimedOut => None,
+            Waited::Interrupted => unreachable!("an uninterruptible wait is never interrupted"),
+        }
+    }
+
+    /// Waits for the thread's function to finish, as CPython 3.13's
+    /// `_ThreadHandle.join` does: interruptibly, like a lock's
+    /// `acquire_with_retries`, and then, as there, the OS thread's exit (see
+    /// [`join_thread_ref`](Handle::join_thread_ref)). Returns `Ok(None)` if
+    /// `timeout` passed first, `Ok(Some(outcome))` with the outcome
+    /// [`join_ref`](Handle::join_ref) returns once finished, and `Err(e)` when
+    /// `pending_calls` failed.
+    ///
+    /// `timeout` `None` waits forever; `Some(Duration::ZERO)` polls. The deadline is
+    /// fixed when the call starts: an interruption never extends it. Whenever the
+    /// wait is interrupted (on Linux: a signal handler installed without
+    /// `SA_RESTART` ran on this thread; elsewhere waits are never interrupted, as in
+    /// CPython's "mutex+cond" builds) and the deadline has not passed,
+    /// `pending_calls` runs (CPython's `Py_MakePendingCalls`): its `Err` ends the
+    /// join with that error, `Ok(())` resumes the wait against the same deadline.
+    /// An interruption after the deadline is a timeout, without a call.
+    ///
+    /// # Panics
+    ///
+    /// Panics with "cannot join current thread" when called from the thread's own
+    /// function (CPython raises `RuntimeError` there), unless it has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::time::Duration;
+    ///
+    /// let handle = pythread::start(|| vec![1, 2, 3]);
+    /// // A pending-calls hook that never fails: the join cannot return `Err`.
+    /// let outcome = handle
+    ///     .join_with_retries_ref(None, || Ok::<(), std::convert::Infallible>(()))
+    ///     .unwrap()
+    ///     .expect("no timeout was given");
+    /// assert_eq!(outcome.unwrap().len(), 3);
+    ///
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let blocked = pythread::start(move || gate.recv().unwrap());
+    /// let timed_out = blocked.join_with_retries_ref(Some(Duration::from_millis(10)), || Ok::<(), ()>(()));
+    /// assert!(matches!(timed_out, Ok(None)));
+    /// release.send(()).unwrap();
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn join_with_retries_ref<E>(
+        &self,
+        timeout: Option<Duration>,
+        mut pending_calls: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<Result<&T, Panic>>, E> {
+        let outcome = match self.0.completion.poll() {
+            Some(outcome) => outcome,
+            None => {
+                self.refuse_self_join();
+                // `None`, or a timeout too large for the clock: no deadline.
+                let deadline = timeout.and_then(sync::deadline_after);
+                let timed = timeout.is_some() && deadline.is_some();
+                loop {
+                    match self.0.completion.wait(deadline, true) {
+                        Waited::Finished(outcome) => break outcome,
+                        Waited::TimedOut => return Ok(None),
+                        Waited::Interrupted => {
+                            if timed && deadline.is_some_and(|d| sync::now() >= d) {
+                                return Ok(None);
+                            }
+                            pending_calls()?;
+                        }
+                    }
+                }
+            }
+        };
+        self.0.join_os_thread();
+        Ok(Some(view(outcome)))
     }
 
     /// The number of references to the shared state: the handles, plus the started
@@ -799,6 +896,46 @@ impl<T: Clone> Handle<T> {
     pub fn join_thread(&self) -> Result<T, Panic> {
         self.join_thread_ref().cloned()
     }
+
+    /// [`join_with_retries_ref`](Handle::join_with_retries_ref) with a clone of the
+    /// value: CPython 3.13's `_ThreadHandle.join`, interruptible, with a fixed
+    /// deadline; `Ok(None)` timed out, `Ok(Some(outcome))` finished (and the OS
+    /// thread has exited), `Err(e)` when `pending_calls` failed.
+    ///
+    /// # Panics
+    ///
+    /// Panics with "cannot join current thread" when called from the thread's own
+    /// function, unless it has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::time::Duration;
+    ///
+    /// // What a Python runtime's `_thread` module does: pending calls are where
+    /// // a signal handler's exception (KeyboardInterrupt) comes back as `Err`.
+    /// #[derive(Debug)]
+    /// struct KeyboardInterrupt;
+    /// let check_signals = || -> Result<(), KeyboardInterrupt> { Ok(()) };
+    ///
+    /// let handle = pythread::start(|| {});
+    /// match handle.join_with_retries(Some(Duration::from_secs(5)), check_signals) {
+    ///     Ok(Some(outcome)) => assert!(outcome.is_ok()),
+    ///     Ok(None) => println!("still running after 5 s"),
+    ///     Err(KeyboardInterrupt) => println!("interrupted"),
+    /// }
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn join_with_retries<E>(
+        &self,
+        timeout: Option<Duration>,
+        pending_calls: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<Result<T, Panic>>, E> {
+        self.join_with_retries_ref(timeout, pending_calls)
+            .map(|outcome| outcome.map(Result::<&T, Panic>::cloned))
+    }
 }
 
 impl<T> Shared<T> {
@@ -815,21 +952,10 @@ impl<T> Shared<T> {
     }
 }
 
-/// A stored outcome as the joins hand it out: the value by reference, or a clone of
-/// the one `Panic`.
-#[inline]
-fn view<T>(outcome: &Outcome<T>) -> Result<&T, Panic> {
-    match outcome {
-        Ok(value) => Ok(value),
-        Err(panic) => Err(clone_panic(panic)),
-    }
-}
-
-/// Out of line to keep the inlined fast path small: a panicked thread is the rare
-/// case, and its join costs an `Arc` increment anyway.
-#[inline(never)]
-fn clone_panic(panic: &Panic) -> Panic {
-    panic.clone()
+/// A published outcome as the joins hand it out: the value by reference, or a
+/// clone of the one `Panic`.
+fn view<T>(outcome: Published<'_, T>) -> Result<&T, Panic> {
+    outcome.map_err(Panic::clone)
 }
 
 impl<T> Clone for Handle<T> {

@@ -58,6 +58,7 @@
 //! | `PyThread_release_lock` | [`Lock::release`] |
 //! | `PyLockStatus` | [`LockStatus`] |
 //! | `_thread.RLock` | [`RLock`] |
+//! | `_thread._ThreadHandle.join` (3.13: interruptible, then the OS join) | [`Handle::join_with_retries`], [`Handle::join_with_retries_ref`] |
 //!
 //! # Guarantees
 //!
@@ -129,7 +130,7 @@ pub fn __doc_example(example: impl FnOnce()) {
 #[cfg(loom)]
 pub mod __loom {
     pub use crate::sync::loom_model::{
-        advance_clock, elapsed, interrupt, sleepers, wait_for_sleepers,
+        advance_clock, elapsed, interrupt, reset, sleepers, wait_for_sleepers,
     };
 }
 

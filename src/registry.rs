@@ -2,13 +2,15 @@
 //! running (`_thread._count`) and the list of non-daemon threads that
 //! `_thread._shutdown` joins.
 //!
-//! Cost on the default path: a daemon thread (the default) touches only the running count,
+//! Cost on the default path: a daemon thread (the default) touches only the count,
 //! one atomic, incremented and decremented by the started thread itself; the start
 //! takes no lock. Only a non-daemon thread takes the list's lock, once when it is
 //! started and once when its function ends.
 
 use crate::ident::{current_ident, Ident};
-use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+use crate::sync::{lock, Mutex};
+#[cfg(not(loom))]
+use crate::sync::{AtomicU64, Ordering};
 
 /// How `shutdown` joins one registered thread: waits for its function to finish and
 /// for its OS thread to exit (`Handle::join_thread`, type-erased).
@@ -18,72 +20,112 @@ use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 /// the closure synchronizes on goes through the facade.
 pub(crate) type Join = std::sync::Arc<dyn Fn() + Send + Sync>;
 
-/// The registry itself: the running count and the non-daemon list.
-pub(crate) struct State {
-    running: AtomicU64,
-    non_daemon: Mutex<Vec<(Ident, Join)>>,
+/// The count of running started fns, as a started thread holds it: a zero-sized
+/// token, taken by the starting thread and moved into the started one.
+///
+/// Outside loom the count is one plain `static` atomic. Under loom it is not a
+/// modelled atomic but a plain cell per model: loom runs all the threads of a model
+/// as coroutines on one OS thread, so a `std` thread-local is shared by exactly the
+/// threads of one model, survives the model's main thread (a detached thread may
+/// still decrement it after `main` has returned, when loom has already torn its
+/// `lazy_static`s down), and adds no branch to any other model (a modelled counter
+/// doubled the executions of `loom_ident`, 456 706 to 952 843). What loom still
+/// checks is every interleaving of the increment and decrement with the start, the
+/// finish and the join (`loom_tests/registry.rs`); the orderings are argued in
+/// [`Counter::fn_started`].
+#[derive(Clone, Copy)]
+pub(crate) struct Counter;
+
+#[cfg(not(loom))]
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(loom)]
+std::thread_local! {
+    static RUNNING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// What a started thread keeps of the registry, taken when it is started.
-///
-/// In a normal build, a reference to the one static. Under loom, an `Arc` of the
-/// execution's state: loom drops its `lazy_static`s when the model's main thread
-/// ends, and a detached thread still has to count its function's end after that.
+impl Counter {
+    /// Taken by the starting thread, for the started one.
+    #[inline]
+    pub(crate) fn get() -> Counter {
+        Counter
+    }
+
+    /// Called by a started thread right before its function runs.
+    #[inline]
+    pub(crate) fn fn_started(self) {
+        // Only the count matters, not what it orders: Relaxed. A `join` that returns
+        // still sees the decrement below: the decrement happens-before the outcome's
+        // Release publication that the join Acquires, and a load that happens after a
+        // write reads it or a later value (write-read coherence).
+        #[cfg(not(loom))]
+        RUNNING.fetch_add(1, Ordering::Relaxed);
+        #[cfg(loom)]
+        RUNNING.with(|n| n.set(n.get() + 1));
+    }
+
+    /// Called by a started thread right after its function returned or panicked.
+    #[inline]
+    pub(crate) fn fn_ended(self) {
+        #[cfg(not(loom))]
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
+        #[cfg(loom)]
+        RUNNING.with(|n| n.set(n.get() - 1));
+    }
+
+    fn load() -> u64 {
+        #[cfg(not(loom))]
+        return RUNNING.load(Ordering::Relaxed);
+        #[cfg(loom)]
+        return RUNNING.with(std::cell::Cell::get);
+    }
+}
+
+/// The non-daemon threads whose function has not ended, in start order.
+pub(crate) type List = Mutex<Vec<(Ident, Join)>>;
+
+/// What a non-daemon thread keeps of the list, taken when it is started: a
+/// reference to the one static; under loom an `Arc` of the execution's list, since
+/// loom drops its `lazy_static`s when the model's main thread ends and a detached
+/// non-daemon thread may unregister after that. Daemon threads take nothing.
 #[cfg(not(loom))]
-pub(crate) type Registry = &'static State;
+pub(crate) type NonDaemon = &'static List;
 #[cfg(loom)]
-pub(crate) type Registry = crate::sync::Arc<State>;
+pub(crate) type NonDaemon = crate::sync::Arc<List>;
 
 #[cfg(not(loom))]
-static STATE: State = State {
-    running: AtomicU64::new(0),
-    non_daemon: Mutex::new(Vec::new()),
-};
+static NON_DAEMON: List = Mutex::new(Vec::new());
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref STATE: crate::sync::Arc<State> = crate::sync::Arc::new(State {
-        running: AtomicU64::new(0),
-        non_daemon: Mutex::new(Vec::new()),
-    });
+    static ref NON_DAEMON: crate::sync::Arc<List> = crate::sync::Arc::new(Mutex::new(Vec::new()));
 }
 
-/// The registry, for a thread about to be started (or for `count`/`shutdown`).
-#[inline]
-pub(crate) fn registry() -> Registry {
+/// The non-daemon list, for a non-daemon thread about to be started (or `shutdown`).
+pub(crate) fn non_daemon() -> NonDaemon {
     #[cfg(not(loom))]
     {
-        &STATE
+        &NON_DAEMON
     }
     #[cfg(loom)]
     {
-        crate::sync::Arc::clone(&STATE)
+        crate::sync::Arc::clone(&NON_DAEMON)
     }
 }
 
-/// Called by a started thread right before its function runs.
-#[inline]
-pub(crate) fn fn_started(registry: &State) {
-    // Only the count matters, not what it orders: Relaxed. A `join` that returns
-    // still sees the decrement below, which happens-before the outcome's Release
-    // publication that the join Acquires.
-    registry.running.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Called by a started thread right after its function returned or panicked.
-#[inline]
-pub(crate) fn fn_ended(registry: &State) {
-    registry.running.fetch_sub(1, Ordering::Relaxed);
+/// The list behind a [`NonDaemon`] (a reference, or under loom an `Arc`).
+fn as_list(list: &NonDaemon) -> &List {
+    list
 }
 
 /// Registers a non-daemon thread, before it is started.
-pub(crate) fn register(registry: &State, ident: Ident, join: Join) {
-    lock(&registry.non_daemon).push((ident, join));
+pub(crate) fn register(list: &List, ident: Ident, join: Join) {
+    lock(list).push((ident, join));
 }
 
 /// Removes a non-daemon thread: when its function has ended, or its start failed.
-pub(crate) fn unregister(registry: &State, ident: Ident) {
+pub(crate) fn unregister(list: &List, ident: Ident) {
     let removed = {
-        let mut list = lock(&registry.non_daemon);
+        let mut list = lock(list);
         list.iter()
             .position(|(id, _)| *id == ident)
             .map(|at| list.remove(at))
@@ -123,7 +165,7 @@ pub(crate) fn unregister(registry: &State, ident: Ident) {
 /// # });
 /// ```
 pub fn count() -> usize {
-    usize::try_from(registry().running.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    usize::try_from(Counter::load()).unwrap_or(usize::MAX)
 }
 
 /// Joins every non-daemon thread still running, except the caller's own: the port
@@ -161,9 +203,9 @@ pub fn count() -> usize {
 /// ```
 pub fn shutdown() {
     let me = current_ident();
-    let registry = registry();
+    let list = non_daemon();
     loop {
-        let next = lock(&registry.non_daemon)
+        let next = lock(as_list(&list))
             .iter()
             .find(|(ident, _)| Some(*ident) != me)
             .map(|(_, join)| std::sync::Arc::clone(join));

@@ -406,7 +406,7 @@ fn payload_debug_and_display_are_never_called() {
         let as_error: &dyn std::error::Error = &panic;
         let _ = as_error.source();
         let _ = as_error.to_string();
-        assert!(Panic::ptr_eq(&panic, &handle.join().unwrap_err()));
+        assert!(Panic::ptr_eq(&panic, &handle.join().unwrap_err())); // finished
         shown
     }))
     .expect("formatting or querying the Panic called into the payload");

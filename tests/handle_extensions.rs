@@ -256,14 +256,14 @@ fn assert_cannot_join_current(handle: &Handle) {
         message.contains("cannot join current thread"),
         "message: {message}"
     );
-    // Delivered like any panic: every join sees the same one.
+    // Delivered like any panic: every join sees the same one (finished: never blocks).
     assert!(Panic::ptr_eq(&panic, &handle.join().unwrap_err()));
 }
 
 #[test]
 fn self_join_panics_instead_of_deadlocking() {
     assert_cannot_join_current(&start_self_joining(|me| {
-        let _ = me.join();
+        let _ = me.join(); // refused at once; the outer join is bounded
     }));
 }
 
@@ -478,7 +478,7 @@ fn is_finished_true_means_join_returns_at_once() {
             .expect("is_finished, yet a poll found no outcome");
         assert_eq!(polled.is_err(), panics);
         // ...and join agrees with it.
-        let joined = handle.join();
+        let joined = handle.join(); // finished: never blocks
         assert_eq!(joined.is_err(), panics);
         if let (Err(a), Err(b)) = (polled, joined) {
             assert!(Panic::ptr_eq(&a, &b));

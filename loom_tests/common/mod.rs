@@ -89,6 +89,10 @@ where
     let started = Instant::now();
     builder.check(move || {
         counter.fetch_add(1, StdOrdering::Relaxed);
+        // A fresh wait-primitive model per execution, outside loom's `lazy_static`s
+        // (dropped when this closure returns, while started threads may still be
+        // waking their joiners).
+        pythread::__loom::reset();
         model();
     });
     let bound = match effective {

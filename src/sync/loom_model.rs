@@ -83,18 +83,70 @@ impl State {
     }
 }
 
+/// The model's shared state: the sleepers, the clock, the pending interrupts.
+struct Model {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Model {
+    fn new() -> std::sync::Arc<Model> {
+        std::sync::Arc::new(Model {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        })
+    }
+}
+
 loom::lazy_static! {
-    static ref STATE: Mutex<State> = Mutex::new(State::default());
-    static ref CHANGED: Condvar = Condvar::new();
+    static ref LAZY: std::sync::Arc<Model> = Model::new();
+}
+
+std::thread_local! {
+    /// Set by [`reset`]: from then on the model lives in [`CURRENT`], replaced at
+    /// the start of every execution, instead of in a loom `lazy_static`. loom drops
+    /// its `lazy_static`s as soon as the model's main function returns, while other
+    /// model threads may still run: a started thread that wakes its joiners after
+    /// `main` has returned (it published the outcome, `main` saw it and ended)
+    /// would touch freed state. The loom objects of the current execution stay
+    /// valid until the execution ends, so holding them here is sound, and `reset`
+    /// replaces them before the next execution uses them.
+    ///
+    /// Thread-locals of the OS thread that runs the loom model (loom runs every
+    /// model thread of an execution on it): the test harness runs several loom
+    /// tests of one binary at once, each on its own OS thread.
+    static EXPLICIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static CURRENT: std::cell::RefCell<Option<std::sync::Arc<Model>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn model() -> std::sync::Arc<Model> {
+    if EXPLICIT.get() {
+        CURRENT
+            .with_borrow(Option::clone)
+            .expect("pythread::__loom::reset() starts every execution")
+    } else {
+        std::sync::Arc::clone(&LAZY)
+    }
+}
+
+/// Starts a fresh model for the execution that is beginning: call it first thing
+/// in every loom execution (the suite's `check` does). Without it the model lives
+/// in a `lazy_static`, which is fine as long as no model thread uses the wait
+/// primitive after the execution's main function has returned.
+pub fn reset() {
+    EXPLICIT.set(true);
+    CURRENT.set(Some(Model::new()));
 }
 
 pub(crate) fn now() -> Instant {
-    Instant(lock(&STATE).clock)
+    Instant(lock(&model().state).clock)
 }
 
 pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
     let thread = loom::thread::current().id();
-    let mut state = lock(&STATE);
+    let model = model();
+    let mut state = lock(&model.state);
     if word.load(Ordering::SeqCst) != expected {
         return Wake::Woken;
     }
@@ -111,9 +163,10 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
         woken: false,
     }));
     // For `wait_for_sleepers`.
-    CHANGED.notify_all();
+    model.changed.notify_all();
     loop {
-        state = CHANGED
+        state = model
+            .changed
             .wait(state)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let woken = state.sleepers[slot].as_ref().is_some_and(|s| s.woken);
@@ -133,7 +186,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
 
 fn wake(word: &AtomicU32, all: bool) {
     let address = word as *const AtomicU32 as usize;
-    let mut state = lock(&STATE);
+    let model = model();
+    let mut state = lock(&model.state);
     let mut any = false;
     for sleeper in state.sleepers.iter_mut().flatten() {
         if sleeper.address == address && !sleeper.woken {
@@ -145,7 +199,7 @@ fn wake(word: &AtomicU32, all: bool) {
         }
     }
     if any {
-        CHANGED.notify_all();
+        model.changed.notify_all();
     }
 }
 
@@ -160,34 +214,38 @@ pub(crate) fn wake_all(word: &AtomicU32) {
 /// Moves the model clock forward by `by` and lets every sleeper re-check its
 /// deadline.
 pub fn advance_clock(by: Duration) {
-    let mut state = lock(&STATE);
+    let model = model();
+    let mut state = lock(&model.state);
     let nanos = u64::try_from(by.as_nanos()).expect("model clock overflow");
     state.clock = state
         .clock
         .checked_add(nanos)
         .expect("model clock overflow");
-    CHANGED.notify_all();
+    model.changed.notify_all();
 }
 
 /// Sends a model interrupt to `thread`: its current wait, or else its next one,
 /// returns `Interrupted` (as if a signal handler without `SA_RESTART` ran on it).
 pub fn interrupt(thread: ThreadId) {
-    let mut state = lock(&STATE);
+    let model = model();
+    let mut state = lock(&model.state);
     state.interrupts.push(thread);
-    CHANGED.notify_all();
+    model.changed.notify_all();
 }
 
 /// How far the model clock has been advanced in this execution.
 pub fn elapsed() -> Duration {
-    Duration::from_nanos(lock(&STATE).clock)
+    Duration::from_nanos(lock(&model().state).clock)
 }
 
 /// Blocks (a modelled wait, no spinning) until at least `n` threads are blocked
 /// in the model wait: "the waiter is really asleep" for a loom test.
 pub fn wait_for_sleepers(n: usize) {
-    let mut state = lock(&STATE);
+    let model = model();
+    let mut state = lock(&model.state);
     while state.sleepers.iter().flatten().filter(|s| !s.woken).count() < n {
-        state = CHANGED
+        state = model
+            .changed
             .wait(state)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
     }
@@ -195,7 +253,7 @@ pub fn wait_for_sleepers(n: usize) {
 
 /// The number of threads blocked in the model wait right now.
 pub fn sleepers() -> usize {
-    lock(&STATE)
+    lock(&model().state)
         .sleepers
         .iter()
         .flatten()

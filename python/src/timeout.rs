@@ -1,0 +1,81 @@
+//! Timeout arguments: Python objects to the crate's `parse_acquire_args`, and its errors to
+//! CPython's exception types.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
+
+/// The seconds of a timeout argument, as `_PyTime_FromSecondsObject` accepts them: an `int` or a
+/// `float`; anything else is CPython's TypeError.
+pub(crate) fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(f.value());
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return match i.extract::<i64>() {
+            Ok(v) => Ok(v as f64),
+            Err(_) => Err(PyOverflowError::new_err(
+                "timestamp too large to convert to C PyTime_t",
+            )),
+        };
+    }
+    Err(PyTypeError::new_err(format!(
+        "'{}' object cannot be interpreted as an integer",
+        obj.get_type().name()?
+    )))
+}
+
+/// `lock.acquire(blocking, timeout)`'s arguments, by the crate's rules (conversion first, then
+/// the checks, CPython 3.13's messages). `Ok(None)` = wait forever.
+pub(crate) fn acquire_args(blocking: bool, timeout: f64) -> PyResult<Option<Duration>> {
+    pythread::parse_acquire_args(blocking, timeout).map_err(|e| match e.kind() {
+        pythread::TimeoutErrorKind::Value => PyValueError::new_err(e.to_string()),
+        pythread::TimeoutErrorKind::Overflow => PyOverflowError::new_err(e.to_string()),
+    })
+}
+
+/// `PyArg_ParseTupleAndKeywords` for a function whose parameters are all optional (`"|pO"`),
+/// with its messages: the arguments by position then by name, `None` where not given (an
+/// explicit `None` is given: `acquire(timeout=None)` is CPython's TypeError, not "unset").
+pub(crate) fn optional_args<'py, const N: usize>(
+    fname: &str,
+    names: [&str; N],
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<[Option<Bound<'py, PyAny>>; N]> {
+    let given = args.len() + kwargs.map_or(0, |k| k.len());
+    if given > N {
+        return Err(PyTypeError::new_err(format!(
+            "{fname}() takes at most {N} argument{} ({given} given)",
+            if N == 1 { "" } else { "s" }
+        )));
+    }
+    let mut out: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
+    for (i, arg) in args.iter().enumerate() {
+        out[i] = Some(arg);
+    }
+    if let Some(kwargs) = kwargs {
+        for (key, value) in kwargs.iter() {
+            let key: String = key
+                .extract()
+                .map_err(|_| PyTypeError::new_err("keywords must be strings"))?;
+            match names.iter().position(|n| *n == key) {
+                Some(i) if i < args.len() => {
+                    return Err(PyTypeError::new_err(format!(
+                        "argument for {fname}() given by name ('{key}') and position ({})",
+                        i + 1
+                    )))
+                }
+                Some(i) => out[i] = Some(value),
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "{fname}() got an unexpected keyword argument '{key}'"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(out)
+}
