@@ -1,12 +1,12 @@
 //! `join_timeout`, modelled by structure.
 //!
-//! Under loom `Condvar::wait_timeout` ignores its timeout (loom 0.7.3 calls plain
-//! `wait`) and never reports a time-out, and the deadline is computed from the
-//! real clock, which loom does not control. So the models use only timeouts whose
-//! outcome does not depend on the clock: `Duration::ZERO` (a pure poll, never
-//! sleeps), one hour (the timed wait loop, which can only end by the outcome
-//! being published; a real hour never passes in a test) and `Duration::MAX` (too
-//! large for a deadline: the untimed wait). What they prove:
+//! Under loom the join's deadline is on the facade's model clock, which only a
+//! test moves (`pythread::__loom::advance_clock`), and these models never move it.
+//! So they use only timeouts whose outcome does not depend on the clock:
+//! `Duration::ZERO` (a pure poll, never sleeps), one hour (the timed wait, which
+//! here can only end by the outcome being published) and `Duration::MAX` (too
+//! large for a deadline: the untimed wait). The expiry of a deadline racing the
+//! finish is modelled in `join_retries.rs`. What they prove:
 //!
 //! - a zero timeout returns `None` while `f` runs, without blocking, and the
 //!   outcome once it has finished;
