@@ -134,8 +134,9 @@ python-module:
 	mkdir -p $(PYMODULE_DIR)
 	cp target/release/lib_pythread.so $(PYMODULE_DIR)/_pythread.abi3.so
 
+## Lints the module only (`--no-deps`): `make clippy` lints the crate itself.
 python-clippy:
-	PYO3_PYTHON=$(PYTHON) $(CARGO) clippy -p pythread-python -- -D warnings
+	PYO3_PYTHON=$(PYTHON) $(CARGO) clippy -p pythread-python --no-deps -- -D warnings
 
 ## Bounded: the runner's watchdogs (one test, the whole run) and `timeout` around each run.
 conformance: python-module python-clippy
