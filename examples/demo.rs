@@ -7,8 +7,8 @@
 //!    gets a clone; `join_ref` borrows it; `into_output` moves it out.
 //! 3. Locks: threads incrementing under a `Lock`, a timed acquire that times out,
 //!    the CPython message of releasing an unlocked lock, `RLock` reentrancy.
-//! 4. The interruptible wait, `acquire_with_retries`, and why this example shows
-//!    it without a real signal (see that section).
+//! 4. Interruption (Linux): the main thread blocked in `acquire_with_retries` is
+//!    woken by a real SIGUSR1; `pending_calls` ends the wait or resumes it.
 //!
 //! Every blocking wait is bounded by [`BOUND`]; nothing sleeps to synchronize. The
 //! output is the same on every run apart from idents and native ids.
@@ -275,54 +275,107 @@ fn locks() {
     );
 }
 
-#[cfg(not(loom))]
+/// A real SIGUSR1, sent with no `unsafe`: the handler is `signal_hook`'s (it sets
+/// a flag), the signal goes to the process through the `kill` command, and Linux
+/// hands a process-directed signal to the main thread first when that thread does
+/// not block it; so the main thread is the one that waits.
+#[cfg(all(target_os = "linux", not(loom)))]
 fn interruptible() {
-    println!("\n4. the interruptible wait: acquire_with_retries(timeout, pending_calls)");
-    // On Linux a signal handler that runs on the waiting thread ends the futex wait,
-    // and `acquire_with_retries` calls `pending_calls` (CPython's
-    // `Py_MakePendingCalls`): `Err` ends the wait with that error, `Ok` resumes it.
-    // Sending a real SIGUSR1 here needs a handler installed first (else SIGUSR1 kills
-    // the process), and installing one takes `sigaction`: `unsafe` through the
-    // `libc` dev-dependency, which this example does not use (no dependency of the
-    // crate installs a handler safely). tests/lock_signals.rs does it for real.
-    // So this shows the same call without a signal: the closure would end the wait
-    // with Err once its own deadline passed, and is never called.
-    println!("NOT a real signal: a SIGUSR1 handler needs `unsafe` (tests/lock_signals.rs has it)");
-    let lock = Arc::new(Lock::new());
+    use std::sync::atomic::AtomicBool;
+
+    println!("\n4. interruption: a real SIGUSR1 ends acquire_with_retries (Linux)");
+    let handled = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&handled))
+        .expect("demo: install a SIGUSR1 handler");
+    let lock = Lock::new();
     lock.acquire();
-    let waiter = {
-        let lock = Arc::clone(&lock);
-        pythread::start(move || {
-            let begin = Instant::now();
-            let mut calls = 0;
-            let got = lock.acquire_with_retries(Some(Duration::from_millis(50)), || {
-                calls += 1;
-                if begin.elapsed() > Duration::from_millis(20) {
-                    Err("KeyboardInterrupt")
-                } else {
-                    Ok(())
-                }
-            });
-            (got, calls, begin.elapsed() >= Duration::from_millis(50))
-        })
-    };
-    let (got, calls, waited) = join("the waiter", &waiter).unwrap();
-    println!("Lock held, 50 ms -> {got:?} after >= 50 ms: {waited}; pending_calls ran {calls}x");
-    // Released by another thread while the waiter may be asleep: it acquires.
-    let (ready_tx, ready) = mpsc::channel();
-    let waiter = {
-        let lock = Arc::clone(&lock);
-        pythread::start(move || {
-            ready_tx.send(()).unwrap();
-            lock.acquire_with_retries(Some(BOUND), || Err::<(), _>("KeyboardInterrupt"))
-        })
-    };
-    recv("the waiter started", &ready);
-    lock.release().unwrap();
-    println!(
-        "Lock held, released by another thread -> {:?}",
-        join("the waiter", &waiter).unwrap()
-    );
+    for resume in [false, true] {
+        let timeout = Duration::from_millis(if resume { 300 } else { 20_000 });
+        let (woke, sender) = signal_when_blocked(pythread::get_native_id());
+        let begin = Instant::now();
+        let mut calls = 0;
+        let got = lock.acquire_with_retries(Some(timeout), || {
+            // CPython's Py_MakePendingCalls: run the Python-level handlers, which may raise.
+            calls += 1;
+            assert!(
+                handled.swap(false, Ordering::SeqCst),
+                "woken with no handler run"
+            );
+            let _ = woke.send(());
+            if resume {
+                Ok(())
+            } else {
+                Err("KeyboardInterrupt")
+            }
+        });
+        let waited = begin.elapsed();
+        drop(woke);
+        let sent = join("the signal sender", &sender).unwrap();
+        assert!(
+            sent >= 1 && calls == 1,
+            "sent {sent}, pending_calls ran {calls}x"
+        );
+        if resume {
+            assert!(got == Ok(false) && waited >= timeout);
+            println!("pending_calls -> Ok(()): the wait resumes; at its deadline -> {got:?}");
+        } else {
+            assert!(got == Err("KeyboardInterrupt") && waited < timeout);
+            println!("pending_calls -> Err(e): the wait ends at once -> {got:?}");
+        }
+    }
+}
+
+/// Starts a thread that waits until thread `tid` (this process's main thread) is
+/// asleep in the `futex` system call, then sends SIGUSR1 to the process, again if
+/// the waiter has not reported waking within a second (the signal can land just
+/// before the wait). Returns the waiter's side of the report channel and the
+/// sender, which returns how many signals it sent.
+#[cfg(all(target_os = "linux", not(loom)))]
+fn signal_when_blocked(tid: u64) -> (mpsc::Sender<()>, Handle<usize>) {
+    let (woke, woken) = mpsc::channel::<()>();
+    let sender = pythread::start(move || {
+        let syscall = format!("/proc/self/task/{tid}/syscall");
+        let futex = libc::SYS_futex.to_string();
+        let begin = Instant::now();
+        let asleep = || {
+            let text = std::fs::read_to_string(&syscall).unwrap_or_default();
+            text.split_whitespace().next() == Some(futex.as_str())
+        };
+        while !asleep() {
+            assert!(begin.elapsed() < BOUND, "demo: main thread never blocked");
+            thread::yield_now();
+        }
+        let pid = std::process::id().to_string();
+        for sent in 1..=10 {
+            let kill = std::process::Command::new("kill")
+                .args(["-USR1", &pid])
+                .status();
+            assert!(kill.is_ok_and(|s| s.success()), "demo: kill -USR1 {pid}");
+            match woken.recv_timeout(Duration::from_secs(1)) {
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                _ => return sent, // woken, or the wait is over
+            }
+        }
+        panic!("demo: 10 signals sent, the waiter never woke");
+    });
+    (woke, sender)
+}
+
+/// Elsewhere the lock's wait cannot be interrupted (a mutex + condition variable):
+/// `pending_calls` is never called.
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+fn interruptible() {
+    println!("\n4. acquire_with_retries: not interruptible on this platform");
+    let lock = Lock::new();
+    lock.acquire();
+    let begin = Instant::now();
+    let mut calls = 0;
+    let got = lock.acquire_with_retries(Some(Duration::from_millis(50)), || {
+        calls += 1;
+        Err("KeyboardInterrupt")
+    });
+    assert!(begin.elapsed() >= Duration::from_millis(50));
+    println!("Lock held, 50 ms -> {got:?} after >= 50 ms; pending_calls ran {calls}x");
 }
 
 #[cfg(not(loom))]
