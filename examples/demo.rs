@@ -210,14 +210,18 @@ fn typed() {
 fn locks() {
     println!("\n3. locks");
     const THREADS: usize = 4;
-    const ROUNDS: usize = 1000;
+    const ROUNDS: usize = 100_000;
     let lock = Arc::new(Lock::new());
     // A load then a store, not `fetch_add`: without the lock, increments would be lost.
     let counter = Arc::new(AtomicUsize::new(0));
+    // All start counting together (the joins below bound this wait too).
+    let together = Arc::new(std::sync::Barrier::new(THREADS));
     let workers: Vec<Handle> = (0..THREADS)
         .map(|_| {
             let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+            let together = Arc::clone(&together);
             pythread::start(move || {
+                together.wait();
                 for _ in 0..ROUNDS {
                     let _guard = lock.lock();
                     let n = counter.load(Ordering::Relaxed);
