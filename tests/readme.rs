@@ -14,27 +14,39 @@ const END: &str = "// README example: end";
 fn readme_example_runs() {
     support::bounded("the README example", || {
         // README example: begin
+        use std::sync::Arc;
         use std::time::Duration;
 
-        let worker = pythread::start(|| {
-            // ... work that may panic ...
-        });
+        // Typed, as std::thread::spawn: join gives back what the function returned.
+        let h = pythread::start(|| 6 * 7);
+        assert_eq!(h.join().unwrap(), 42);
 
-        // Clones share the thread; any of them can join, from any thread, any number of times.
-        let watcher = worker.clone();
-        let observer = pythread::start(move || match watcher.join() {
-            Ok(()) => println!("worker returned"),
-            Err(panic) => println!("worker panicked: {panic}"),
-        });
+        // Clones share the thread: each joins it, from any thread, any number of times.
+        let joiners: Vec<_> = (0..3)
+            .map(|_| {
+                let h = h.clone();
+                pythread::start(move || h.join().unwrap())
+            })
+            .collect();
+        for joiner in &joiners {
+            assert_eq!(joiner.join().unwrap(), 42);
+        }
+        assert_eq!(h.join_timeout(Duration::from_secs(5)).unwrap().unwrap(), 42);
+        assert!(h.is_finished());
 
-        assert!(worker.join_timeout(Duration::from_secs(5)).is_some());
-        assert!(worker.is_finished());
-        observer.join().unwrap();
-
+        // A panic is a value, the same one for every join.
         let failing = pythread::start(|| panic!("disk full"));
         let panic = failing.join().unwrap_err();
         assert_eq!(panic.message(), Some("disk full"));
         assert!(pythread::Panic::ptr_eq(&panic, &failing.join().unwrap_err()));
+
+        // CPython's lock: timed acquire; any thread may release it; an extra release is an Err.
+        let lock = Arc::new(pythread::Lock::new());
+        lock.acquire();
+        assert!(!lock.acquire_timeout(Duration::from_millis(10)));
+        let other = Arc::clone(&lock);
+        pythread::start(move || other.release().unwrap()).join().unwrap();
+        assert_eq!(lock.release().unwrap_err().to_string(), "release unlocked lock");
         // README example: end
     });
 }
