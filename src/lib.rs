@@ -70,7 +70,9 @@
 //!   started thread when every handle was dropped first.
 //! - Idents are never 0, never reused, and increase in start order on one thread.
 //! - A panic never escapes the started thread, never poisons the crate's state, and
-//!   a payload whose `Drop` panics is dropped with that panic caught.
+//!   a payload whose `Drop` panics is dropped with that panic caught. As anywhere in
+//!   Rust, a panic aborts the process under `panic = "abort"`, and so does a value
+//!   captured by the function whose `Drop` panics while the function unwinds.
 //! - Dropping every handle detaches the thread; its outcome is dropped when it ends.
 //!
 //! The core is model-checked with [loom](https://docs.rs/loom) through the single
