@@ -1,6 +1,7 @@
 //! Cycles through every way a pythread can live and die — start then join, a panic
 //! delivered through join, detach (returning and panicking), `try_start`, a named
-//! `Builder`, `join_timeout`, a payload whose `Drop` panics — for many rounds, then waits until every detached
+//! `Builder`, `join_timeout`, a payload whose `Drop` panics, typed results
+//! (joined by reference and by clone, moved out, detached), `join_thread` — for many rounds, then waits until every detached
 //! thread has fully exited, so that a memory checker sees everything freed.
 //!
 //! `make valgrind` runs it under valgrind memcheck, which must report no error and
@@ -109,6 +110,26 @@ fn main() {
             }));
             detached += 1;
         }
+
+        // Typed results: a heap value joined by reference and by clone, then moved
+        // out of the last handle after its thread's exit; another returned by a
+        // detached thread, dropped there.
+        let typed = pythread::start(|| vec![7_u8; 48]);
+        let by_clone = typed.clone();
+        let cloner = pythread::start(move || by_clone.join().unwrap().len());
+        assert_eq!(typed.join_ref().unwrap().len(), 48);
+        assert_eq!(cloner.join_thread().unwrap(), 48);
+        match typed.into_output() {
+            Ok(value) => assert_eq!(value.unwrap(), vec![7_u8; 48]),
+            Err(_) => panic!("into_output: another handle is still alive"),
+        }
+        returned += 2;
+        let tx = exit_tx.clone();
+        drop(pythread::start(move || {
+            ON_EXIT.with(|slot| *slot.borrow_mut() = Some(tx));
+            vec![9_u8; 40]
+        }));
+        detached += 1;
 
         // Polls and a short timed wait.
         let polled = pythread::start(count(&ran));
