@@ -2,10 +2,10 @@
 #![cfg(not(loom))]
 
 use std::collections::HashSet;
-use std::sync::{mpsc, Arc, Barrier};
-use std::time::Duration;
+use std::sync::mpsc;
 
-const WATCHDOG: Duration = Duration::from_secs(30);
+mod support;
+use support::WATCHDOG;
 
 /// The kernel's id of the calling thread, from `/proc/thread-self` (`<pid>/task/<tid>`).
 #[cfg(target_os = "linux")]
@@ -53,19 +53,21 @@ fn native_id_is_the_kernel_tid() {
 #[test]
 fn native_ids_of_live_threads_are_distinct() {
     const THREADS: usize = 8;
-    // Every thread reports its id, then waits at the barrier until all have reported
-    // and the test has looked at /proc: all of them are alive at once.
-    let barrier = Arc::new(Barrier::new(THREADS + 1));
+    // Every thread reports its id, then waits (bounded by the watchdog) to be
+    // released once all have reported and the test has looked at /proc: all of them
+    // are alive at once.
     let (tx, rx) = mpsc::channel();
-    let handles: Vec<_> = (0..THREADS)
+    let (releases, handles): (Vec<_>, Vec<_>) = (0..THREADS)
         .map(|_| {
-            let (tx, barrier) = (tx.clone(), Arc::clone(&barrier));
-            pythread::start(move || {
+            let tx = tx.clone();
+            let (release, released) = mpsc::channel::<()>();
+            let handle = pythread::start(move || {
                 tx.send(pythread::get_native_id()).unwrap();
-                barrier.wait();
-            })
+                support::recv(&released, "the release by the test");
+            });
+            (release, handle)
         })
-        .collect();
+        .unzip();
     let ids: Vec<u64> = (0..THREADS)
         .map(|_| {
             rx.recv_timeout(WATCHDOG)
@@ -80,7 +82,9 @@ fn native_ids_of_live_threads_are_distinct() {
         let tasks = live_tasks();
         assert!(distinct.is_subset(&tasks), "{ids:?} not all in {tasks:?}");
     }
-    barrier.wait();
+    for release in releases {
+        release.send(()).unwrap();
+    }
     for handle in handles {
         handle
             .join_timeout(WATCHDOG)

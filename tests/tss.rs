@@ -6,11 +6,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pythread::Tss;
 
-const WATCHDOG: Duration = Duration::from_secs(30);
+mod support;
+use support::{join_std, WATCHDOG};
 
 /// A value that records where and how often it was dropped.
 struct Probe {
@@ -156,7 +157,7 @@ fn a_value_is_dropped_on_its_thread_when_the_thread_exits() {
         k.set(Probe { tag: 1, drops: d }).ok().unwrap();
         thread::current().id()
     });
-    let worker_id = worker.join().unwrap();
+    let worker_id = join_std(worker, "the worker");
     assert_eq!(*drops.lock().unwrap(), vec![(1, worker_id)]);
     assert_eq!(
         format!("{key:?}"),
@@ -236,7 +237,7 @@ fn delete_drops_every_threads_value_here_and_the_key_reads_empty() {
     deleted.wait();
     checked.wait();
     for worker in workers {
-        worker.join().unwrap();
+        join_std(worker, "a worker");
     }
     // Exiting after the delete drops nothing more: each value was dropped once.
     assert_eq!(drops.lock().unwrap().len(), THREADS);
@@ -274,7 +275,7 @@ fn the_first_of_exit_and_delete_drops_exactly_once() {
         go.wait();
         key.delete();
         for worker in workers {
-            worker.join().unwrap();
+            join_std(worker, "a worker");
         }
         let dropped = drops.lock().unwrap().clone();
         let mut tags: Vec<usize> = dropped.iter().map(|(tag, _)| *tag).collect();
@@ -305,11 +306,10 @@ fn a_value_whose_drop_uses_the_key_neither_deadlocks_nor_panics() {
 
     key.create();
     let (k, d) = (Arc::clone(&key), Arc::clone(&dropped));
-    thread::spawn(move || {
+    let worker = thread::spawn(move || {
         k.set(Reentrant(Arc::clone(&k), d)).ok().unwrap();
-    })
-    .join()
-    .unwrap();
+    });
+    join_std(worker, "the worker");
     assert_eq!(dropped.load(Ordering::SeqCst), 2);
 }
 
@@ -317,7 +317,7 @@ fn a_value_whose_drop_uses_the_key_neither_deadlocks_nor_panics() {
 fn keys_dropped_before_their_threads_exit_are_fine() {
     let drops = probes();
     let d = Arc::clone(&drops);
-    let kept = thread::spawn(move || {
+    let worker = thread::spawn(move || {
         for tag in 0..100 {
             let key = Tss::new();
             key.create();
@@ -338,9 +338,8 @@ fn keys_dropped_before_their_threads_exit_are_fine() {
         .ok()
         .unwrap();
         kept // a key that outlives the thread: the thread's exit drops the value
-    })
-    .join()
-    .unwrap();
+    });
+    let kept = join_std(worker, "the worker");
     assert_eq!(drops.lock().unwrap().len(), 101);
     assert_eq!(
         format!("{kept:?}"),

@@ -13,53 +13,17 @@ use std::cell::{Cell, RefCell};
 use std::mem::size_of;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex, Once};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pythread::{Handle, Panic};
 
 // ------------------------------------------------------------------ watchdog
 
-/// The bound on every blocking wait here: generous, since the machine may be loaded.
-const WATCHDOG: Duration = Duration::from_secs(20);
-
-/// Runs `f` on a helper thread and returns its result (re-raising its panic), or
-/// fails after [`WATCHDOG`]: the bound for calls that have no timeout of their own.
-#[track_caller]
-fn bounded<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let helper = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(value) => value,
-        Err(RecvTimeoutError::Timeout) => panic!("watchdog: {what}: not done in {WATCHDOG:?}"),
-        Err(RecvTimeoutError::Disconnected) => match helper.join() {
-            Err(payload) => panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the helper ended without sending"),
-        },
-    }
-}
-
-#[track_caller]
-fn recv<R>(rx: &Receiver<R>, what: &str) -> R {
-    rx.recv_timeout(WATCHDOG)
-        .unwrap_or_else(|e| panic!("watchdog: {what}: {e:?} within {WATCHDOG:?}"))
-}
-
-#[track_caller]
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WATCHDOG;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "watchdog: {what}: not done in {WATCHDOG:?}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-}
+mod support;
+use support::{bounded, recv, wait_until, WATCHDOG};
 
 /// `join_ref` bounded by the watchdog (through the timed join, which is bounded by
 /// itself).
@@ -241,7 +205,9 @@ fn detached_value_is_dropped_once_on_the_started_thread() {
     let value = probe.value(9);
     let (release, gate) = mpsc::channel::<()>();
     let (id_tx, id_rx) = mpsc::channel();
+    let (exit_tx, exit_rx) = mpsc::channel();
     let handle = pythread::start(move || {
+        support::signal_on_exit(exit_tx);
         id_tx.send(thread::current().id()).unwrap();
         gate.recv_timeout(WATCHDOG).expect("released");
         value
@@ -249,10 +215,11 @@ fn detached_value_is_dropped_once_on_the_started_thread() {
     let started_on = recv(&id_rx, "the started thread's id");
     drop(handle);
     release.send(()).unwrap();
-    wait_until("the detached value to be dropped", || probe.drops() > 0);
+    // The started thread has exited: every handle is gone, so nothing is left
+    // that could drop the value a second time.
+    recv(&exit_rx, "the started thread's exit");
+    assert_eq!(probe.drops(), 1, "the detached value was not dropped once");
     assert_eq!(probe.dropped_on(), vec![started_on]);
-    thread::sleep(Duration::from_millis(20)); // a second drop would show by now
-    assert_eq!(probe.drops(), 1);
 }
 
 /// The race of the last handle's drop with the thread's finish, many times: the
@@ -262,13 +229,23 @@ fn drop_racing_finish_drops_once() {
     let probe = Probe::default();
     for round in 0..200 {
         let value = probe.value(round);
-        let handle = pythread::start(move || value);
+        let (exit_tx, exit_rx) = mpsc::channel();
+        let handle = pythread::start(move || {
+            support::signal_on_exit(exit_tx);
+            value
+        });
         let dropper = thread::spawn(move || drop(handle));
-        bounded("the dropper", move || dropper.join()).unwrap();
+        support::join_std(dropper, "the dropper");
+        // Both sides that could drop the value are done: the dropper is joined and
+        // the started thread has exited, so the count is final for this round.
+        recv(&exit_rx, "the started thread's exit");
+        let expected = usize::try_from(round).unwrap() + 1;
+        assert_eq!(
+            probe.drops(),
+            expected,
+            "round {round}: dropped not exactly once"
+        );
     }
-    wait_until("200 values dropped", || probe.drops() == 200);
-    thread::sleep(Duration::from_millis(20));
-    assert_eq!(probe.drops(), 200, "a value was dropped twice");
 }
 
 // ----------------------------------------------------- a panicking T::clone

@@ -5,10 +5,14 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// The most any single wait in the lock tests may take before the test fails.
-pub const WATCHDOG: Duration = Duration::from_secs(20);
+#[path = "mod.rs"]
+mod common;
+
+/// The most any single wait in the lock tests may take before the test fails: the
+/// one shared bound of `tests/support/mod.rs`.
+pub use common::WATCHDOG;
 
 /// Runs `f` on a new thread and returns its result, failing the test with `what`
 /// if it has not finished within [`WATCHDOG`] (a hang becomes a failure; the
