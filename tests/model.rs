@@ -28,6 +28,8 @@
 //!   dropped) still runs to its end, its thread exits after publishing the outcome,
 //!   and a custom panic payload is dropped once nothing refers to it any more (by
 //!   the started thread itself when detached).
+//! - threads are started daemon or not (`Builder::daemon`), and once every one of
+//!   them has exited, [`pythread::count`] is back at its value when the case began.
 //!
 //! # How
 //!
@@ -143,11 +145,13 @@ enum Body {
 
 #[derive(Clone)]
 enum Transition {
-    /// `into = start(body)`, held on `gate` (until its next release) if `Some`.
+    /// `into = Builder::new().daemon(daemon).start(body)`, held on `gate` (until
+    /// its next release) if `Some`.
     Start {
         into: Slot,
         body: Body,
         gate: Option<Gate>,
+        daemon: bool,
     },
     /// Opens the gate: every function held on it goes on.
     Release(Gate),
@@ -201,8 +205,14 @@ impl Body {
 impl fmt::Debug for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Transition::Start { into, body, gate } => {
-                write!(f, "{into:?} = start({body:?})")?;
+            Transition::Start {
+                into,
+                body,
+                gate,
+                daemon,
+            } => {
+                let daemon = if *daemon { "daemon " } else { "" };
+                write!(f, "{into:?} = {daemon}start({body:?})")?;
                 if let Some(gate) = gate {
                     write!(f, " held on {gate:?}")?;
                 }
@@ -323,8 +333,14 @@ impl ReferenceStateMachine for Model {
                 Just(first_empty),
                 body(),
                 prop::option::weighted(0.5, gate()),
+                any::<bool>(),
             )
-                .prop_map(|(into, body, gate)| Transition::Start { into, body, gate });
+                .prop_map(|(into, body, gate, daemon)| Transition::Start {
+                    into,
+                    body,
+                    gate,
+                    daemon,
+                });
             choices.push((4, start.boxed()));
         }
         if !live.is_empty() {
@@ -380,7 +396,9 @@ impl ReferenceStateMachine for Model {
 
     fn apply(mut state: Model, transition: &Transition) -> Model {
         match transition {
-            Transition::Start { into, body, gate } => {
+            Transition::Start {
+                into, body, gate, ..
+            } => {
                 state.threads.push(ModelThread {
                     body: body.clone(),
                     hold: gate.map(|g| (g, state.releases[g.0])),
@@ -494,6 +512,9 @@ struct World {
     slots: [Option<Handle<u64>>; SLOTS],
     threads: Vec<Observed>,
     last_ident: Option<Ident>,
+    /// `pythread::count()` when the case began: 0 unless threads of an earlier,
+    /// failed case (during shrinking) are still running.
+    count_at_start: usize,
 }
 
 impl Drop for World {
@@ -610,7 +631,7 @@ impl World {
         }
     }
 
-    fn start(&mut self, model: &Model, into: Slot) {
+    fn start(&mut self, model: &Model, into: Slot, daemon: bool) {
         let t = model.thread(into).expect("started");
         assert_eq!(t, self.threads.len(), "threads are numbered in start order");
         let ModelThread { body, hold } = model.threads[t].clone();
@@ -618,7 +639,7 @@ impl World {
         let gates = Arc::clone(&self.gates);
         let theirs = Arc::clone(&probe);
         let (exit_tx, exited) = mpsc::channel();
-        let handle = pythread::start(move || {
+        let handle = pythread::Builder::new().daemon(daemon).start(move || {
             support::signal_on_exit(exit_tx);
             theirs.entered.fetch_add(1, Ordering::Relaxed);
             let _ = theirs.inside.set(pythread::current_ident());
@@ -803,12 +824,13 @@ impl StateMachineTest for World {
             slots: Default::default(),
             threads: Vec::new(),
             last_ident: None,
+            count_at_start: pythread::count(),
         }
     }
 
     fn apply(mut world: World, model: &Model, transition: Transition) -> World {
         match transition {
-            Transition::Start { into, .. } => world.start(model, into),
+            Transition::Start { into, daemon, .. } => world.start(model, into, daemon),
             Transition::Release(gate) => {
                 world.gates.release(gate);
                 for t in 0..world.threads.len() {
@@ -927,6 +949,20 @@ impl StateMachineTest for World {
                 "teardown: t{t} ({body:?}): its body ended the wrong way"
             );
         }
+        // Every thread of the case, daemon or not, has exited, and a started fn leaves
+        // the count before its outcome is published: `count()` is back at its value
+        // when the case began. Exact: in this test binary only this test starts
+        // `pythread` threads (joiners and helpers are `std` threads, never counted)
+        // and cases run one after another, so that value is 0, except after a failed
+        // case (while shrinking), whose threads may still be ending (its gates were
+        // shut down): they can only lower the count, so check `<=` (`==` when 0).
+        let count = pythread::count();
+        assert!(
+            count <= world.count_at_start,
+            "teardown: every started thread exited, yet count() is {count}, \
+             not back to {} as at the start of the case",
+            world.count_at_start
+        );
         // Joiner and helper threads may still be dropping their handle clones.
         for (t, observed) in world.threads.iter().enumerate() {
             support::wait_until(
