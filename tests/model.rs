@@ -7,7 +7,9 @@
 //!
 //! - every observed outcome (`join`, `join` from several threads at once,
 //!   `join_timeout`, the joiners still pending when a gate opens) is the one the
-//!   model predicts from the started function's body: `Ok(())` for a return, an
+//!   model predicts from the started function's body: `Ok(v)` for a body that
+//!   returns the `u64` `v` (through `join`, `join_ref`, `join_timeout` and
+//!   `join_timeout_ref` alike), an
 //!   `Err(Panic)` whose [`Panic::message`], [`Panic::is`], [`Panic::downcast_cloned`],
 //!   `Display` and `Debug` describe exactly the `&'static str`, `String` or custom
 //!   payload it panicked with;
@@ -26,6 +28,8 @@
 //!   dropped) still runs to its end, its thread exits after publishing the outcome,
 //!   and a custom panic payload is dropped once nothing refers to it any more (by
 //!   the started thread itself when detached).
+//! - threads are started daemon or not (`Builder::daemon`), and once every one of
+//!   them has exited, [`pythread::count`] is back at its value when the case began.
 //!
 //! # How
 //!
@@ -38,8 +42,8 @@
 //! threads, and when `h` is held on a gate they stay blocked in the crate's wait
 //! path across later transitions until a `release` of that gate, which then collects
 //! and checks them. (On Linux the step waits until those joiners are really asleep,
-//! as the kernel reports their thread states, so the release meets sleeping joiners.) The joiners alternate `join()`, `join_timeout(generous)` and
-//! `join_timeout(Duration::MAX)`, so all three wait paths meet a finisher that has to
+//! as the kernel reports their thread states, so the release meets sleeping joiners.) The joiners alternate `join()`, `join_timeout(generous)`,
+//! `join_timeout(Duration::MAX)` and `join_ref()`, so all four wait paths meet a finisher that has to
 //! wake them.
 //!
 //! Handles live in a few named slots (`h0`..`h3`) and gates are named (`g0`, `g1`);
@@ -129,7 +133,8 @@ impl Drop for Custom {
 /// What a started function does once past its gate.
 #[derive(Clone, PartialEq)]
 enum Body {
-    Return,
+    /// Returns this value: the thread's result, `Handle<u64>`.
+    Return(u64),
     /// `panic!` with `LITERALS[i]`: a `&'static str` payload.
     PanicStr(usize),
     /// `panic!("{}", s)`: a `String` payload.
@@ -140,11 +145,13 @@ enum Body {
 
 #[derive(Clone)]
 enum Transition {
-    /// `into = start(body)`, held on `gate` (until its next release) if `Some`.
+    /// `into = Builder::new().daemon(daemon).start(body)`, held on `gate` (until
+    /// its next release) if `Some`.
     Start {
         into: Slot,
         body: Body,
         gate: Option<Gate>,
+        daemon: bool,
     },
     /// Opens the gate: every function held on it goes on.
     Release(Gate),
@@ -179,7 +186,7 @@ impl fmt::Debug for Gate {
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Body::Return => f.write_str("return"),
+            Body::Return(v) => write!(f, "return {v}"),
             Body::PanicStr(i) => write!(f, "panic!({:?})", LITERALS[*i]),
             Body::PanicString(s) => write!(f, "panic!(\"{{}}\", {s:?})"),
             Body::PanicCustom(n) => write!(f, "panic_any(Custom({n}))"),
@@ -187,12 +194,25 @@ impl fmt::Debug for Body {
     }
 }
 
+impl Body {
+    /// Whether the body returns (a value) rather than panics.
+    fn returns(&self) -> bool {
+        matches!(self, Body::Return(_))
+    }
+}
+
 /// One line per step, such as `h1 = start(panic!("boom")) held on g0`.
 impl fmt::Debug for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Transition::Start { into, body, gate } => {
-                write!(f, "{into:?} = start({body:?})")?;
+            Transition::Start {
+                into,
+                body,
+                gate,
+                daemon,
+            } => {
+                let daemon = if *daemon { "daemon " } else { "" };
+                write!(f, "{into:?} = {daemon}start({body:?})")?;
                 if let Some(gate) = gate {
                     write!(f, " held on {gate:?}")?;
                 }
@@ -282,7 +302,7 @@ impl Model {
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        2 => Just(Body::Return),
+        2 => any::<u64>().prop_map(Body::Return),
         1 => (0..LITERALS.len()).prop_map(Body::PanicStr),
         1 => "[a-z ]{0,6}".prop_map(Body::PanicString),
         1 => any::<u32>().prop_map(Body::PanicCustom),
@@ -313,8 +333,14 @@ impl ReferenceStateMachine for Model {
                 Just(first_empty),
                 body(),
                 prop::option::weighted(0.5, gate()),
+                any::<bool>(),
             )
-                .prop_map(|(into, body, gate)| Transition::Start { into, body, gate });
+                .prop_map(|(into, body, gate, daemon)| Transition::Start {
+                    into,
+                    body,
+                    gate,
+                    daemon,
+                });
             choices.push((4, start.boxed()));
         }
         if !live.is_empty() {
@@ -370,7 +396,9 @@ impl ReferenceStateMachine for Model {
 
     fn apply(mut state: Model, transition: &Transition) -> Model {
         match transition {
-            Transition::Start { into, body, gate } => {
+            Transition::Start {
+                into, body, gate, ..
+            } => {
                 state.threads.push(ModelThread {
                     body: body.clone(),
                     hold: gate.map(|g| (g, state.releases[g.0])),
@@ -476,14 +504,17 @@ struct Observed {
 }
 
 /// What a joiner thread reports: `None` if its `join_timeout` timed out.
-type Answer = Option<Result<(), Panic>>;
+type Answer = Option<Result<u64, Panic>>;
 
 /// The real handle world, slot for slot and thread for thread like [`Model`].
 struct World {
     gates: Arc<Gates>,
-    slots: [Option<Handle>; SLOTS],
+    slots: [Option<Handle<u64>>; SLOTS],
     threads: Vec<Observed>,
     last_ident: Option<Ident>,
+    /// `pythread::count()` when the case began: 0 unless threads of an earlier,
+    /// failed case (during shrinking) are still running.
+    count_at_start: usize,
 }
 
 impl Drop for World {
@@ -495,13 +526,13 @@ impl Drop for World {
 }
 
 /// Runs `body`, as the started function does once past its gate; `live` counts
-/// the `Custom` payloads.
-fn perform(body: &Body, live: &Arc<AtomicUsize>) {
-    if *body != Body::Return {
+/// the `Custom` payloads. Returns the body's value unless it panics.
+fn perform(body: &Body, live: &Arc<AtomicUsize>) -> u64 {
+    if !body.returns() {
         support::set_quiet(true);
     }
     match body {
-        Body::Return => {}
+        Body::Return(v) => *v,
         // `panic!` with a literal: the payload is that `&'static str`.
         Body::PanicStr(0) => panic!("boom"),
         Body::PanicStr(1) => panic!(""),
@@ -517,30 +548,30 @@ fn await_answer<T>(rx: &Receiver<T>, what: &dyn fmt::Display) -> T {
 }
 
 impl World {
-    fn handle(&self, h: Slot) -> &Handle {
+    fn handle(&self, h: Slot) -> &Handle<u64> {
         self.slots[h.0]
             .as_ref()
             .unwrap_or_else(|| panic!("{h:?} is empty in the world but live in the model"))
     }
 
     /// `join()` on a helper thread, awaited for at most [`WATCHDOG`].
-    fn bounded_join(handle: &Handle, what: &dyn fmt::Display) -> Result<(), Panic> {
+    fn bounded_join(handle: &Handle<u64>, what: &dyn fmt::Display) -> Result<u64, Panic> {
         let handle = handle.clone();
         support::bounded(what.to_string(), move || handle.join())
     }
 
     /// Checks an observed outcome of thread `t` against the model, and records it.
-    fn check_outcome(&mut self, model: &Model, t: usize, got: Result<(), Panic>, what: &str) {
+    fn check_outcome(&mut self, model: &Model, t: usize, got: Result<u64, Panic>, what: &str) {
         let body = &model.threads[t].body;
         let ident = self.threads[t].ident;
         match got {
-            Ok(()) => assert!(
-                *body == Body::Return,
-                "{what}: t{t} ({body:?}) joined as Ok(())"
+            Ok(v) => assert!(
+                *body == Body::Return(v),
+                "{what}: t{t} ({body:?}) joined as Ok({v})"
             ),
             Err(panic) => {
                 assert!(
-                    *body != Body::Return,
+                    !body.returns(),
                     "{what}: t{t} returned, but joined as Err({panic:?})"
                 );
                 check_panic(body, ident, &panic, &format!("{what}: t{t}"));
@@ -576,7 +607,7 @@ impl World {
         );
         assert_eq!(
             probe.unwound.load(Ordering::Relaxed),
-            *body != Body::Return,
+            !body.returns(),
             "{what}: t{t} ({body:?}): its body ended the wrong way (unwound?)"
         );
         assert_eq!(
@@ -600,7 +631,7 @@ impl World {
         }
     }
 
-    fn start(&mut self, model: &Model, into: Slot) {
+    fn start(&mut self, model: &Model, into: Slot, daemon: bool) {
         let t = model.thread(into).expect("started");
         assert_eq!(t, self.threads.len(), "threads are numbered in start order");
         let ModelThread { body, hold } = model.threads[t].clone();
@@ -608,7 +639,7 @@ impl World {
         let gates = Arc::clone(&self.gates);
         let theirs = Arc::clone(&probe);
         let (exit_tx, exited) = mpsc::channel();
-        let handle = pythread::start(move || {
+        let handle = pythread::Builder::new().daemon(daemon).start(move || {
             support::signal_on_exit(exit_tx);
             theirs.entered.fetch_add(1, Ordering::Relaxed);
             let _ = theirs.inside.set(pythread::current_ident());
@@ -616,7 +647,7 @@ impl World {
                 gates.pass(gate, at);
             }
             let _finish = Finish(Arc::clone(&theirs));
-            perform(&body, &theirs.payloads);
+            perform(&body, &theirs.payloads)
         });
         let ident = handle.ident();
         if let Some(last) = self.last_ident {
@@ -653,10 +684,11 @@ impl World {
             std::thread::spawn(move || {
                 let _ = tid_tx.send(support::current_tid());
                 // Nothing else blocks from here on: once asleep, it is in the join.
-                let answer = match i % 3 {
+                let answer = match i % 4 {
                     0 => Some(handle.join()),
                     1 => handle.join_timeout(WATCHDOG),
-                    _ => handle.join_timeout(Duration::MAX),
+                    2 => handle.join_timeout(Duration::MAX),
+                    _ => Some(handle.join_ref().copied()),
                 };
                 let _ = tx.send(answer);
             });
@@ -692,6 +724,10 @@ impl World {
             let what = format!("join_timeout({h:?}, 0) after is_finished() == true");
             let outcome = outcome.unwrap_or_else(|| panic!("{what}: None"));
             self.check_outcome(model, t, outcome, &what);
+            let what = format!("join_timeout_ref({h:?}, 0) after is_finished() == true");
+            let outcome = self.handle(h).join_timeout_ref(Duration::ZERO);
+            let outcome = outcome.unwrap_or_else(|| panic!("{what}: None")).copied();
+            self.check_outcome(model, t, outcome, &what);
         }
     }
 
@@ -721,7 +757,7 @@ impl World {
 /// Checks that `panic` describes exactly the payload `body` panicked with.
 fn check_panic(body: &Body, ident: Ident, panic: &Panic, what: &str) {
     let expected_message = match body {
-        Body::Return => unreachable!("checked by the caller"),
+        Body::Return(_) => unreachable!("checked by the caller"),
         Body::PanicStr(i) => Some(LITERALS[*i]),
         Body::PanicString(s) => Some(s.as_str()),
         Body::PanicCustom(_) => None,
@@ -788,12 +824,13 @@ impl StateMachineTest for World {
             slots: Default::default(),
             threads: Vec::new(),
             last_ident: None,
+            count_at_start: pythread::count(),
         }
     }
 
     fn apply(mut world: World, model: &Model, transition: Transition) -> World {
         match transition {
-            Transition::Start { into, .. } => world.start(model, into),
+            Transition::Start { into, daemon, .. } => world.start(model, into, daemon),
             Transition::Release(gate) => {
                 world.gates.release(gate);
                 for t in 0..world.threads.len() {
@@ -810,6 +847,9 @@ impl StateMachineTest for World {
                 let what = format!("join({h:?})");
                 let outcome = World::bounded_join(world.handle(h), &what);
                 world.check_outcome(model, t, outcome, &what);
+                // Finished now: `join_ref` answers at once, by reference.
+                let outcome = world.handle(h).join_ref().copied();
+                world.check_outcome(model, t, outcome, &format!("join_ref({h:?}) after join"));
             }
             Transition::JoinFrom(h, k) => world.join_from(model, h, k),
             Transition::Clone { from, into } => {
@@ -851,7 +891,7 @@ impl StateMachineTest for World {
             if observed.finished {
                 assert!(handle.is_finished(), "h{i}: t{t} finished, then unfinished");
                 let state = match model.threads[t].body {
-                    Body::Return => "returned",
+                    Body::Return(_) => "returned",
                     _ => "panicked",
                 };
                 assert!(debug.contains(state), "h{i}: finished t{t}: {debug:?}");
@@ -905,10 +945,24 @@ impl StateMachineTest for World {
             let body = &model.threads[t].body;
             assert_eq!(
                 probe.unwound.load(Ordering::Relaxed),
-                *body != Body::Return,
+                !body.returns(),
                 "teardown: t{t} ({body:?}): its body ended the wrong way"
             );
         }
+        // Every thread of the case, daemon or not, has exited, and a started fn leaves
+        // the count before its outcome is published: `count()` is back at its value
+        // when the case began. Exact: in this test binary only this test starts
+        // `pythread` threads (joiners and helpers are `std` threads, never counted)
+        // and cases run one after another, so that value is 0, except after a failed
+        // case (while shrinking), whose threads may still be ending (its gates were
+        // shut down): they can only lower the count, so check `<=` (`==` when 0).
+        let count = pythread::count();
+        assert!(
+            count <= world.count_at_start,
+            "teardown: every started thread exited, yet count() is {count}, \
+             not back to {} as at the start of the case",
+            world.count_at_start
+        );
         // Joiner and helper threads may still be dropping their handle clones.
         for (t, observed) in world.threads.iter().enumerate() {
             support::wait_until(
