@@ -798,3 +798,21 @@ fn a_reacquiring_loop_cannot_starve_a_waiter() {
     eprintln!("worst wait under a re-acquiring loop: {worst:?}");
     assert!(worst < Duration::from_secs(2), "starved for {worst:?}");
 }
+
+/// The guards say what they are and show the lock they hold (a `Debug` that
+/// printed nothing survived the scoped mutation run recorded in TESTING.md).
+#[test]
+fn guards_debug_shows_the_held_lock() {
+    let lock = pythread::Lock::new();
+    let guard = lock.lock();
+    let shown = format!("{guard:?}");
+    assert!(shown.starts_with("LockGuard"), "{shown}");
+    assert!(shown.contains("locked: true"), "{shown}");
+    drop(guard);
+
+    let rlock = pythread::RLock::new();
+    let guard = rlock.lock();
+    let shown = format!("{guard:?}");
+    assert!(shown.starts_with("RLockGuard"), "{shown}");
+    assert!(shown.contains("locked: true"), "{shown}");
+}
