@@ -9,38 +9,15 @@
 mod lock_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lock_support::{bounded, wait_for, Tid, WATCHDOG};
 use pythread::{Lock, LockStatus, RLock};
 
-static HANDLED: AtomicUsize = AtomicUsize::new(0);
-
-extern "C" fn on_usr1(_: libc::c_int) {
-    HANDLED.fetch_add(1, Ordering::SeqCst);
-}
-
-/// Installs the handler once, and serializes the tests of this file (they count
-/// handler runs on one global counter).
-fn setup() -> MutexGuard<'static, ()> {
-    static INSTALL: Once = Once::new();
-    static SERIAL: Mutex<()> = Mutex::new(());
-    INSTALL.call_once(|| {
-        // SAFETY: a zeroed sigaction is valid; the handler only touches an atomic.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = 0; // no SA_RESTART, as CPython
-            libc::sigemptyset(&mut action.sa_mask);
-            assert_eq!(
-                libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-                0
-            );
-        }
-    });
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
+#[path = "support/signals.rs"]
+mod signals;
+use signals::{setup, HANDLED};
 
 /// A thread about to block: its pthread id (for `pthread_kill`) and kernel id.
 #[derive(Clone, Copy)]
