@@ -279,3 +279,89 @@ fn retries_return_the_pending_calls_error() {
         "the Err never returned"
     );
 }
+
+static HANDED_OFF: StdAtomicBool = StdAtomicBool::new(false);
+
+/// Fairness: a waiter passed over for 1 ms of model time is handed the lock, and
+/// the handoff is its own. Main holds the lock and re-takes it after each release
+/// while S (asleep first) and A (asleep second) wait; the model futex wakes in
+/// arrival order, and a woken waiter that loses sleeps again at the back. Round 1
+/// wakes S (its 1 ms starts), the clock moves 1 ms, round 2 wakes A, round 3
+/// wakes S, which asks for the handoff; at round 4 main's re-take must fail and
+/// S, not A, must be the next holder, although A sleeps ahead of it. Whenever S or
+/// A wins a race for the free lock instead, the rounds stop there (that is
+/// ordinary barging), and everything must still end cleanly.
+#[test]
+fn the_handoff_goes_to_the_starving_waiter() {
+    check(
+        "lock: the_handoff_goes_to_the_starving_waiter",
+        Some(2),
+        || {
+            let lock = Arc::new(Lock::new());
+            let cell = RaceCell::new(0);
+            // The number (1: S, 2: A) of the first of them to get the lock.
+            let first = Arc::new(AtomicUsize::new(0));
+            lock.acquire();
+            let waiter = |id: usize| {
+                let (lock, cell, first) =
+                    (Arc::clone(&lock), Arc::clone(&cell), Arc::clone(&first));
+                thread::spawn(move || {
+                    lock.acquire();
+                    let _ = first.compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed);
+                    cell.write(cell.read() + 1);
+                    lock.release().unwrap();
+                })
+            };
+            let s = waiter(1);
+            pythread::__loom::wait_for_sleepers(1);
+            let a = waiter(2);
+            pythread::__loom::wait_for_sleepers(2);
+            let mut rounds = 0;
+            let mut holding = true;
+            for round in 1..=3 {
+                if round == 2 {
+                    pythread::__loom::advance_clock(MS);
+                }
+                lock.release().unwrap();
+                holding = lock.try_acquire();
+                if !holding || first.load(Ordering::Relaxed) != 0 {
+                    break; // S or A barged in: no handoff in this execution
+                }
+                rounds = round;
+                // The woken waiter lost and is asleep again (at the back).
+                pythread::__loom::wait_for_sleepers(2);
+            }
+            if rounds == 3 {
+                cell.write(cell.read() + 1);
+                lock.release().unwrap();
+                if lock.try_acquire() {
+                    // Only once S has had the lock it was handed (and released it).
+                    assert_eq!(
+                        first.load(Ordering::Relaxed),
+                        1,
+                        "barged past the starving waiter"
+                    );
+                    lock.release().unwrap();
+                }
+                HANDED_OFF.store(true, StdOrdering::Relaxed);
+            } else {
+                if !holding {
+                    lock.acquire();
+                }
+                cell.write(cell.read() + 1);
+                lock.release().unwrap();
+            }
+            s.join().unwrap();
+            a.join().unwrap();
+            if rounds == 3 {
+                assert_eq!(first.load(Ordering::Relaxed), 1, "the handoff went to A");
+            }
+            assert_eq!(cell.read(), 3);
+            assert!(!lock.locked());
+        },
+    );
+    assert!(
+        HANDED_OFF.load(StdOrdering::Relaxed),
+        "no execution reached the handoff"
+    );
+}

@@ -9,8 +9,8 @@
 //! | bits | meaning |
 //! |---|---|
 //! | `LOCKED` (bit 0) | held |
-//! | `HANDOFF` (bit 1) | a release handed the lock to the waiters: it stays `LOCKED`, and only a waiter may claim it |
-//! | `STARVING` (bit 2) | a waiter has waited longer than 1 ms: the next release hands the lock off instead of unlocking it |
+//! | `HANDOFF` (bit 1) | a release handed the lock to the starving waiter: it stays `LOCKED`, and only that waiter may claim it |
+//! | `STARVING` (bit 2) | a waiter has been passed over for more than 1 ms: the next release hands the lock to it instead of unlocking it |
 //! | bits 3.. | the number of threads in the slow path, registered as waiters |
 //!
 //! Acquisition is a `fetch_or(LOCKED)` (a barging try), then a bounded spin while
@@ -21,6 +21,21 @@
 //! the lock is free passes the wake it may have consumed on to the next waiter.
 //! The fairness rule is CPython 3.14's `PyMutex`: after 1 ms a waiter is no longer
 //! barged past, it is handed the lock.
+//!
+//! # Who gets a handoff
+//!
+//! `PyMutex` parks its waiters in a FIFO queue and hands the lock to the head. A
+//! futex word has no queue the lock can see: the kernel wakes its sleepers in
+//! arrival order, and a waiter that wakes, loses the race and sleeps again goes
+//! to the back. So the handoff belongs to the one waiter that set `STARVING` (one
+//! compare-exchange decides it, and that thread remembers it), not to whichever
+//! waiter wakes first: a release that hands off wakes every sleeper, the starving
+//! waiter claims the lock, the others see it still held and sleep again. Without
+//! that rule two threads re-taking the lock in a loop kept a third waiting for
+//! about 70 ms on a quiet 2-core machine (`benches/lock.rs`, BENCHMARKS.md): every
+//! handoff went to a re-taker that happened to sleep ahead of the starving
+//! waiter. The wake-all costs one extra wake-up per sleeper, at most once per
+//! handoff, and a handoff needs a waiter passed over for a whole millisecond.
 
 use std::error::Error;
 use std::fmt;
@@ -368,10 +383,12 @@ impl Lock {
                 return Err(ReleaseError::UNLOCKED);
             }
             let next = if state & HANDOFF != 0 {
-                // Released before a waiter claimed the handoff: it is simply free.
+                // Released before the starving waiter claimed the handoff: it is
+                // simply free (a binary semaphore: any thread may release it).
                 state & !(LOCKED | HANDOFF)
             } else if state & STARVING != 0 && state >= WAITER {
-                // Hand it to the waiters: it stays LOCKED, no barging in between.
+                // Hand it to the starving waiter: it stays LOCKED, no barging in
+                // between.
                 (state | HANDOFF) & !STARVING
             } else {
                 state & !(LOCKED | STARVING)
@@ -381,7 +398,11 @@ impl Lock {
                 .compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    if next >= WAITER {
+                    if next & HANDOFF != 0 {
+                        // Only the starving waiter may claim it, and the kernel
+                        // wakes in its own order: wake them all.
+                        sync::wake_all(&self.word);
+                    } else if next >= WAITER {
                         sync::wake_one(&self.word);
                     }
                     return Ok(());
@@ -473,11 +494,13 @@ impl Lock {
         self.word.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0
     }
 
-    /// Claims the lock from `state` if it was handed off or is free, leaving the
-    /// waiters (`leaving` = this thread deregisters). `None` when it is held.
-    fn claim(&self, state: u32, leaving: bool) -> Option<bool> {
+    /// Claims the lock from `state` if it is free, or handed off and this thread
+    /// is the starving waiter it was handed to (`starving`), leaving the waiters
+    /// (`leaving` = this thread deregisters). `None` when it is held (a handoff to
+    /// another waiter is held too).
+    fn claim(&self, state: u32, leaving: bool, starving: bool) -> Option<bool> {
         let registered = if leaving { WAITER } else { 0 };
-        let next = if state & HANDOFF != 0 {
+        let next = if state & HANDOFF != 0 && starving {
             (state & !(HANDOFF | STARVING)) - registered
         } else if state & LOCKED == 0 {
             (state | LOCKED) - registered
@@ -516,27 +539,48 @@ impl Lock {
         }
 
         self.word.fetch_add(WAITER, Ordering::Relaxed);
+        self.wait_registered(deadline, intr, false)
+    }
+
+    /// The wait of a thread registered as a waiter, until it holds the lock or
+    /// gives up. `starving`: this thread set `STARVING`, so the handoff that
+    /// request turns into is this thread's.
+    fn wait_registered(
+        &self,
+        deadline: Option<Instant>,
+        intr: bool,
+        mut starving: bool,
+    ) -> LockStatus {
         let mut fair_at = None;
         // Spinning happened before registering; again after each wake-up.
         let mut woken_spins = WOKEN_SPINS;
         loop {
             let state = self.word.load(Ordering::Relaxed);
-            match self.claim(state, true) {
+            if state & (STARVING | HANDOFF) == 0 {
+                // Neither request nor handoff is pending (the handoff was released
+                // unclaimed, or taken by a waiter that read a later request as its
+                // own): this thread asks again below.
+                starving = false;
+            }
+            match self.claim(state, true, starving) {
                 Some(true) => return LockStatus::Acquired,
                 Some(false) => continue,
                 None => {}
             }
             // Held. After a wake-up that lost the race for the lock, a waiter that
             // has waited long enough asks for a handoff.
-            if state & STARVING == 0 {
+            if state & (STARVING | HANDOFF) == 0 {
                 if let Some(fair_at) = fair_at {
                     if now() >= fair_at {
-                        let _ = self.word.compare_exchange(
-                            state,
-                            state | STARVING,
-                            Ordering::Relaxed,
-                            Ordering::Relaxed,
-                        );
+                        starving = self
+                            .word
+                            .compare_exchange(
+                                state,
+                                state | STARVING,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok();
                         continue;
                     }
                 }
@@ -554,8 +598,8 @@ impl Lock {
             }
             match sync::wait(&self.word, state, deadline) {
                 Wake::Woken => woken_spins = 0,
-                Wake::TimedOut => return self.leave(LockStatus::Failure),
-                Wake::Interrupted if intr => return self.leave(LockStatus::Intr),
+                Wake::TimedOut => return self.leave(LockStatus::Failure, starving),
+                Wake::Interrupted if intr => return self.leave(LockStatus::Intr, starving),
                 Wake::Interrupted => {}
             }
             if fair_at.is_none() {
@@ -565,22 +609,23 @@ impl Lock {
     }
 
     /// Deregisters a waiter that gives up with `status` (a timeout or an
-    /// interruption). A handoff is claimed rather than dropped, and a timed-out
-    /// waiter takes a free lock (one last try at the deadline). A waiter leaving a
-    /// free lock passes on the wake it may have consumed.
+    /// interruption). The starving waiter claims its handoff rather than dropping
+    /// it, and withdraws its request; a timed-out waiter takes a free lock (one
+    /// last try at the deadline). A waiter leaving a free lock passes on the wake
+    /// it may have consumed.
     #[cold]
-    fn leave(&self, status: LockStatus) -> LockStatus {
+    fn leave(&self, status: LockStatus, starving: bool) -> LockStatus {
         loop {
             let state = self.word.load(Ordering::Relaxed);
-            if state & HANDOFF != 0 || status == LockStatus::Failure {
-                match self.claim(state, true) {
+            if (starving && state & HANDOFF != 0) || status == LockStatus::Failure {
+                match self.claim(state, true, starving) {
                     Some(true) => return LockStatus::Acquired,
                     Some(false) => continue,
                     None => {}
                 }
             }
             let mut next = state - WAITER;
-            if next < WAITER {
+            if starving || next < WAITER {
                 next &= !STARVING;
             }
             if self
@@ -701,18 +746,116 @@ mod tests {
     #[test]
     fn leave_claims_a_handoff_and_times_out_cleanly() {
         let lock = Lock::new();
+        // The starving waiter claims its handoff even when interrupted.
         lock.word.store(LOCKED | HANDOFF | WAITER, Ordering::SeqCst);
-        assert_eq!(lock.leave(LockStatus::Intr), LockStatus::Acquired);
+        assert_eq!(lock.leave(LockStatus::Intr, true), LockStatus::Acquired);
         assert_eq!(state(&lock), LOCKED);
+        // Another waiter leaves a handoff that is not its own where it is.
+        lock.word
+            .store(LOCKED | HANDOFF | (2 * WAITER), Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Failure, false), LockStatus::Failure);
+        assert_eq!(state(&lock), LOCKED | HANDOFF | WAITER);
+        assert_eq!(lock.leave(LockStatus::Intr, false), LockStatus::Intr);
+        assert_eq!(state(&lock), LOCKED | HANDOFF);
+        // The starving waiter withdraws its request; other waiters stay.
+        lock.word
+            .store(LOCKED | STARVING | (2 * WAITER), Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Failure, true), LockStatus::Failure);
+        assert_eq!(state(&lock), LOCKED | WAITER);
+        // A request nobody withdrew goes with the last waiter.
         lock.word
             .store(LOCKED | STARVING | WAITER, Ordering::SeqCst);
-        assert_eq!(lock.leave(LockStatus::Failure), LockStatus::Failure);
+        assert_eq!(lock.leave(LockStatus::Failure, false), LockStatus::Failure);
         assert_eq!(state(&lock), LOCKED, "last waiter clears STARVING");
+        // Another waiter's request stays while that waiter waits.
+        lock.word
+            .store(LOCKED | STARVING | (2 * WAITER), Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Intr, false), LockStatus::Intr);
+        assert_eq!(state(&lock), LOCKED | STARVING | WAITER);
         lock.word.store(WAITER, Ordering::SeqCst);
-        assert_eq!(lock.leave(LockStatus::Failure), LockStatus::Acquired);
+        assert_eq!(lock.leave(LockStatus::Failure, false), LockStatus::Acquired);
         lock.word.store(2 * WAITER, Ordering::SeqCst);
-        assert_eq!(lock.leave(LockStatus::Intr), LockStatus::Intr);
+        assert_eq!(lock.leave(LockStatus::Intr, false), LockStatus::Intr);
         assert_eq!(state(&lock), WAITER);
+    }
+
+    /// How many threads of this process are asleep in `futex` on `lock`'s word
+    /// (`/proc/self/task/*/syscall`: the system call number, then its first
+    /// argument, the word's address).
+    fn sleeping_waiters(lock: &Lock) -> usize {
+        let futex = libc::SYS_futex.to_string();
+        let address = format!("{:#x}", &lock.word as *const AtomicU32 as usize);
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("syscall")).ok())
+            .filter(|text| {
+                let mut fields = text.split_whitespace();
+                fields.next() == Some(futex.as_str()) && fields.next() == Some(address.as_str())
+            })
+            .count()
+    }
+
+    /// A handoff belongs to the starving waiter: any other waiter finds the lock
+    /// held. A free lock is anybody's.
+    #[test]
+    fn only_the_starving_waiter_claims_a_handoff() {
+        let lock = Lock::new();
+        let handed = LOCKED | HANDOFF | (2 * WAITER);
+        lock.word.store(handed, Ordering::SeqCst);
+        assert_eq!(lock.claim(handed, true, false), None);
+        assert_eq!(state(&lock), handed);
+        assert_eq!(lock.claim(handed, true, true), Some(true));
+        assert_eq!(state(&lock), LOCKED | WAITER);
+        // A stale state: the compare-exchange fails and nothing changes.
+        assert_eq!(lock.claim(handed, true, true), Some(false));
+        assert_eq!(state(&lock), LOCKED | WAITER);
+        // Free: claimed whoever asks; held without a handoff: nobody's.
+        lock.word.store(WAITER, Ordering::SeqCst);
+        assert_eq!(lock.claim(LOCKED | WAITER, true, true), None);
+        assert_eq!(lock.claim(WAITER, true, false), Some(true));
+        assert_eq!(state(&lock), LOCKED);
+    }
+
+    /// A release that hands the lock off wakes every sleeper, not one: the kernel
+    /// would pick the waiter that slept first, and the handoff is the starving
+    /// waiter's. Two plain waiters sleep ahead of the starving one here.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_handoff_wakes_the_starving_waiter_behind_others() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let (first, done_first, first_waiter) = parked_waiter(&lock);
+        wait_for("the first waiter asleep", || sleeping_waiters(&lock) == 1);
+        let (second, done_second, second_waiter) = parked_waiter(&lock);
+        wait_for("the second waiter asleep", || sleeping_waiters(&lock) == 2);
+        // The third waiter is this test's stand-in for a starving one: it sleeps
+        // last, and the request is its own.
+        let starving_acquired = Arc::new(AtomicBool::new(false));
+        let (l, a) = (Arc::clone(&lock), Arc::clone(&starving_acquired));
+        let starving = std::thread::spawn(move || {
+            l.word.fetch_add(WAITER, Ordering::SeqCst);
+            l.word.fetch_or(STARVING, Ordering::SeqCst);
+            let status = l.wait_registered(None, false, true);
+            a.store(true, Ordering::SeqCst);
+            status
+        });
+        wait_for("the starving waiter asleep", || {
+            sleeping_waiters(&lock) == 3
+        });
+        lock.release().unwrap();
+        wait_for("the handoff was claimed", || {
+            starving_acquired.load(Ordering::SeqCst)
+        });
+        assert_eq!(starving.join().unwrap(), LockStatus::Acquired);
+        assert!(!first.load(Ordering::SeqCst) && !second.load(Ordering::SeqCst));
+        lock.release().unwrap();
+        wait_for("a plain waiter acquired", || {
+            first.load(Ordering::SeqCst) || second.load(Ordering::SeqCst)
+        });
+        drop((done_first, done_second));
+        first_waiter.join().unwrap();
+        second_waiter.join().unwrap();
+        assert_eq!(state(&lock), 0);
     }
 
     /// A waiter that times out leaves the word exactly as it found it: no waiter
@@ -775,26 +918,35 @@ mod tests {
         }
     }
 
-    /// A waiter marked STARVING is handed the lock at the next release: the
-    /// releaser's immediate re-take fails, and the waiter gets it.
+    /// The starving waiter is handed the lock at the next release: the releaser's
+    /// immediate re-take fails, and the waiter gets it.
     #[test]
     fn a_starving_waiter_is_handed_the_lock() {
         let lock = Arc::new(Lock::new());
         lock.acquire();
-        let (acquired, done, waiter) = parked_waiter(&lock);
-        lock.word.fetch_or(STARVING, Ordering::SeqCst); // as the waiter would
+        let acquired = Arc::new(AtomicBool::new(false));
+        let (l, a) = (Arc::clone(&lock), Arc::clone(&acquired));
+        let waiter = std::thread::spawn(move || {
+            // Registered, and the request is its own, as after 1 ms passed over.
+            l.word.fetch_add(WAITER, Ordering::SeqCst);
+            l.word.fetch_or(STARVING, Ordering::SeqCst);
+            let status = l.wait_registered(None, false, true);
+            a.store(true, Ordering::SeqCst);
+            status
+        });
+        wait_for("the waiter registered", || state(&lock) & STARVING != 0);
         lock.release().unwrap();
         assert!(!lock.try_acquire(), "barged past a starving waiter");
         wait_for("the handoff was claimed", || {
             acquired.load(Ordering::SeqCst)
         });
+        assert_eq!(waiter.join().unwrap(), LockStatus::Acquired);
         assert_eq!(
             state(&lock),
             LOCKED,
             "claimed: no HANDOFF, no STARVING, no waiter"
         );
-        drop(done);
-        waiter.join().unwrap();
+        lock.release().unwrap();
         assert_eq!(state(&lock), 0);
     }
 
