@@ -103,6 +103,13 @@ impl<T> Completion<T> {
         self.value.get().is_some() || self.panic.get().is_some()
     }
 
+    /// Whether a joiner has announced that it waits (for the tests that check
+    /// that a join of a finished thread only reads).
+    #[cfg(test)]
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & WAITING != 0
+    }
+
     /// The outcome, if the function has finished; never blocks, never locks.
     pub(crate) fn poll(&self) -> Option<Published<'_, T>> {
         if let Some(value) = self.value.get() {

@@ -739,13 +739,12 @@ impl<T> Handle<T> {
                 self.refuse_self_join();
                 // `None`, or a timeout too large for the clock: no deadline.
                 let deadline = timeout.and_then(sync::deadline_after);
-                let timed = timeout.is_some() && deadline.is_some();
                 loop {
                     match self.0.completion.wait(deadline, true) {
                         Waited::Finished(outcome) => break outcome,
                         Waited::TimedOut => return Ok(None),
                         Waited::Interrupted => {
-                            if timed && deadline.is_some_and(|d| sync::now() >= d) {
+                            if deadline.is_some_and(|d| sync::now() >= d) {
                                 return Ok(None);
                             }
                             pending_calls()?;
@@ -995,6 +994,40 @@ mod tests {
             Ok(text) => *text,
             Err(payload) => payload.downcast_ref::<&str>().unwrap().to_string(),
         }
+    }
+
+    /// Joining a thread that has returned only reads: the fast path of
+    /// `join_ref`, `join_timeout_ref` and the cloning joins built on them never
+    /// announces a waiter (the slow path's first act), so joiners of a finished
+    /// thread never write to the shared state or contend on it.
+    #[test]
+    fn joins_of_a_returned_thread_only_read() {
+        let handle = crate::start(|| 7_u64);
+        let start = std::time::Instant::now();
+        while !handle.is_finished() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "watchdog: never finished"
+            );
+            std::thread::yield_now();
+        }
+        assert_eq!(*handle.join_ref().unwrap(), 7);
+        assert_eq!(
+            *handle.join_timeout_ref(Duration::ZERO).unwrap().unwrap(),
+            7
+        );
+        assert_eq!(handle.join().unwrap(), 7);
+        assert_eq!(
+            handle
+                .join_timeout(Duration::from_secs(1))
+                .unwrap()
+                .unwrap(),
+            7
+        );
+        assert!(
+            !handle.0.completion.has_waiters(),
+            "a join of a finished thread took the slow path"
+        );
     }
 
     /// An `InvalidInput` from the OS (as `EINVAL` from `pthread_create`) is a refusal

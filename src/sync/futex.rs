@@ -40,11 +40,11 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     };
     match futex::wait(word, futex::Flags::PRIVATE, expected, timeout.as_ref()) {
         Err(Errno::INTR) => Wake::Interrupted,
-        // The kernel's timer ends the wait at or after the relative time; the
-        // deadline is checked on our own clock so that `TimedOut` is never early.
-        Err(Errno::TIMEDOUT) if deadline.is_some_and(|d| now() >= d) => Wake::TimedOut,
-        // Ok (woken), EAGAIN (the word had changed), an early ETIMEDOUT, or an error
-        // that cannot happen with a valid reference and timeout: the caller re-checks.
+        // Ok (woken), EAGAIN (the word had changed), ETIMEDOUT, or an error that
+        // cannot happen with a valid reference and timeout: the caller re-checks
+        // and, if it still has to wait, calls again. Only that call's look at our
+        // own clock (`remaining`) reports `TimedOut`, so it is never early, whatever
+        // the kernel's timer did.
         _ => Wake::Woken,
     }
 }
@@ -57,4 +57,32 @@ pub(crate) fn wake_one(word: &AtomicU32) {
 pub(crate) fn wake_all(word: &AtomicU32) {
     // The kernel reads the count as an `int`: `u32::MAX` would be -1 and wake one.
     let _ = futex::wake(word, futex::Flags::PRIVATE, i32::MAX as u32);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The kernel is given what is left until the deadline, never more, never a
+    /// zero that would turn the wait into a busy loop; nothing once it has passed.
+    #[test]
+    fn remaining_is_the_time_left_until_the_deadline() {
+        let deadline = now() + Duration::from_secs(10);
+        let left = remaining(deadline).expect("10 s are left");
+        assert!(left.tv_sec >= 9 && left.tv_sec <= 10, "{left:?}");
+        assert!(left.tv_sec < 10 || left.tv_nsec == 0, "{left:?}");
+        assert_eq!(remaining(now()), None);
+        assert_eq!(remaining(now() - Duration::from_millis(1)), None);
+        let near = remaining(now() + Duration::from_millis(500)).expect("500 ms are left");
+        assert_eq!(near.tv_sec, 0);
+        assert!(near.tv_nsec > 0 && near.tv_nsec <= 500_000_000, "{near:?}");
+    }
+
+    #[test]
+    fn timespec_saturates() {
+        let ts = timespec(Duration::new(u64::MAX, 999_999_999));
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (i64::MAX, 999_999_999));
+        let ts = timespec(Duration::new(3, 7));
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (3, 7));
+    }
 }

@@ -28,8 +28,9 @@ static TABLE: [Bucket; BUCKETS] = [EMPTY; BUCKETS];
 
 fn bucket(word: &AtomicU32) -> &'static Bucket {
     let address = word as *const AtomicU32 as usize;
-    // Fibonacci hashing of the address; words are 4-byte aligned.
-    let hash = (address >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+    // Fibonacci hashing: the top bits of the product depend on every bit of the
+    // address (its two low bits, always zero for a 4-byte word, change nothing).
+    let hash = address.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
     &TABLE[hash >> (usize::BITS - BUCKETS.trailing_zeros())]
 }
 
@@ -64,11 +65,10 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
                     .wait_timeout(guard, left)
                     .unwrap_or_else(PoisonError::into_inner),
             );
-            if now() >= deadline {
-                Wake::TimedOut
-            } else {
-                Wake::Woken
-            }
+            // Woken, spuriously, or timed out: the caller re-checks and, if it
+            // still has to wait, calls again, and only the look at our own clock
+            // above reports `TimedOut` (as in the futex backend).
+            Wake::Woken
         }
     }
 }
