@@ -779,6 +779,22 @@ mod tests {
         assert_eq!(state(&lock), WAITER);
     }
 
+    /// Starts a waiter in the state the slow path reaches after being passed over
+    /// for 1 ms: registered, with the `STARVING` request its own. It flags when it
+    /// holds the lock and returns the wait's status.
+    fn starving_waiter(lock: &Arc<Lock>) -> (Arc<AtomicBool>, std::thread::JoinHandle<LockStatus>) {
+        let acquired = Arc::new(AtomicBool::new(false));
+        let (l, a) = (Arc::clone(lock), Arc::clone(&acquired));
+        let waiter = std::thread::spawn(move || {
+            l.word.fetch_add(WAITER, Ordering::SeqCst);
+            l.word.fetch_or(STARVING, Ordering::SeqCst);
+            let status = l.wait_registered(None, false, true);
+            a.store(true, Ordering::SeqCst);
+            status
+        });
+        (acquired, waiter)
+    }
+
     /// How many threads of this process are asleep in `futex` on `lock`'s word
     /// (`/proc/self/task/*/syscall`: the system call number, then its first
     /// argument, the word's address).
@@ -828,17 +844,8 @@ mod tests {
         wait_for("the first waiter asleep", || sleeping_waiters(&lock) == 1);
         let (second, done_second, second_waiter) = parked_waiter(&lock);
         wait_for("the second waiter asleep", || sleeping_waiters(&lock) == 2);
-        // The third waiter is this test's stand-in for a starving one: it sleeps
-        // last, and the request is its own.
-        let starving_acquired = Arc::new(AtomicBool::new(false));
-        let (l, a) = (Arc::clone(&lock), Arc::clone(&starving_acquired));
-        let starving = std::thread::spawn(move || {
-            l.word.fetch_add(WAITER, Ordering::SeqCst);
-            l.word.fetch_or(STARVING, Ordering::SeqCst);
-            let status = l.wait_registered(None, false, true);
-            a.store(true, Ordering::SeqCst);
-            status
-        });
+        // The third waiter is the starving one: it sleeps last.
+        let (starving_acquired, starving) = starving_waiter(&lock);
         wait_for("the starving waiter asleep", || {
             sleeping_waiters(&lock) == 3
         });
@@ -924,16 +931,7 @@ mod tests {
     fn a_starving_waiter_is_handed_the_lock() {
         let lock = Arc::new(Lock::new());
         lock.acquire();
-        let acquired = Arc::new(AtomicBool::new(false));
-        let (l, a) = (Arc::clone(&lock), Arc::clone(&acquired));
-        let waiter = std::thread::spawn(move || {
-            // Registered, and the request is its own, as after 1 ms passed over.
-            l.word.fetch_add(WAITER, Ordering::SeqCst);
-            l.word.fetch_or(STARVING, Ordering::SeqCst);
-            let status = l.wait_registered(None, false, true);
-            a.store(true, Ordering::SeqCst);
-            status
-        });
+        let (acquired, waiter) = starving_waiter(&lock);
         wait_for("the waiter registered", || state(&lock) & STARVING != 0);
         lock.release().unwrap();
         assert!(!lock.try_acquire(), "barged past a starving waiter");
