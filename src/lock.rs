@@ -274,13 +274,11 @@ impl Lock {
         if microseconds == 0 {
             return LockStatus::Failure;
         }
-        let deadline = if microseconds < 0 {
-            None
-        } else {
-            // TIMEOUT_MAX fits a u64; the clamp keeps it so.
-            let clamped = microseconds.min(TIMEOUT_MAX).unsigned_abs();
-            deadline_after(Duration::from_micros(clamped))
-        };
+        // Negative: no deadline. Positive: clamped to TIMEOUT_MAX; a deadline the
+        // clock cannot represent is no deadline either.
+        let deadline = u64::try_from(microseconds).ok().and_then(|us| {
+            deadline_after(Duration::from_micros(us.min(TIMEOUT_MAX.unsigned_abs())))
+        });
         self.acquire_slow(deadline, intr)
     }
 
@@ -289,9 +287,8 @@ impl Lock {
     /// interruption (a signal handler ran on this thread; Linux only) it calls
     /// `pending_calls`, the runtime's hook that runs the Python-level signal
     /// handlers: an `Err` ends the wait with that error, `Ok` resumes it against the
-    /// SAME deadline (if the deadline has passed it returns `Ok(false)`; if exactly
-    /// nothing remains it tries once more). `Ok(true)`: acquired; `Ok(false)`: timed
-    /// out.
+    /// SAME deadline (if the deadline has passed meanwhile, that is one last try, as
+    /// for any timed-out wait). `Ok(true)`: acquired; `Ok(false)`: timed out.
     ///
     /// # Examples
     ///
@@ -327,18 +324,9 @@ impl Lock {
             match self.acquire_slow(deadline, true) {
                 LockStatus::Acquired => return Ok(true),
                 LockStatus::Failure => return Ok(false),
-                LockStatus::Intr => {
-                    pending_calls()?;
-                    if let Some(deadline) = deadline {
-                        let now = now();
-                        if now > deadline {
-                            return Ok(false);
-                        }
-                        if now == deadline {
-                            return Ok(self.try_lock_word());
-                        }
-                    }
-                }
+                // Resumed against the same deadline: once it has passed, the wait
+                // times out at once and takes the lock only if it is free.
+                LockStatus::Intr => pending_calls()?,
             }
         }
     }
@@ -516,6 +504,8 @@ impl Lock {
 
     #[cold]
     fn acquire_slow(&self, deadline: Option<Instant>, intr: bool) -> LockStatus {
+        #[cfg(test)]
+        tests::SLOW_PATHS.with(|n| n.set(n.get() + 1));
         // Spin while nobody is parked: the holder is likely to release soon.
         let mut spin = 0;
         #[allow(clippy::absurd_extreme_comparisons)] // SPINS is 0 under loom
@@ -711,6 +701,31 @@ mod tests {
     use std::sync::{mpsc, Arc};
 
     const WATCHDOG: Duration = Duration::from_secs(20);
+
+    std::thread_local! {
+        /// How many times this thread entered `acquire_slow`.
+        pub(super) static SLOW_PATHS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A zero timeout only tries: on a held lock no form of it spins, registers
+    /// or sleeps (the slow path's first act is to count itself here).
+    #[test]
+    fn zero_timeouts_never_enter_the_slow_path() {
+        let lock = Lock::new();
+        lock.acquire();
+        let before = SLOW_PATHS.get();
+        assert!(!lock.acquire_timeout(Duration::ZERO));
+        assert_eq!(lock.acquire_timed(0, true), LockStatus::Failure);
+        assert_eq!(
+            lock.acquire_with_retries(Some(Duration::ZERO), || Err("no wait, no signal")),
+            Ok(false)
+        );
+        assert_eq!(SLOW_PATHS.get(), before);
+        // The counter counts: a 1 us wait is one entry.
+        assert_eq!(lock.acquire_timed(1, true), LockStatus::Failure);
+        assert_eq!(SLOW_PATHS.get(), before + 1);
+        assert_eq!(state(&lock), LOCKED);
+    }
 
     fn state(lock: &Lock) -> u32 {
         lock.word.load(Ordering::SeqCst)
