@@ -370,16 +370,19 @@ impl Lock {
             if state & LOCKED == 0 {
                 return Err(ReleaseError::UNLOCKED);
             }
+            // Each branch clears or sets bits it knows the state of, by arithmetic
+            // (which says so: a bit that was not as assumed would carry or borrow
+            // into the waiter count, and the tests see the exact word).
             let next = if state & HANDOFF != 0 {
                 // Released before the starving waiter claimed the handoff: it is
                 // simply free (a binary semaphore: any thread may release it).
-                state & !(LOCKED | HANDOFF)
+                state - LOCKED - HANDOFF
             } else if state & STARVING != 0 && state >= WAITER {
                 // Hand it to the starving waiter: it stays LOCKED, no barging in
                 // between.
-                (state | HANDOFF) & !STARVING
+                state - STARVING + HANDOFF
             } else {
-                state & !(LOCKED | STARVING)
+                state - LOCKED - (state & STARVING)
             };
             match self
                 .word
@@ -824,6 +827,66 @@ mod tests {
                 fields.next() == Some(futex.as_str()) && fields.next() == Some(address.as_str())
             })
             .count()
+    }
+
+    /// The kernel's count of the times thread `tid` blocked (it went to sleep,
+    /// woke and slept again: each sleep after the first is one more).
+    #[cfg(target_os = "linux")]
+    fn voluntary_switches(tid: i32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("voluntary_ctxt_switches in /proc status")
+    }
+
+    /// A plain release (nobody starving) wakes one sleeper, not all of them: the
+    /// waiter it does not wake stays asleep without a single context switch.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_plain_release_wakes_one_sleeper() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let mut waiters = Vec::new();
+        for sleeping in 1..=2 {
+            let (tid_tx, tid_rx) = mpsc::channel();
+            let (done, done_rx) = mpsc::channel::<()>();
+            let acquired = Arc::new(AtomicBool::new(false));
+            let (l, a) = (Arc::clone(&lock), Arc::clone(&acquired));
+            let thread = std::thread::spawn(move || {
+                tid_tx
+                    .send(rustix::thread::gettid().as_raw_nonzero().get())
+                    .unwrap();
+                l.acquire();
+                a.store(true, Ordering::SeqCst);
+                let _ = done_rx.recv_timeout(WATCHDOG);
+                l.release().unwrap();
+            });
+            let tid = tid_rx.recv_timeout(WATCHDOG).unwrap();
+            wait_for("the waiter asleep", || sleeping_waiters(&lock) == sleeping);
+            waiters.push((tid, acquired, done, thread));
+        }
+        let before: Vec<u64> = waiters.iter().map(|w| voluntary_switches(w.0)).collect();
+        lock.release().unwrap();
+        wait_for("a waiter acquired", || {
+            waiters.iter().any(|w| w.1.load(Ordering::SeqCst))
+        });
+        let other = waiters
+            .iter()
+            .position(|w| !w.1.load(Ordering::SeqCst))
+            .unwrap();
+        wait_for("the other waiter asleep", || sleeping_waiters(&lock) == 1);
+        assert_eq!(
+            voluntary_switches(waiters[other].0),
+            before[other],
+            "the waiter that was not woken woke up"
+        );
+        let threads: Vec<_> = waiters.into_iter().map(|w| w.3).collect(); // drops `done`s
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(state(&lock), 0);
     }
 
     /// A handoff belongs to the starving waiter: any other waiter finds the lock
