@@ -17,8 +17,9 @@
 //! nobody is parked, then registration as a waiter and sleeping on the word.
 //! Release is one compare-exchange from a `LOCKED` state (so an unlocked lock is an
 //! error and two racing releases give exactly one `Ok`), then one wake if anyone is
-//! registered. A waiter that leaves without the lock (timeout, interruption) while
-//! the lock is free passes the wake it may have consumed on to the next waiter.
+//! registered. A waiter that leaves without the lock (timeout, interruption) just
+//! deregisters: it was not the one woken (a wait that was woken reports it, even
+//! when a signal or the timeout came at the same time), so no wake is lost.
 //! The fairness rule is CPython 3.14's `PyMutex`: after 1 ms a waiter is no longer
 //! barged past, it is handed the lock.
 //!
@@ -48,6 +49,14 @@ const LOCKED: u32 = 1;
 const HANDOFF: u32 = 2;
 const STARVING: u32 = 4;
 const WAITER: u32 = 8;
+/// A handoff requested or made: the bits a waiter asking for one looks at.
+const REQUESTED: u32 = STARVING | HANDOFF;
+
+/// The number of registered waiters in a lock word.
+#[inline]
+fn waiters(state: u32) -> u32 {
+    state / WAITER
+}
 
 /// How long a waiter is barged past before the lock is handed to it
 /// (CPython 3.14's `TIME_TO_BE_FAIR_NS`).
@@ -491,10 +500,11 @@ impl Lock {
     /// another waiter is held too).
     fn claim(&self, state: u32, leaving: bool, starving: bool) -> Option<bool> {
         let registered = if leaving { WAITER } else { 0 };
+        // Arithmetic on bits each branch knows (as in `release_slow`).
         let next = if state & HANDOFF != 0 && starving {
-            (state & !(HANDOFF | STARVING)) - registered
+            state - HANDOFF - (state & STARVING) - registered
         } else if state & LOCKED == 0 {
-            (state | LOCKED) - registered
+            state + LOCKED - registered
         } else {
             return None;
         };
@@ -509,30 +519,38 @@ impl Lock {
     fn acquire_slow(&self, deadline: Option<Instant>, intr: bool) -> LockStatus {
         #[cfg(test)]
         tests::SLOW_PATHS.with(|n| n.set(n.get() + 1));
-        // Spin while nobody is parked: the holder is likely to release soon.
+        if self.spin_before_parking() {
+            return LockStatus::Acquired;
+        }
+        self.word.fetch_add(WAITER, Ordering::Relaxed);
+        self.wait_registered(deadline, intr, false)
+    }
+
+    /// Spins while nobody is parked (the holder is likely to release soon) and
+    /// returns whether a barging try took the lock meanwhile. Only a matter of
+    /// speed: how long, or whether at all, a thread spins before it registers
+    /// changes no outcome (under loom it never spins), so its mutants are excluded
+    /// by name in `.cargo/mutants.toml` (TESTING.md).
+    fn spin_before_parking(&self) -> bool {
         let mut spin = 0;
         #[allow(clippy::absurd_extreme_comparisons)] // SPINS is 0 under loom
         while spin < SPINS {
             let state = self.word.load(Ordering::Relaxed);
             if state & LOCKED == 0 {
                 if self.try_lock_word() {
-                    return LockStatus::Acquired;
+                    return true;
                 }
             } else if state >= WAITER {
                 break;
             }
             if spin < 3 {
-                for _ in 0..(2 << spin) {
-                    std::hint::spin_loop();
-                }
+                pause(spin);
             } else {
                 std::thread::yield_now();
             }
             spin += 1;
         }
-
-        self.word.fetch_add(WAITER, Ordering::Relaxed);
-        self.wait_registered(deadline, intr, false)
+        false
     }
 
     /// The wait of a thread registered as a waiter, until it holds the lock or
@@ -549,7 +567,7 @@ impl Lock {
         let mut woken_spins = WOKEN_SPINS;
         loop {
             let state = self.word.load(Ordering::Relaxed);
-            if state & (STARVING | HANDOFF) == 0 {
+            if state & REQUESTED == 0 {
                 // Neither request nor handoff is pending (the handoff was released
                 // unclaimed, or taken by a waiter that read a later request as its
                 // own): this thread asks again below.
@@ -562,14 +580,14 @@ impl Lock {
             }
             // Held. After a wake-up that lost the race for the lock, a waiter that
             // has waited long enough asks for a handoff.
-            if state & (STARVING | HANDOFF) == 0 {
+            if state & REQUESTED == 0 {
                 if let Some(fair_at) = fair_at {
                     if now() >= fair_at {
                         starving = self
                             .word
                             .compare_exchange(
                                 state,
-                                state | STARVING,
+                                state + STARVING,
                                 Ordering::Relaxed,
                                 Ordering::Relaxed,
                             )
@@ -583,9 +601,7 @@ impl Lock {
             // sleeping again; the holder's critical section is probably short.
             #[allow(clippy::absurd_extreme_comparisons)] // SPINS is 0 under loom
             if woken_spins < WOKEN_SPINS {
-                for _ in 0..(2 << woken_spins) {
-                    std::hint::spin_loop();
-                }
+                pause(woken_spins);
                 woken_spins += 1;
                 continue;
             }
@@ -604,8 +620,7 @@ impl Lock {
     /// Deregisters a waiter that gives up with `status` (a timeout or an
     /// interruption). The starving waiter claims its handoff rather than dropping
     /// it, and withdraws its request; a timed-out waiter takes a free lock (one
-    /// last try at the deadline). A waiter leaving a free lock passes on the wake
-    /// it may have consumed.
+    /// last try at the deadline).
     #[cold]
     fn leave(&self, status: LockStatus, starving: bool) -> LockStatus {
         loop {
@@ -618,20 +633,31 @@ impl Lock {
                 }
             }
             let mut next = state - WAITER;
-            if starving || next < WAITER {
-                next &= !STARVING;
+            if starving || waiters(next) == 0 {
+                next -= next & STARVING;
             }
+            // No wake to pass on: a waiter that gives up was not woken (a woken
+            // futex wait returns 0 even when a signal or the timeout came too, and
+            // the loom model gives a wake priority over both), and a waiter that
+            // was woken earlier and lost took its turn.
             if self
                 .word
                 .compare_exchange(state, next, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             {
-                if next & LOCKED == 0 && next >= WAITER {
-                    sync::wake_one(&self.word);
-                }
                 return status;
             }
         }
+    }
+}
+
+/// `2 << round` spin-loop hints: a short busy wait that grows with each round.
+/// Only a matter of speed, like `Lock::spin_before_parking` (its mutants are
+/// excluded by name).
+#[inline]
+fn pause(round: u32) {
+    for _ in 0..(2 << round) {
+        std::hint::spin_loop();
     }
 }
 
@@ -775,6 +801,11 @@ mod tests {
         assert_eq!(state(&lock), LOCKED | HANDOFF | WAITER);
         assert_eq!(lock.leave(LockStatus::Intr, false), LockStatus::Intr);
         assert_eq!(state(&lock), LOCKED | HANDOFF);
+        // An interrupted starving waiter leaves a free lock free: only a
+        // timed-out one makes a last try.
+        lock.word.store(WAITER, Ordering::SeqCst);
+        assert_eq!(lock.leave(LockStatus::Intr, true), LockStatus::Intr);
+        assert_eq!(state(&lock), 0);
         // The starving waiter withdraws its request; other waiters stay.
         lock.word
             .store(LOCKED | STARVING | (2 * WAITER), Ordering::SeqCst);
@@ -811,6 +842,67 @@ mod tests {
             status
         });
         (acquired, waiter)
+    }
+
+    /// A waiter whose request is gone (its handoff was released unclaimed, and
+    /// the lock re-taken before it looked) stops treating handoffs as its own: a
+    /// later handoff, made for another waiter, is not claimed by it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_request_that_is_gone_does_not_claim_a_later_handoff() {
+        let lock = Arc::new(Lock::new());
+        lock.acquire();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let acquired = Arc::new(AtomicBool::new(false));
+        let (l, a) = (Arc::clone(&lock), Arc::clone(&acquired));
+        let waiter = std::thread::spawn(move || {
+            tid_tx
+                .send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
+            l.word.fetch_add(WAITER, Ordering::SeqCst);
+            l.word.fetch_or(STARVING, Ordering::SeqCst);
+            let status = l.wait_registered(None, false, true);
+            a.store(true, Ordering::SeqCst);
+            status
+        });
+        let tid = tid_rx.recv_timeout(WATCHDOG).unwrap();
+        wait_for("the waiter asleep", || sleeping_waiters(&lock) == 1);
+        // Wakes the waiter and waits until it has looked and slept again.
+        let nudge = || {
+            let before = voluntary_switches(tid);
+            sync::wake_all(&lock.word);
+            wait_for("the waiter asleep again", || {
+                voluntary_switches(tid) > before && sleeping_waiters(&lock) == 1
+            });
+        };
+        lock.word.fetch_sub(STARVING, Ordering::SeqCst); // the request is gone
+        nudge();
+        // Its first look after a wake-up comes well before its own 1 ms: if a
+        // scheduling delay let it ask again, the scenario cannot be built.
+        let scenario = lock
+            .word
+            .compare_exchange(
+                LOCKED | WAITER,
+                LOCKED | HANDOFF | (2 * WAITER), // for a second waiter
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok();
+        if scenario {
+            nudge();
+            assert!(
+                !acquired.load(Ordering::SeqCst),
+                "claimed another's handoff"
+            );
+            assert_eq!(state(&lock), LOCKED | HANDOFF | (2 * WAITER));
+            lock.word.store(LOCKED | WAITER, Ordering::SeqCst); // undo the fake
+        } else {
+            eprintln!("scenario void: the waiter asked for a handoff again");
+        }
+        lock.release().unwrap();
+        assert_eq!(waiter.join().unwrap(), LockStatus::Acquired);
+        lock.release().unwrap();
+        assert_eq!(state(&lock), 0);
     }
 
     /// How many threads of this process are asleep in `futex` on `lock`'s word
