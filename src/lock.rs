@@ -50,7 +50,7 @@ const HANDOFF: u32 = 2;
 const STARVING: u32 = 4;
 const WAITER: u32 = 8;
 /// A handoff requested or made: the bits a waiter asking for one looks at.
-const REQUESTED: u32 = STARVING | HANDOFF;
+const REQUESTED: u32 = STARVING + HANDOFF; // disjoint bits
 
 /// The number of registered waiters in a lock word.
 #[inline]
