@@ -500,9 +500,11 @@ impl Lock {
     /// another waiter is held too).
     fn claim(&self, state: u32, leaving: bool, starving: bool) -> Option<bool> {
         let registered = if leaving { WAITER } else { 0 };
-        // Arithmetic on bits each branch knows (as in `release_slow`).
+        // Arithmetic on bits each branch knows (as in `release_slow`). `STARVING`
+        // is never set beside `HANDOFF`: the release that sets one clears the
+        // other, and a request is made only from a word with neither (`REQUESTED`).
         let next = if state & HANDOFF != 0 && starving {
-            state - HANDOFF - (state & STARVING) - registered
+            state - HANDOFF - registered
         } else if state & LOCKED == 0 {
             state + LOCKED - registered
         } else {
