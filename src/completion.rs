@@ -105,7 +105,7 @@ impl<T> Completion<T> {
 
     /// Whether a joiner has announced that it waits (for the tests that check
     /// that a join of a finished thread only reads).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn has_waiters(&self) -> bool {
         self.state.load(Ordering::SeqCst) & WAITING != 0
     }

@@ -519,7 +519,7 @@ impl Lock {
 
     #[cold]
     fn acquire_slow(&self, deadline: Option<Instant>, intr: bool) -> LockStatus {
-        #[cfg(test)]
+        #[cfg(all(test, not(loom)))]
         tests::SLOW_PATHS.with(|n| n.set(n.get() + 1));
         if self.spin_before_parking() {
             return LockStatus::Acquired;
