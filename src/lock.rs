@@ -866,20 +866,15 @@ mod tests {
     fn a_request_that_is_gone_does_not_claim_a_later_handoff() {
         let lock = Arc::new(Lock::new());
         lock.acquire();
-        let (tid_tx, tid_rx) = mpsc::channel();
         let acquired = Arc::new(AtomicBool::new(false));
         let (l, a) = (Arc::clone(&lock), Arc::clone(&acquired));
-        let waiter = std::thread::spawn(move || {
-            tid_tx
-                .send(rustix::thread::gettid().as_raw_nonzero().get())
-                .unwrap();
+        let (tid, waiter) = spawn_with_tid(move || {
             l.word.fetch_add(WAITER, Ordering::SeqCst);
             l.word.fetch_or(STARVING, Ordering::SeqCst);
             let status = l.wait_registered(None, false, true);
             a.store(true, Ordering::SeqCst);
             status
         });
-        let tid = tid_rx.recv_timeout(WATCHDOG).unwrap();
         wait_for("the waiter asleep", || sleeping_waiters(&lock) == 1);
         // Wakes the waiter and waits until it has looked and slept again.
         let nudge = || {
@@ -935,6 +930,22 @@ mod tests {
             .count()
     }
 
+    /// Runs `body` on a new thread; returns the thread's kernel id (once it runs)
+    /// and its handle.
+    #[cfg(target_os = "linux")]
+    fn spawn_with_tid<T: Send + 'static>(
+        body: impl FnOnce() -> T + Send + 'static,
+    ) -> (i32, std::thread::JoinHandle<T>) {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            tid_tx
+                .send(rustix::thread::gettid().as_raw_nonzero().get())
+                .unwrap();
+            body()
+        });
+        (tid_rx.recv_timeout(WATCHDOG).unwrap(), thread)
+    }
+
     /// The kernel's count of the times thread `tid` blocked (it went to sleep,
     /// woke and slept again: each sleep after the first is one more).
     #[cfg(target_os = "linux")]
@@ -956,20 +967,15 @@ mod tests {
         lock.acquire();
         let mut waiters = Vec::new();
         for sleeping in 1..=2 {
-            let (tid_tx, tid_rx) = mpsc::channel();
             let (done, done_rx) = mpsc::channel::<()>();
             let acquired = Arc::new(AtomicBool::new(false));
             let (l, a) = (Arc::clone(&lock), Arc::clone(&acquired));
-            let thread = std::thread::spawn(move || {
-                tid_tx
-                    .send(rustix::thread::gettid().as_raw_nonzero().get())
-                    .unwrap();
+            let (tid, thread) = spawn_with_tid(move || {
                 l.acquire();
                 a.store(true, Ordering::SeqCst);
                 let _ = done_rx.recv_timeout(WATCHDOG);
                 l.release().unwrap();
             });
-            let tid = tid_rx.recv_timeout(WATCHDOG).unwrap();
             wait_for("the waiter asleep", || sleeping_waiters(&lock) == sleeping);
             waiters.push((tid, acquired, done, thread));
         }
