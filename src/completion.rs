@@ -203,7 +203,7 @@ mod tests {
             let waiting = completion.state.load(Ordering::Acquire) & WAITING != 0;
             let sleeping = tids.iter().flatten().all(|&tid| asleep(tid));
             in_a_row = if waiting && sleeping { in_a_row + 1 } else { 0 };
-            thread::sleep(Duration::from_millis(1));
+            thread::yield_now();
         }
     }
 
@@ -211,6 +211,8 @@ mod tests {
     fn spurious_wakeups(completion: &Completion<()>, rounds: usize) {
         for _ in 0..rounds {
             sync::wake_all(&completion.state);
+            // Pacing only (the waiter's outcome must not depend on how many
+            // wake-ups it gets): gives the woken waiter time to run between them.
             thread::sleep(Duration::from_micros(200));
         }
     }
@@ -252,7 +254,7 @@ mod tests {
         let deadline = Instant::now() + WATCHDOG;
         while !waiter.is_finished() {
             assert!(Instant::now() < deadline, "the timed wait never returned");
-            thread::sleep(Duration::from_millis(1));
+            thread::yield_now();
         }
         let (timed_out, elapsed) = waiter.join().unwrap();
         stop.store(true, StdOrdering::Relaxed);
@@ -337,7 +339,7 @@ mod tests {
                 Instant::now() < deadline,
                 "wait did not return after finish"
             );
-            thread::sleep(Duration::from_millis(1));
+            thread::yield_now();
         }
         assert!(waiter.join().unwrap().expect("finished").is_ok());
     }
@@ -364,7 +366,7 @@ mod tests {
         let deadline = Instant::now() + WATCHDOG;
         while !untimed.is_finished() {
             assert!(Instant::now() < deadline, "the untimed joiner was stranded");
-            thread::sleep(Duration::from_millis(1));
+            thread::yield_now();
         }
         assert!(untimed.join().unwrap().expect("finished").is_ok());
     }
