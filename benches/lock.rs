@@ -5,14 +5,21 @@
 //! - `lock_uncontended`: one acquire + release on one thread.
 //! - `lock_contended_4x100000`: 4 threads x 100 000 increments of a shared counter under
 //!   the lock (the counter is a relaxed atomic, read and written separately, so a
-//!   broken lock would lose increments; checked).
+//!   broken lock would lose increments; checked). Each lock is locked, the counter
+//!   incremented and the lock unlocked in one scope (`BenchLock::with`).
 //!
 //! Then, printed (not criterion):
+//! - contended at 2, 4 and 8 threads x 100 000, best of 5 rounds with the three
+//!   locks interleaved in each round;
 //! - the worst (and 99th percentile) wait of a thread that blocks on a lock that
 //!   two other threads release and re-take in a tight loop, holding it 20 us each
 //!   time (200 trials per lock);
 //! - on Linux, the latency from `pthread_kill(SIGUSR1)` (handler without
 //!   `SA_RESTART`) to `acquire_timed(-1, true)` returning `Intr` (200 trials).
+//!
+//! `PYTHREAD_BENCH_ONLY=<name>` (`pythread_Lock`, `parking_lot_RawMutex`,
+//! `std_Mutex`) runs one contended 4 x 100 000 run of that lock and nothing else,
+//! for `strace -c -f` (BENCHMARKS.md).
 //!
 //! Under `--cfg loom` this compiles but only says that benchmarks need a normal build.
 
@@ -23,12 +30,13 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
-/// The three locks behind one interface.
+/// The three locks behind one interface: `with` locks, runs `f`, unlocks, in
+/// one scope (std's guard cannot leave it, and storing it elsewhere would time a
+/// second lock).
 trait BenchLock: Send + Sync + 'static {
     const NAME: &'static str;
     fn make() -> Self;
-    fn lock(&self);
-    fn unlock(&self);
+    fn with<R>(&self, f: impl FnOnce() -> R) -> R;
 }
 
 impl BenchLock for pythread::Lock {
@@ -36,11 +44,11 @@ impl BenchLock for pythread::Lock {
     fn make() -> Self {
         pythread::Lock::new()
     }
-    fn lock(&self) {
-        self.acquire()
-    }
-    fn unlock(&self) {
-        self.release().unwrap()
+    fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.acquire();
+        let r = f();
+        self.release().unwrap();
+        r
     }
 }
 
@@ -49,41 +57,23 @@ impl BenchLock for parking_lot::RawMutex {
     fn make() -> Self {
         <parking_lot::RawMutex as lock_api::RawMutex>::INIT
     }
-    fn lock(&self) {
-        lock_api::RawMutex::lock(self)
-    }
-    fn unlock(&self) {
-        // SAFETY: only called after this thread's lock/try_lock succeeded.
-        unsafe { lock_api::RawMutex::unlock(self) }
+    fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        lock_api::RawMutex::lock(self);
+        let r = f();
+        // SAFETY: locked on the first line by this thread.
+        unsafe { lock_api::RawMutex::unlock(self) };
+        r
     }
 }
 
-/// std's guard cannot outlive the call, so the std side keeps its guards in a
-/// slot: lock stores the guard, unlock drops it (only one holder at a time).
-struct StdLock {
-    mutex: &'static Mutex<()>,
-    guard: Mutex<Option<std::sync::MutexGuard<'static, ()>>>,
-}
-
-// The guard is only ever dropped by the thread that holds the lock (lock and
-// unlock are paired on one thread in every use below).
-unsafe impl Send for StdLock {}
-unsafe impl Sync for StdLock {}
-
-impl BenchLock for StdLock {
+impl BenchLock for Mutex<()> {
     const NAME: &'static str = "std_Mutex";
     fn make() -> Self {
-        StdLock {
-            mutex: Box::leak(Box::new(Mutex::new(()))),
-            guard: Mutex::new(None),
-        }
+        Mutex::new(())
     }
-    fn lock(&self) {
-        let guard = self.mutex.lock().unwrap();
-        *self.guard.lock().unwrap() = Some(guard);
-    }
-    fn unlock(&self) {
-        drop(self.guard.lock().unwrap().take());
+    fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.lock().unwrap();
+        f()
     }
 }
 
@@ -115,30 +105,36 @@ const THREADS: usize = 4;
 const INCREMENTS: usize = 100_000;
 
 fn contended_run<L: BenchLock>(lock: &Arc<L>) -> Duration {
+    contended_threads(lock, THREADS)
+}
+
+/// `threads` threads x [`INCREMENTS`] increments of a shared counter under the
+/// lock; the time from the start barrier until every thread has finished.
+fn contended_threads<L: BenchLock>(lock: &Arc<L>, threads: usize) -> Duration {
     let counter = Arc::new(AtomicUsize::new(0));
-    let barrier = Arc::new(Barrier::new(THREADS + 1));
-    let threads: Vec<_> = (0..THREADS)
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (lock, counter, barrier) =
                 (Arc::clone(lock), Arc::clone(&counter), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 barrier.wait();
                 for _ in 0..INCREMENTS {
-                    lock.lock();
-                    let v = counter.load(Ordering::Relaxed);
-                    counter.store(v + 1, Ordering::Relaxed);
-                    lock.unlock();
+                    lock.with(|| {
+                        let v = counter.load(Ordering::Relaxed);
+                        counter.store(v + 1, Ordering::Relaxed);
+                    });
                 }
             })
         })
         .collect();
     barrier.wait();
     let start = Instant::now();
-    for t in threads {
+    for t in handles {
         t.join().unwrap();
     }
     let elapsed = start.elapsed();
-    assert_eq!(counter.load(Ordering::Relaxed), THREADS * INCREMENTS);
+    assert_eq!(counter.load(Ordering::Relaxed), threads * INCREMENTS);
     elapsed
 }
 
@@ -155,7 +151,7 @@ fn contended(c: &mut Criterion) {
     }
     one::<pythread::Lock>(&mut group);
     one::<parking_lot::RawMutex>(&mut group);
-    one::<StdLock>(&mut group);
+    one::<Mutex<()>>(&mut group);
     group.finish();
 }
 
@@ -169,12 +165,12 @@ fn starvation<L: BenchLock>() -> (Duration, Duration) {
             let (lock, stop) = (Arc::clone(&lock), Arc::clone(&stop));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    lock.lock();
-                    let held = Instant::now();
-                    while held.elapsed() < Duration::from_micros(20) {
-                        std::hint::spin_loop();
-                    }
-                    lock.unlock();
+                    lock.with(|| {
+                        let held = Instant::now();
+                        while held.elapsed() < Duration::from_micros(20) {
+                            std::hint::spin_loop();
+                        }
+                    });
                 }
             })
         })
@@ -185,10 +181,7 @@ fn starvation<L: BenchLock>() -> (Duration, Duration) {
         let lock2 = Arc::clone(&lock);
         let waited = std::thread::spawn(move || {
             let start = Instant::now();
-            lock2.lock();
-            let waited = start.elapsed();
-            lock2.unlock();
-            waited
+            lock2.with(|| start.elapsed())
         })
         .join()
         .unwrap();
@@ -302,9 +295,54 @@ fn interleaved_uncontended() -> [(&'static str, f64); 3] {
     ]
 }
 
+/// Contended time at 2, 4 and 8 threads x [`INCREMENTS`], best of `rounds`, the
+/// three locks interleaved within each round (so a load change on a shared
+/// machine hits all three alike).
+fn interleaved_contended(rounds: usize) -> Vec<(usize, [Duration; 3])> {
+    let pythread = Arc::new(pythread::Lock::new());
+    let parking_lot = Arc::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT);
+    let std = Arc::new(Mutex::new(()));
+    let mut best = vec![
+        (2, [Duration::MAX; 3]),
+        (4, [Duration::MAX; 3]),
+        (8, [Duration::MAX; 3]),
+    ];
+    for _ in 0..rounds {
+        for (threads, best) in &mut best {
+            let times = [
+                contended_threads(&pythread, *threads),
+                contended_threads(&parking_lot, *threads),
+                contended_threads(&std, *threads),
+            ];
+            for (best, time) in best.iter_mut().zip(times) {
+                *best = (*best).min(time);
+            }
+        }
+    }
+    best
+}
+
+/// `PYTHREAD_BENCH_ONLY=<lock name>`: one contended run of 4 threads only, for
+/// `strace -c -f` to count the futex system calls (BENCHMARKS.md).
+fn only(name: &str) {
+    let time = match name {
+        "pythread_Lock" => contended_run(&Arc::new(pythread::Lock::new())),
+        "parking_lot_RawMutex" => contended_run(&Arc::new(
+            <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
+        )),
+        "std_Mutex" => contended_run(&Arc::new(Mutex::new(()))),
+        other => panic!("unknown lock {other}"),
+    };
+    println!("{name}: {THREADS} x {INCREMENTS} in {time:?}");
+}
+
 fn main() {
     if cfg!(loom) {
         eprintln!("benchmarks need a normal build: not --cfg loom");
+        return;
+    }
+    if let Ok(name) = std::env::var("PYTHREAD_BENCH_ONLY") {
+        only(&name);
         return;
     }
     let mut criterion = Criterion::default().configure_from_args();
@@ -312,6 +350,14 @@ fn main() {
     contended(&mut criterion);
     criterion.final_summary();
 
+    println!("\ncontended, threads x {INCREMENTS} increments, best of 5 interleaved rounds:");
+    for (threads, [pythread, parking_lot, std]) in interleaved_contended(5) {
+        println!(
+            "  {threads} threads: pythread_Lock {pythread:>10.3?}  parking_lot_RawMutex {parking_lot:>10.3?}  \
+             std_Mutex {std:>10.3?}  pythread/parking_lot {:.2}x",
+            pythread.as_secs_f64() / parking_lot.as_secs_f64()
+        );
+    }
     println!("\nuncontended acquire+release, interleaved batches (best of 40 x 1M):");
     for (name, ns) in interleaved_uncontended() {
         println!("  {name:22} {ns:6.2} ns");
@@ -323,7 +369,7 @@ fn main() {
             "parking_lot_RawMutex",
             starvation::<parking_lot::RawMutex>(),
         ),
-        ("std_Mutex", starvation::<StdLock>()),
+        ("std_Mutex", starvation::<Mutex<()>>()),
     ] {
         println!("  {name:22} worst {worst:>12.3?}  p99 {p99:>12.3?}");
     }

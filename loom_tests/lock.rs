@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::{AtomicBool as StdAtomicBool, Ordering as StdOrdering};
 use std::time::Duration;
 
-use common::{check, RaceCell};
+use common::{check, DropProbe, RaceCell};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -282,15 +282,15 @@ fn retries_return_the_pending_calls_error() {
 
 static HANDED_OFF: StdAtomicBool = StdAtomicBool::new(false);
 
-/// Fairness: a waiter passed over for 1 ms of model time is handed the lock, and
-/// the handoff is its own. Main holds the lock and re-takes it after each release
-/// while S (asleep first) and A (asleep second) wait; the model futex wakes in
-/// arrival order, and a woken waiter that loses sleeps again at the back. Round 1
-/// wakes S (its 1 ms starts), the clock moves 1 ms, round 2 wakes A, round 3
-/// wakes S, which asks for the handoff; at round 4 main's re-take must fail and
-/// S, not A, must be the next holder, although A sleeps ahead of it. Whenever S or
-/// A wins a race for the free lock instead, the rounds stop there (that is
-/// ordinary barging), and everything must still end cleanly.
+/// Fairness: a waiter that has waited 1 ms of model time (from its entry) is
+/// handed the lock, and the handoff is its own. S sleeps first, the clock moves
+/// 1 ms, then A sleeps behind it (A's 1 ms has not passed). Main releases: the
+/// model futex wakes S (arrival order); if main re-takes the lock, S asks for the
+/// handoff and sleeps again, now behind A. At main's next release its re-take
+/// must fail (or S has already had the lock and released it) and S, not A, must
+/// be the next holder, although A sleeps ahead of it. Whenever S or A wins the
+/// race for the free lock instead, that is ordinary barging, and everything must
+/// still end cleanly.
 #[test]
 fn the_handoff_goes_to_the_starving_waiter() {
     check(
@@ -314,24 +314,15 @@ fn the_handoff_goes_to_the_starving_waiter() {
             };
             let s = waiter(1);
             pythread::__loom::wait_for_sleepers(1);
+            pythread::__loom::advance_clock(MS);
             let a = waiter(2);
             pythread::__loom::wait_for_sleepers(2);
-            let mut rounds = 0;
-            let mut holding = true;
-            for round in 1..=3 {
-                if round == 2 {
-                    pythread::__loom::advance_clock(MS);
-                }
-                lock.release().unwrap();
-                holding = lock.try_acquire();
-                if !holding || first.load(Ordering::Relaxed) != 0 {
-                    break; // S or A barged in: no handoff in this execution
-                }
-                rounds = round;
-                // The woken waiter lost and is asleep again (at the back).
+            lock.release().unwrap();
+            let retaken = lock.try_acquire();
+            let handed = retaken && first.load(Ordering::Relaxed) == 0;
+            if handed {
+                // S woke, lost, asked for the handoff and is asleep again, behind A.
                 pythread::__loom::wait_for_sleepers(2);
-            }
-            if rounds == 3 {
                 cell.write(cell.read() + 1);
                 lock.release().unwrap();
                 if lock.try_acquire() {
@@ -345,7 +336,7 @@ fn the_handoff_goes_to_the_starving_waiter() {
                 }
                 HANDED_OFF.store(true, StdOrdering::Relaxed);
             } else {
-                if !holding {
+                if !retaken {
                     lock.acquire();
                 }
                 cell.write(cell.read() + 1);
@@ -353,7 +344,7 @@ fn the_handoff_goes_to_the_starving_waiter() {
             }
             s.join().unwrap();
             a.join().unwrap();
-            if rounds == 3 {
+            if handed {
                 assert_eq!(first.load(Ordering::Relaxed), 1, "the handoff went to A");
             }
             assert_eq!(cell.read(), 3);
@@ -363,5 +354,172 @@ fn the_handoff_goes_to_the_starving_waiter() {
     assert!(
         HANDED_OFF.load(StdOrdering::Relaxed),
         "no execution reached the handoff"
+    );
+}
+
+static ENDED_BEFORE_IT_RETURNED: StdAtomicBool = StdAtomicBool::new(false);
+
+/// The accounting invariant (issue 17 §1): every `Ok` release ends exactly one
+/// acquisition that returned true, also when a release races a handoff. Main
+/// holds the lock and re-takes it after each release while X waits; the clock
+/// moves 1 ms before each of two rounds, and X, woken by each release, loses and
+/// sleeps again, so X asks for a handoff (it has waited 1 ms at its first
+/// wake-up; before issue 17 its 1 ms ran from that wake-up). Then R1 and main both
+/// release, racing each other and the handoff that one of them makes. X never
+/// releases. At quiescence: acquisitions that returned true == `Ok` releases +
+/// (1 if the lock is still held). The executions where X's acquisition (the
+/// handoff) is ended by a release before X's `acquire` has returned must be
+/// reached (X then sees the lock free at once).
+#[test]
+fn a_release_racing_a_handoff_keeps_the_count() {
+    check("lock: a_release_racing_a_handoff", Some(3), || {
+        let lock = Arc::new(Lock::new());
+        // Acquisitions that returned true, and `Ok` releases.
+        let acquired = Arc::new(AtomicUsize::new(0));
+        let released = Arc::new(AtomicUsize::new(0));
+        let count = |counter: &AtomicUsize, yes: bool| {
+            if yes {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        lock.acquire();
+        count(&acquired, true);
+        let x = {
+            let (lock, acquired) = (Arc::clone(&lock), Arc::clone(&acquired));
+            thread::spawn(move || {
+                lock.acquire();
+                acquired.fetch_add(1, Ordering::Relaxed);
+                if !lock.locked() {
+                    ENDED_BEFORE_IT_RETURNED.store(true, StdOrdering::Relaxed);
+                }
+            })
+        };
+        pythread::__loom::wait_for_sleepers(1);
+        for _ in 0..2 {
+            pythread::__loom::advance_clock(MS);
+            count(&released, lock.release().is_ok());
+            let retaken = lock.try_acquire();
+            count(&acquired, retaken);
+            if !retaken {
+                break; // handed to X, or X barged in
+            }
+            // X, woken by the release, lost and is asleep again.
+            pythread::__loom::wait_for_sleepers(1);
+        }
+        let r1 = {
+            let (lock, released) = (Arc::clone(&lock), Arc::clone(&released));
+            thread::spawn(move || {
+                let ok = lock.release().is_ok();
+                if ok {
+                    released.fetch_add(1, Ordering::Relaxed);
+                }
+                ok
+            })
+        };
+        let main_ok = lock.release().is_ok();
+        count(&released, main_ok);
+        let r1_ok = r1.join().unwrap();
+        x.join().unwrap();
+        let held = usize::from(lock.locked());
+        assert_eq!(
+            acquired.load(Ordering::Relaxed),
+            released.load(Ordering::Relaxed) + held,
+            "acquisitions that returned true != Ok releases + held (main {main_ok}, R1 {r1_ok})"
+        );
+    });
+    assert!(
+        ENDED_BEFORE_IT_RETURNED.load(StdOrdering::Relaxed),
+        "no release ended the handoff before the waiter returned"
+    );
+}
+
+/// Fairness across interruptions (issue 17 §2): `acquire_with_retries` on a held
+/// lock, interrupted twice after its 1 ms has passed (each `pending_calls` returns
+/// `Ok`). The 1 ms runs from the acquisition's start and is kept across the
+/// retries, so after each retry the waiter asks for the handoff again before it
+/// sleeps: main's release hands the lock to it, main's re-take fails, and the
+/// waiter returns `Ok(true)`. (Before issue 17 the clock restarted at every retry
+/// and only after a wake-up: frequent signals could starve the waiter.)
+#[test]
+fn a_waiter_interrupted_repeatedly_still_gets_its_handoff() {
+    check(
+        "lock: a_waiter_interrupted_repeatedly_still_gets_its_handoff",
+        Some(3),
+        || {
+            let lock = Arc::new(Lock::new());
+            lock.acquire();
+            let calls = DropProbe::new();
+            let waiter = {
+                let (lock, calls) = (Arc::clone(&lock), calls.clone());
+                thread::spawn(move || {
+                    lock.acquire_with_retries(None, || {
+                        drop(calls.token());
+                        Ok::<(), ()>(())
+                    })
+                })
+            };
+            let id = waiter.thread().id();
+            pythread::__loom::wait_for_sleepers(1);
+            pythread::__loom::advance_clock(MS);
+            for round in 1..=2 {
+                pythread::__loom::interrupt(id);
+                // Its `pending_calls` ran, and it is asleep again.
+                calls.wait_for_drops(round);
+                pythread::__loom::wait_for_sleepers(1);
+            }
+            lock.release().unwrap();
+            assert!(!lock.try_acquire(), "barged past the interrupted waiter");
+            assert_eq!(waiter.join().unwrap(), Ok(true));
+            assert!(lock.locked());
+        },
+    );
+}
+
+static PENDING_CALLS_ERR: StdAtomicBool = StdAtomicBool::new(false);
+
+/// An interrupted starving waiter withdraws its request before `pending_calls`
+/// runs: when that returns `Err` (the waiter is gone), the next release frees
+/// the lock for anybody instead of handing it to nobody. The waiter asks for the
+/// handoff after 1 ms and one wake-up it lost (main releases and re-takes); if
+/// it wins that race instead, it holds the lock and returns `Ok(true)`.
+#[test]
+fn an_interruption_whose_pending_calls_fails_leaves_the_lock_acquirable() {
+    check(
+        "lock: an_interruption_whose_pending_calls_fails_leaves_the_lock_acquirable",
+        None,
+        || {
+            let lock = Arc::new(Lock::new());
+            lock.acquire();
+            let waiter = {
+                let lock = Arc::clone(&lock);
+                thread::spawn(move || lock.acquire_with_retries(None, || Err("KeyboardInterrupt")))
+            };
+            pythread::__loom::wait_for_sleepers(1);
+            pythread::__loom::advance_clock(MS);
+            lock.release().unwrap();
+            let retaken = lock.try_acquire();
+            if retaken {
+                // The waiter woke, lost, asked for the handoff and sleeps again.
+                pythread::__loom::wait_for_sleepers(1);
+            }
+            pythread::__loom::interrupt(waiter.thread().id());
+            match waiter.join().unwrap() {
+                Err(e) => {
+                    assert_eq!(e, "KeyboardInterrupt");
+                    assert!(retaken, "the waiter lost a free lock");
+                    lock.release().unwrap();
+                    assert!(lock.try_acquire(), "the release handed the lock to nobody");
+                    PENDING_CALLS_ERR.store(true, StdOrdering::Relaxed);
+                }
+                Ok(got) => {
+                    assert!(got && !retaken);
+                    assert!(lock.locked());
+                }
+            }
+        },
+    );
+    assert!(
+        PENDING_CALLS_ERR.load(StdOrdering::Relaxed),
+        "the Err never returned"
     );
 }

@@ -2,7 +2,12 @@
 //! threads ("actors"), each call checked against a model of who holds the lock,
 //! the counts, which calls must block (seen asleep in the kernel, not guessed by
 //! sleeping), which errors are due, and, after a release that frees a lock with
-//! blocked actors, that exactly one of them gets it.
+//! blocked actors, that exactly one of them gets it. For a `Lock` a step may also
+//! be a release followed at once by a second release by another thread, racing
+//! the blocked actor the first one let through; the model counts the holders
+//! (acquisitions that returned true minus `Ok` releases, from the real replies)
+//! and checks that count against the lock after every step: every `Ok` release
+//! ends exactly one acquisition.
 //!
 //! `cargo test` runs [`DEFAULT_CASES`] cases per lock type; `PROPTEST_CASES`
 //! overrides that. Failing seeds persist to `proptest-regressions/lock_model.txt`.
@@ -38,6 +43,10 @@ enum Op {
     /// `acquire_with_retries(Some(TIMED_US))`.
     Retries,
     Release,
+    /// Lock only (turned into `Release` for an RLock): `Release` by this actor,
+    /// then, once it has returned, a second `Release` by another thread (another
+    /// actor that is not blocked, else the test thread).
+    ReleaseByTwo,
     /// RLock only (turned into `Release` for a Lock).
     ReleaseSave,
     /// RLock only; only by an actor holding a saved state and not owning it.
@@ -157,6 +166,10 @@ struct Model {
     owner: Option<usize>,
     /// Lock: held by nobody in particular (any actor may release).
     held: bool,
+    /// Lock: acquisitions that returned true, and releases that returned `Ok`,
+    /// counted from the replies; their difference is the number of holders.
+    acquired: usize,
+    released: usize,
     count: usize,
     /// Blocked actors and the count they will hold once they get it.
     blocked: Vec<(usize, usize)>,
@@ -233,11 +246,9 @@ impl World {
         self.no_stray_reply(&format!("actor {actor}'s {op:?} must block"));
     }
 
-    /// After the lock became free: if actors are blocked, exactly one gets it.
-    fn hand_to_a_blocked_actor(&mut self) {
-        if self.locked() || self.model.blocked.is_empty() {
-            return;
-        }
+    /// The next reply, which must come from a blocked actor: that actor is no
+    /// longer blocked. Returns it, its reply, and the count it was to hold.
+    fn reply_of_a_blocked_actor(&mut self) -> (usize, Reply, usize) {
         let (who, reply) = self.reply();
         let position = self
             .model
@@ -246,11 +257,21 @@ impl World {
             .position(|(a, _)| *a == who)
             .unwrap_or_else(|| panic!("actor {who} replied but was not blocked: {reply:?}"));
         let (_, count) = self.model.blocked.remove(position);
+        (who, reply, count)
+    }
+
+    /// After the lock became free: if actors are blocked, exactly one gets it.
+    fn hand_to_a_blocked_actor(&mut self) {
+        if self.locked() || self.model.blocked.is_empty() {
+            return;
+        }
+        let (who, reply, count) = self.reply_of_a_blocked_actor();
         if self.model.reentrant {
             self.model.owner = Some(who);
             self.model.count = count;
         } else {
             self.model.held = true;
+            self.model.acquired += 1;
         }
         match reply {
             Reply::Acquired(true, _, view) => assert_eq!(view, self.expected_view(who)),
@@ -269,6 +290,7 @@ impl World {
         let reentrant = self.model.reentrant;
         let op = match op {
             Op::ReleaseSave | Op::AcquireRestore if !reentrant => Op::Release,
+            Op::ReleaseByTwo if reentrant => Op::Release,
             Op::AcquireRestore if self.model.saved[actor].is_none() => Op::Acquire,
             // Its own saved state while owning it again would block forever.
             Op::AcquireRestore if self.model.owner == Some(actor) => Op::Release,
@@ -323,6 +345,7 @@ impl World {
                     panic!("{op:?} gave {reply:?}")
                 };
                 assert_eq!(got, available, "actor {actor} {op:?}: {:?}", self.model);
+                self.model.acquired += usize::from(got && !reentrant);
                 if !got && matches!(op, Op::Timed(_) | Op::Timeout | Op::Retries) {
                     assert!(
                         elapsed >= Duration::from_micros(TIMED_US as u64),
@@ -353,6 +376,7 @@ impl World {
                 };
                 if due {
                     assert_eq!(result, Ok(()));
+                    self.model.released += usize::from(!reentrant);
                 } else {
                     let message = if reentrant {
                         "cannot release un-acquired lock"
@@ -368,6 +392,7 @@ impl World {
                 }
                 self.hand_to_a_blocked_actor();
             }
+            Op::ReleaseByTwo => self.release_by_two(actor),
             Op::ReleaseSave => {
                 let reply = self.reply_from(actor);
                 let Reply::Saved(result, view) = reply else {
@@ -386,6 +411,86 @@ impl World {
                 }
                 self.hand_to_a_blocked_actor();
             }
+        }
+    }
+
+    /// A `Lock` released by `actor` (its `Release` already sent), then at once by
+    /// another thread, racing whichever blocked actor the first release let
+    /// through: before it takes the lock (`Err`: the lock is free), or after (`Ok`:
+    /// that acquisition is ended, and a second blocked actor, if any, gets the
+    /// lock). A handoff to a starving actor is its acquisition at once. Every
+    /// outcome must keep the count of holders equal to the lock's state.
+    fn release_by_two(&mut self, actor: usize) {
+        let held = self.model.held;
+        let blocked = self.model.blocked.len();
+        assert!(
+            held || blocked == 0,
+            "blocked on a free lock: {:?}",
+            self.model
+        );
+        let Reply::Released(first, _) = self.reply_from(actor) else {
+            panic!("a release gave another reply")
+        };
+        assert_eq!(first.is_ok(), held, "the first release");
+        let second =
+            (0..ACTORS).find(|&b| b != actor && !self.model.blocked.iter().any(|(a, _)| *a == b));
+        let second_ok = match second {
+            Some(other) => {
+                self.actors[other].commands.send(Some(Op::Release)).unwrap();
+                let Reply::Released(result, _) = self.reply_from(other) else {
+                    panic!("a release gave another reply")
+                };
+                result.is_ok()
+            }
+            None => {
+                let Subject::Lock(lock) = &*self.subject else {
+                    unreachable!()
+                };
+                lock.release().is_ok()
+            }
+        };
+        if blocked == 0 {
+            assert!(!second_ok, "two Ok releases of one acquisition");
+        }
+        // The blocked actors that get the lock: one if the first release freed
+        // it, and a second one if the second release ended the first one's
+        // acquisition.
+        let through = if held && blocked > 0 {
+            1 + usize::from(second_ok && blocked >= 2)
+        } else {
+            0
+        };
+        for _ in 0..through {
+            let (_, reply, _) = self.reply_of_a_blocked_actor();
+            let Reply::Acquired(true, _, _) = reply else {
+                panic!("a blocked acquire returned {reply:?}")
+            };
+        }
+        self.model.acquired += through;
+        self.model.released += usize::from(first.is_ok()) + usize::from(second_ok);
+        let holders = self.model.acquired - self.model.released;
+        assert!(
+            holders <= 1,
+            "{holders} holders of a Lock: {:?}",
+            self.model
+        );
+        self.model.held = holders == 1;
+        for &(other, _) in &self.model.blocked {
+            wait_until_blocked(self.actors[other].tid);
+        }
+        self.no_stray_reply("a blocked actor got a lock that stayed held");
+    }
+
+    /// For a `Lock`: the holders the model counted (acquisitions that returned
+    /// true minus `Ok` releases) are what the lock says, 1 if held, else 0.
+    fn check_holders(&self) {
+        if let Subject::Lock(lock) = &*self.subject {
+            assert_eq!(
+                self.model.acquired - self.model.released,
+                usize::from(lock.locked()),
+                "holders counted vs the lock: {:?}",
+                self.model
+            );
         }
     }
 
@@ -408,10 +513,12 @@ impl World {
                     };
                     assert_eq!(lock.release(), Ok(()));
                     self.model.held = false;
+                    self.model.released += 1;
                     self.hand_to_a_blocked_actor();
                 }
             }
         }
+        self.check_holders();
         for actor in &self.actors {
             let _ = actor.commands.send(None);
         }
@@ -466,6 +573,7 @@ fn run(reentrant: bool, steps: &[(usize, Op)]) {
     }
     for &(actor, op) in steps {
         world.step(actor, op);
+        world.check_holders();
     }
     world.finish();
 }
@@ -478,6 +586,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Timeout),
         1 => Just(Op::Retries),
         4 => Just(Op::Release),
+        2 => Just(Op::ReleaseByTwo),
         2 => Just(Op::ReleaseSave),
         3 => Just(Op::AcquireRestore),
     ]
