@@ -1113,16 +1113,30 @@ mod tests {
 
     /// How many threads of this process are asleep in `futex` on `lock`'s word
     /// (`/proc/self/task/*/syscall`: the system call number, then its first
-    /// argument, the word's address).
+    /// argument, the word's address; and `stat`'s state `S`: a thread preempted
+    /// inside the system call before it slept shows the same `syscall` line, and
+    /// would count its sleep as a context switch after the caller looked).
     fn sleeping_waiters(lock: &Lock) -> usize {
         let futex = libc::SYS_futex.to_string();
         let address = format!("{:#x}", &lock.word as *const AtomicU32 as usize);
         std::fs::read_dir("/proc/self/task")
             .unwrap()
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("syscall")).ok())
-            .filter(|text| {
-                let mut fields = text.split_whitespace();
-                fields.next() == Some(futex.as_str()) && fields.next() == Some(address.as_str())
+            .filter_map(|task| {
+                let path = task.ok()?.path();
+                let syscall = std::fs::read_to_string(path.join("syscall")).ok()?;
+                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+                Some((syscall, stat))
+            })
+            .filter(|(syscall, stat)| {
+                let mut fields = syscall.split_whitespace();
+                // `stat`: "pid (comm) S ..."; comm may hold spaces, so after the last ')'.
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().next());
+                fields.next() == Some(futex.as_str())
+                    && fields.next() == Some(address.as_str())
+                    && state == Some("S")
             })
             .count()
     }
@@ -1168,7 +1182,10 @@ mod tests {
             let acquired = Arc::new(AtomicBool::new(false));
             let (l, a) = (Arc::clone(&lock), Arc::clone(&acquired));
             let (tid, thread) = spawn_with_tid(move || {
-                l.acquire();
+                // Patient: on a loaded machine the spin before the first sleep can
+                // pass its 1 ms, and a request would make the release a handoff.
+                let entered = now() + Duration::from_secs(3600);
+                assert_eq!(l.acquire_slow(None, false, entered), LockStatus::Acquired);
                 a.store(true, Ordering::SeqCst);
                 let _ = done_rx.recv_timeout(WATCHDOG);
                 l.release().unwrap();
