@@ -9,7 +9,7 @@
 //!   incremented and the lock unlocked in one scope (`BenchLock::with`).
 //!
 //! Then, printed (not criterion):
-//! - contended at 2, 4 and 8 threads x 100 000, best of 5 rounds with the three
+//! - contended at 2, 4 and 8 threads x 100 000, best and median of 5 rounds with the three
 //!   locks interleaved in each round;
 //! - the worst (and 99th percentile) wait of a thread that blocks on a lock that
 //!   two other threads release and re-take in a tight loop, holding it 20 us each
@@ -18,8 +18,8 @@
 //!   `SA_RESTART`) to `acquire_timed(-1, true)` returning `Intr` (200 trials).
 //!
 //! `PYTHREAD_BENCH_ONLY=<name>` (`pythread_Lock`, `parking_lot_RawMutex`,
-//! `std_Mutex`) runs one contended 4 x 100 000 run of that lock and nothing else,
-//! for `strace -c -f` (BENCHMARKS.md).
+//! `std_Mutex`) runs 20 contended 4 x 100 000 runs of that lock and nothing
+//! else, for counting system calls (BENCHMARKS.md).
 //!
 //! Under `--cfg loom` this compiles but only says that benchmarks need a normal build.
 
@@ -295,45 +295,53 @@ fn interleaved_uncontended() -> [(&'static str, f64); 3] {
     ]
 }
 
-/// Contended time at 2, 4 and 8 threads x [`INCREMENTS`], best of `rounds`, the
-/// three locks interleaved within each round (so a load change on a shared
-/// machine hits all three alike).
-fn interleaved_contended(rounds: usize) -> Vec<(usize, [Duration; 3])> {
+/// Contended time at 2, 4 and 8 threads x [`INCREMENTS`] over `rounds` rounds,
+/// the three locks interleaved within each round (so a load change on a shared
+/// machine hits all three alike): per thread count and lock, the sorted times.
+fn interleaved_contended(rounds: usize) -> Vec<(usize, [Vec<Duration>; 3])> {
     let pythread = Arc::new(pythread::Lock::new());
     let parking_lot = Arc::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT);
     let std = Arc::new(Mutex::new(()));
-    let mut best = vec![
-        (2, [Duration::MAX; 3]),
-        (4, [Duration::MAX; 3]),
-        (8, [Duration::MAX; 3]),
-    ];
+    let mut all: Vec<(usize, [Vec<Duration>; 3])> = [2, 4, 8]
+        .into_iter()
+        .map(|threads| (threads, Default::default()))
+        .collect();
     for _ in 0..rounds {
-        for (threads, best) in &mut best {
-            let times = [
-                contended_threads(&pythread, *threads),
-                contended_threads(&parking_lot, *threads),
-                contended_threads(&std, *threads),
-            ];
-            for (best, time) in best.iter_mut().zip(times) {
-                *best = (*best).min(time);
-            }
+        for (threads, times) in &mut all {
+            times[0].push(contended_threads(&pythread, *threads));
+            times[1].push(contended_threads(&parking_lot, *threads));
+            times[2].push(contended_threads(&std, *threads));
         }
     }
-    best
+    for (_, times) in &mut all {
+        for lock in times.iter_mut() {
+            lock.sort();
+        }
+    }
+    all
 }
 
-/// `PYTHREAD_BENCH_ONLY=<lock name>`: one contended run of 4 threads only, for
-/// `strace -c -f` to count the futex system calls (BENCHMARKS.md).
+/// How many contended runs `PYTHREAD_BENCH_ONLY` makes.
+const ONLY_RUNS: u32 = 20;
+
+/// `PYTHREAD_BENCH_ONLY=<lock name>`: [`ONLY_RUNS`] contended runs of 4 threads
+/// and nothing else, for a system call counter (`perf stat -e
+/// syscalls:sys_enter_futex`, BENCHMARKS.md).
 fn only(name: &str) {
-    let time = match name {
-        "pythread_Lock" => contended_run(&Arc::new(pythread::Lock::new())),
-        "parking_lot_RawMutex" => contended_run(&Arc::new(
-            <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
-        )),
-        "std_Mutex" => contended_run(&Arc::new(Mutex::new(()))),
-        other => panic!("unknown lock {other}"),
-    };
-    println!("{name}: {THREADS} x {INCREMENTS} in {time:?}");
+    let time: Duration = (0..ONLY_RUNS)
+        .map(|_| match name {
+            "pythread_Lock" => contended_run(&Arc::new(pythread::Lock::new())),
+            "parking_lot_RawMutex" => contended_run(&Arc::new(
+                <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
+            )),
+            "std_Mutex" => contended_run(&Arc::new(Mutex::new(()))),
+            other => panic!("unknown lock {other}"),
+        })
+        .sum();
+    println!(
+        "{name}: {ONLY_RUNS} runs of {THREADS} x {INCREMENTS} in {time:?} ({:?} per run)",
+        time / ONLY_RUNS
+    );
 }
 
 fn main() {
@@ -350,12 +358,24 @@ fn main() {
     contended(&mut criterion);
     criterion.final_summary();
 
-    println!("\ncontended, threads x {INCREMENTS} increments, best of 5 interleaved rounds:");
+    println!("\ncontended, threads x {INCREMENTS} increments, 5 interleaved rounds: best (median)");
     for (threads, [pythread, parking_lot, std]) in interleaved_contended(5) {
+        let best = |times: &[Duration]| times[0];
+        let median = |times: &[Duration]| times[times.len() / 2];
+        let ratio = |pick: &dyn Fn(&[Duration]) -> Duration| {
+            pick(&pythread).as_secs_f64() / pick(&parking_lot).as_secs_f64()
+        };
         println!(
-            "  {threads} threads: pythread_Lock {pythread:>10.3?}  parking_lot_RawMutex {parking_lot:>10.3?}  \
-             std_Mutex {std:>10.3?}  pythread/parking_lot {:.2}x",
-            pythread.as_secs_f64() / parking_lot.as_secs_f64()
+            "  {threads} threads: pythread_Lock {:>10.3?} ({:>10.3?})  parking_lot_RawMutex {:>10.3?} \
+             ({:>10.3?})  std_Mutex {:>10.3?} ({:>10.3?})  pythread/parking_lot {:.2}x ({:.2}x)",
+            best(&pythread),
+            median(&pythread),
+            best(&parking_lot),
+            median(&parking_lot),
+            best(&std),
+            median(&std),
+            ratio(&best),
+            ratio(&median),
         );
     }
     println!("\nuncontended acquire+release, interleaved batches (best of 40 x 1M):");
