@@ -19,8 +19,9 @@
 //! `PARKED_BIT`, std's futex mutex state 2, CPython's `_Py_HAS_PARKED`). Release
 //! is one compare-exchange from a `LOCKED` state (so an unlocked lock is an
 //! error), which clears `PARKED` and, only if it was set, makes the one wake
-//! system call. The word holds no count, so nothing but a release or a new
-//! request changes it under a sleeper (no `EAGAIN` retries from arrivals).
+//! system call. The word holds no count, so a thread arriving to sleep does not
+//! change it under the sleepers already there (no `EAGAIN` retries from
+//! arrivals, which a count in the compare value caused).
 //!
 //! With one bit and no queue the lock cannot tell whether a second thread still
 //! sleeps after it woke one, so a thread that has slept takes the lock (or its
