@@ -91,4 +91,17 @@ impl Tid {
         #[cfg(target_os = "linux")]
         wait_until_blocked(self.0.load(std::sync::atomic::Ordering::SeqCst) as i32);
     }
+
+    /// The kernel's count of the times the thread went to sleep
+    /// (`voluntary_ctxt_switches`; Linux), once it has recorded itself.
+    #[cfg(target_os = "linux")]
+    pub fn voluntary_switches(&self) -> u64 {
+        let tid = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("voluntary_ctxt_switches in /proc status")
+    }
 }

@@ -1,0 +1,17 @@
+//! Interrupted lock acquires for real (Linux), with a SIGUSR1 handler installed
+//! WITH `SA_RESTART` (as signal-hook installs its handlers: the kernel would restart an untimed futex wait, so the wait must never be untimed).
+//! The cases are in `support/lock_signal_cases.rs`, shared with
+//! `lock_signals.rs`, which installs the other kind.
+#![cfg(all(target_os = "linux", not(loom)))]
+
+/// The handler kind of this binary (read by `support/signals.rs`).
+const SA_RESTART: bool = true;
+
+#[path = "support/signals.rs"]
+mod signals;
+
+#[path = "support/lock.rs"]
+mod lock_support;
+
+#[path = "support/lock_signal_cases.rs"]
+mod cases;
