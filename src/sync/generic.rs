@@ -184,7 +184,7 @@ pub(crate) fn wake_all(word: &AtomicU32) {
 }
 
 /// The number of sleepers queued on `word` (for the tests in `super::tests`).
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 pub(super) fn queued(word: &AtomicU32) -> usize {
     let address = address(word);
     lock(&bucket(address).queue)
@@ -194,7 +194,7 @@ pub(super) fn queued(word: &AtomicU32) -> usize {
 }
 
 /// Two distinct words of `words` that hash to the same bucket.
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 pub(super) fn same_bucket_pair(words: &[AtomicU32]) -> (usize, usize) {
     for i in 0..words.len() {
         for j in i + 1..words.len() {
