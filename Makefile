@@ -65,6 +65,8 @@ proptest-long:
 ## Mutation testing of src/ against the plain suite (slow; see TESTING.md), then of
 ## the files whose code differs under `--cfg pythread_generic` against the suite
 ## built with it (the generic wait backend and thread_info).
+## (`--re` on the mutant names selects those files: `-f` would be added to
+## `.cargo/mutants.toml`'s `examine_globs`, not narrow them.)
 ## Config (exclusions, timeouts): .cargo/mutants.toml. Shrinking is off for the
 ## model test here: a mutant only has to be caught, and shrinking a hang would
 ## cost the watchdog's 20 s per attempt.
@@ -78,7 +80,7 @@ mutants:
 	PROPTEST_MAX_SHRINK_ITERS=0 $(CARGO) mutants --test-tool cargo --no-shuffle -j 2
 	PROPTEST_MAX_SHRINK_ITERS=0 RUSTFLAGS="$(GENERIC_FLAGS)" RUSTDOCFLAGS="$(GENERIC_FLAGS)" \
 		$(CARGO) mutants --test-tool cargo --no-shuffle -j 2 --output target/mutants-generic \
-		-f src/sync/generic.rs -f src/info.rs
+		--re '^src/(sync/generic|info)\.rs:'
 
 ## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes definitely,
 ## indirectly or possibly lost. Fails on any memcheck error, on a definite,
