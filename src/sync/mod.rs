@@ -447,6 +447,26 @@ mod tests {
         }
     }
 
+    /// Waits until the kernel reports thread `tid` asleep (state `S`) three polls
+    /// in a row: past the point where its sleep is counted, so that
+    /// [`voluntary_switches`] read next does not race its going to sleep.
+    #[cfg(target_os = "linux")]
+    fn wait_until_asleep(tid: i32) {
+        let path = format!("/proc/self/task/{tid}/stat");
+        let start = std::time::Instant::now();
+        let mut in_a_row = 0;
+        while in_a_row < 3 {
+            let stat = std::fs::read_to_string(&path).unwrap_or_default();
+            let asleep = stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().next())
+                == Some("S");
+            in_a_row = if asleep { in_a_row + 1 } else { 0 };
+            assert!(start.elapsed() < WATCHDOG, "thread {tid} never asleep");
+            std::thread::yield_now();
+        }
+    }
+
     /// The kernel's count of the times thread `tid` went to sleep.
     #[cfg(target_os = "linux")]
     fn voluntary_switches(tid: i32) -> u64 {
@@ -487,6 +507,7 @@ mod tests {
         }
         for sleeper in &sleepers {
             wait_until_in_futex(sleeper.2);
+            wait_until_asleep(sleeper.2);
         }
         let before: Vec<u64> = sleepers.iter().map(|s| voluntary_switches(s.2)).collect();
         std::thread::sleep(Duration::from_secs(2)); // the span measured
@@ -541,6 +562,7 @@ mod tests {
                 std::thread::yield_now();
             }
             wait_until_in_futex(tid);
+            wait_until_asleep(tid);
             tids.push(tid);
         }
         let before: Vec<u64> = tids.iter().map(|&tid| voluntary_switches(tid)).collect();

@@ -273,6 +273,9 @@ fn idle_untimed_waiters_make_no_wake_ups() {
             assert!(h.join_with_retries(None, || Ok::<(), ()>(())).is_ok());
         }),
     ];
+    for waiter in &waiters {
+        waiter.1.wait_asleep();
+    }
     let before: Vec<u64> = waiters.iter().map(|w| w.1.voluntary_switches()).collect();
     std::thread::sleep(Duration::from_secs(2)); // the span measured
     let after: Vec<u64> = waiters.iter().map(|w| w.1.voluntary_switches()).collect();
