@@ -25,6 +25,9 @@ struct Waiter {
     notified: std::sync::atomic::AtomicBool,
     mutex: Mutex<()>,
     condvar: Condvar,
+    /// The kernel id of the thread, for the tests' "is it asleep" ([`sleepers`]).
+    #[cfg(all(test, target_os = "linux"))]
+    tid: i32,
 }
 
 impl Waiter {
@@ -33,6 +36,8 @@ impl Waiter {
             notified: std::sync::atomic::AtomicBool::new(false),
             mutex: Mutex::new(()),
             condvar: Condvar::new(),
+            #[cfg(all(test, target_os = "linux"))]
+            tid: rustix::thread::gettid().as_raw_nonzero().get(),
         })
     }
 
@@ -190,6 +195,32 @@ pub(super) fn queued(word: &AtomicU32) -> usize {
     lock(&bucket(address).queue)
         .iter()
         .filter(|(a, _)| *a == address)
+        .count()
+}
+
+/// How many threads are queued on `word` and asleep: the kernel reports them
+/// in state `S` in the `futex` system call (std's condition variable, on Linux).
+/// The generic counterpart of the lock tests' "asleep in `futex` on the word".
+#[cfg(all(test, target_os = "linux"))]
+pub(super) fn sleepers(word: &AtomicU32) -> usize {
+    let address = address(word);
+    let tids: Vec<i32> = lock(&bucket(address).queue)
+        .iter()
+        .filter(|(a, _)| *a == address)
+        .map(|(_, waiter)| waiter.tid)
+        .collect();
+    let futex = libc::SYS_futex.to_string();
+    tids.into_iter()
+        .filter(|tid| {
+            let task = format!("/proc/self/task/{tid}");
+            let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("{task}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            syscall.split_whitespace().next() == Some(futex.as_str()) && state == Some("S")
+        })
         .count()
 }
 

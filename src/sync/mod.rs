@@ -103,6 +103,14 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     backend::wake_all(word)
 }
 
+/// How many threads are asleep in [`wait`] on `word` under the generic backend
+/// (for the lock tests' white-box checks, which count futex sleepers on the word
+/// under the futex backend; a generic sleeper sleeps on its own condition variable).
+#[cfg(all(test, target_os = "linux", not(loom)))]
+pub(crate) fn generic_sleepers(word: &AtomicU32) -> usize {
+    generic::sleepers(word)
+}
+
 /// The current time on the crate's clock.
 #[inline]
 pub(crate) fn now() -> Instant {
