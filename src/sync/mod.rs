@@ -546,7 +546,8 @@ mod tests {
 
     /// The generic backend's `wake_one` wakes exactly one of the sleepers on a
     /// word, the oldest, and none of the sleepers on another word of the same
-    /// bucket: those stay queued and asleep without a context switch.
+    /// bucket: those stay queued and asleep without a context switch. `wake_all`
+    /// wakes every sleeper of its word and none of the other word's.
     #[cfg(target_os = "linux")]
     #[test]
     fn generic_wake_one_wakes_one_sleeper_of_that_word_only() {
@@ -587,12 +588,21 @@ mod tests {
         for (i, &tid) in tids.iter().enumerate().skip(1) {
             assert_eq!(voluntary_switches(tid), before[i], "sleeper {i} woke up");
         }
-        // The others are woken in order, each by its own wake.
-        for (word, expected) in [(a, 1), (b, 3), (a, 2), (b, 4)] {
-            generic::wake_one(&words[word]);
-            assert_eq!(rx.recv_timeout(WATCHDOG), Ok((expected, Wake::Woken)));
-        }
-        assert_eq!(generic::queued(&words[a]) + generic::queued(&words[b]), 0);
+        // The next A sleeper, in order; then `wake_all(B)` wakes both B sleepers
+        // and leaves the last A sleeper queued; then that one.
+        generic::wake_one(&words[a]);
+        assert_eq!(rx.recv_timeout(WATCHDOG), Ok((1, Wake::Woken)));
+        generic::wake_all(&words[b]);
+        let mut woken: Vec<(usize, Wake)> = (0..2)
+            .map(|_| rx.recv_timeout(WATCHDOG).expect("a B sleeper woke"))
+            .collect();
+        woken.sort_by_key(|(index, _)| *index);
+        assert_eq!(woken, [(3, Wake::Woken), (4, Wake::Woken)]);
+        assert_eq!(generic::queued(&words[a]), 1);
+        assert_eq!(generic::queued(&words[b]), 0);
+        generic::wake_all(&words[a]);
+        assert_eq!(rx.recv_timeout(WATCHDOG), Ok((2, Wake::Woken)));
+        assert_eq!(generic::queued(&words[a]), 0);
     }
 
     /// No lost wake-ups under stress, on either backend: a three-state mutex
