@@ -1,5 +1,7 @@
 //! Interrupted joins for real (Linux), with a SIGUSR1 handler installed
-//! WITH `SA_RESTART` (as signal-hook installs its handlers: the kernel would restart an untimed futex wait, so the wait must never be untimed).
+//! WITH `SA_RESTART` (as signal-hook installs its handlers): the kernel restarts a
+//! futex wait that has no timeout after such a handler, so the crate's wait must
+//! never give the kernel "no timeout".
 //! The cases are in `support/join_signal_cases.rs`, shared with
 //! `join_signals.rs`, which installs the other kind.
 #![cfg(all(target_os = "linux", not(loom)))]
