@@ -281,7 +281,11 @@ fn locks() {
 /// a flag), the signal goes to the process through the `kill` command, and Linux
 /// hands a process-directed signal to the main thread first when that thread does
 /// not block it; so the main thread is the one that waits.
-#[cfg(all(target_os = "linux", not(loom)))]
+///
+/// signal-hook installs its handler with `SA_RESTART`, after which the kernel
+/// restarts a futex wait with no timeout; the crate's wait never gives the kernel
+/// "no timeout", so the first wait here has no deadline and still ends.
+#[cfg(all(target_os = "linux", not(pythread_generic), not(loom)))]
 fn interruptible() {
     use std::sync::atomic::AtomicBool;
 
@@ -289,14 +293,15 @@ fn interruptible() {
     let handled = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&handled))
         .expect("demo: install a SIGUSR1 handler");
-    let lock = Lock::new();
+    let lock = Arc::new(Lock::new());
     lock.acquire();
     for resume in [false, true] {
-        let timeout = Duration::from_millis(if resume { 300 } else { 20_000 });
-        let (woke, sender) = signal_when_blocked(pythread::get_native_id());
+        // No deadline for the wait the signal ends; 300 ms for the one it resumes.
+        let timeout = resume.then(|| Duration::from_millis(300));
+        let (woke, sender) = signal_when_blocked(pythread::get_native_id(), Arc::clone(&lock));
         let begin = Instant::now();
         let mut calls = 0;
-        let got = lock.acquire_with_retries(Some(timeout), || {
+        let got = lock.acquire_with_retries(timeout, || {
             // CPython's Py_MakePendingCalls: run the Python-level handlers, which may raise.
             calls += 1;
             assert!(
@@ -317,12 +322,14 @@ fn interruptible() {
             sent >= 1 && calls == 1,
             "sent {sent}, pending_calls ran {calls}x"
         );
-        if resume {
+        if let Some(timeout) = timeout {
             assert!(got == Ok(false) && waited >= timeout);
             println!("pending_calls -> Ok(()): the wait resumes; at its deadline -> {got:?}");
         } else {
-            assert!(got == Err("KeyboardInterrupt") && waited < timeout);
-            println!("pending_calls -> Err(e): the wait ends at once -> {got:?}");
+            assert!(got == Err("KeyboardInterrupt"), "{got:?}");
+            println!(
+                "no deadline, SA_RESTART handler; pending_calls -> Err(e): the wait ends at once -> {got:?}"
+            );
         }
     }
 }
@@ -331,9 +338,11 @@ fn interruptible() {
 /// asleep in the `futex` system call, then sends SIGUSR1 to the process, again if
 /// the waiter has not reported waking within a second (the signal can land just
 /// before the wait). Returns the waiter's side of the report channel and the
-/// sender, which returns how many signals it sent.
-#[cfg(all(target_os = "linux", not(loom)))]
-fn signal_when_blocked(tid: u64) -> (mpsc::Sender<()>, Handle<usize>) {
+/// sender, which returns how many signals it sent. If ten signals never end the
+/// wait, it releases `lock` (any thread may release a `Lock`), so that a wait with
+/// no deadline ends and the demo fails instead of hanging.
+#[cfg(all(target_os = "linux", not(pythread_generic), not(loom)))]
+fn signal_when_blocked(tid: u64, lock: Arc<Lock>) -> (mpsc::Sender<()>, Handle<usize>) {
     let (woke, woken) = mpsc::channel::<()>();
     let sender = pythread::start(move || {
         let syscall = format!("/proc/self/task/{tid}/syscall");
@@ -358,14 +367,15 @@ fn signal_when_blocked(tid: u64) -> (mpsc::Sender<()>, Handle<usize>) {
                 _ => return sent, // woken, or the wait is over
             }
         }
+        let _ = lock.release();
         panic!("demo: 10 signals sent, the waiter never woke");
     });
     (woke, sender)
 }
 
-/// Elsewhere the lock's wait cannot be interrupted (a mutex + condition variable):
-/// `pending_calls` is never called.
-#[cfg(all(not(target_os = "linux"), not(loom)))]
+/// Elsewhere (and under `--cfg pythread_generic`) the lock's wait cannot be
+/// interrupted (a mutex + condition variable): `pending_calls` is never called.
+#[cfg(all(any(not(target_os = "linux"), pythread_generic), not(loom)))]
 fn interruptible() {
     println!("\n4. acquire_with_retries: not interruptible on this platform");
     let lock = Lock::new();

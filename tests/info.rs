@@ -103,7 +103,13 @@ fn thread_info_matches_the_platform() {
     #[cfg(target_os = "linux")]
     {
         assert_eq!(info.name, "pthread");
-        assert_eq!(info.lock, Some("semaphore"));
+        // The futex backend, or the generic one under `--cfg pythread_generic`.
+        let lock = if cfg!(pythread_generic) {
+            "mutex+cond"
+        } else {
+            "semaphore"
+        };
+        assert_eq!(info.lock, Some(lock));
         // What glibc itself answers for confstr(_CS_GNU_LIBPTHREAD_VERSION), if
         // getconf is installed (it is part of glibc's libc-bin).
         if let Ok(out) = std::process::Command::new("getconf")

@@ -13,8 +13,8 @@
 //!
 //! | backend | file | when | interruption |
 //! |---|---|---|---|
-//! | Linux futex | `futex.rs` | Linux, not loom | a signal handler that ran on the waiting thread ends the wait with [`Wake::Interrupted`] (`EINTR`) |
-//! | mutex + condition variable | `generic.rs` | other platforms, not loom | never: CPython's "mutex+cond" build |
+//! | Linux futex | `futex.rs` | Linux, not loom | a signal handler that ran on the waiting thread ends the wait with [`Wake::Interrupted`] (`EINTR`), with or without `SA_RESTART` |
+//! | mutex + condition variable | `generic.rs` | other platforms, or Linux with `--cfg pythread_generic`; not loom | never: CPython's "mutex+cond" build |
 //! | loom model | `loom_model.rs` | `--cfg loom` | a model interrupt the loom test sends |
 //!
 //! [loom]: https://docs.rs/loom
@@ -40,20 +40,23 @@ pub(crate) use loom::{
 #[cfg(loom)]
 pub(crate) use self::loom_once_lock::OnceLock;
 
+// `--cfg pythread_generic` selects the generic backend on Linux too, so the whole
+// suite can run on the backend every other platform uses (`make test-generic`).
+// The futex backend is still compiled (and unit-tested) then, and the generic one
+// on Linux without the cfg: each file's unit tests run in both builds.
 #[cfg(all(target_os = "linux", not(loom)))]
+#[cfg_attr(pythread_generic, allow(dead_code))]
 mod futex;
-// The generic backend is compiled (and unit-tested) on Linux too, where the futex
-// backend is the one in use.
 #[cfg(not(loom))]
-#[cfg_attr(target_os = "linux", allow(dead_code))]
+#[cfg_attr(all(target_os = "linux", not(pythread_generic)), allow(dead_code))]
 mod generic;
 #[cfg(loom)]
 #[allow(dead_code)]
 pub(crate) mod loom_model;
 
-#[cfg(all(target_os = "linux", not(loom)))]
+#[cfg(all(target_os = "linux", not(pythread_generic), not(loom)))]
 use self::futex as backend;
-#[cfg(all(not(target_os = "linux"), not(loom)))]
+#[cfg(all(any(not(target_os = "linux"), pythread_generic), not(loom)))]
 use self::generic as backend;
 #[cfg(loom)]
 use self::loom_model as backend;
@@ -98,6 +101,14 @@ pub(crate) fn wake_one(word: &AtomicU32) {
 #[allow(dead_code)] // for the handle's joins
 pub(crate) fn wake_all(word: &AtomicU32) {
     backend::wake_all(word)
+}
+
+/// How many threads are asleep in [`wait`] on `word` under the generic backend
+/// (for the lock tests' white-box checks, which count futex sleepers on the word
+/// under the futex backend; a generic sleeper sleeps on its own condition variable).
+#[cfg(all(test, target_os = "linux", not(loom)))]
+pub(crate) fn generic_sleepers(word: &AtomicU32) -> usize {
+    generic::sleepers(word)
 }
 
 /// The current time on the crate's clock.
@@ -375,10 +386,15 @@ mod tests {
         }
     }
 
-    /// One waiter blocked on `word` forever gets SIGUSR1 from `pthread_kill`; the
-    /// result of its first wait is returned.
+    /// One waiter blocked on `word` (with no deadline, or one an hour away) gets
+    /// `signal` from `pthread_kill`; the result of its first wait is returned.
     #[cfg(target_os = "linux")]
-    fn signal_a_sleeper(wait: WaitFn, wake_one: WakeFn, timeout: Option<Duration>) -> Wake {
+    fn signal_a_sleeper(
+        wait: WaitFn,
+        wake_one: WakeFn,
+        timeout: Option<Duration>,
+        signal: libc::c_int,
+    ) -> Wake {
         let word = Arc::new(AtomicU32::new(0));
         let (tx, rx) = mpsc::channel();
         let (id_tx, id_rx) = mpsc::channel();
@@ -396,7 +412,7 @@ mod tests {
         let (thread, tid) = id_rx.recv_timeout(WATCHDOG).unwrap();
         wait_until_in_futex(tid);
         let handled = signals::handled();
-        signals::kill(thread);
+        signals::kill(thread, signal);
         let start = std::time::Instant::now();
         while signals::handled() == handled {
             assert!(start.elapsed() < WATCHDOG, "the handler never ran");
@@ -414,22 +430,276 @@ mod tests {
         result
     }
 
+    /// The futex backend reports a handler that ran, however it was installed:
+    /// SIGUSR1's handler has no `SA_RESTART` (as CPython's), SIGUSR2's has it (as
+    /// signal-hook's); each wait, untimed or timed, ends with `Interrupted`. The
+    /// generic backend never reports one.
     #[cfg(target_os = "linux")]
     #[test]
-    fn futex_reports_eintr_and_generic_does_not() {
-        // CPython's handlers have no SA_RESTART. (Measured: with SA_RESTART the kernel
-        // restarts an untimed futex wait instead, so the handler alone is not seen.)
-        signals::install(false);
-        for deadline in [None, Some(Duration::from_secs(3600))] {
-            assert_eq!(
-                signal_a_sleeper(futex::wait, futex::wake_one, deadline),
-                Wake::Interrupted,
-                "futex wait, deadline {deadline:?}"
+    fn futex_reports_eintr_with_and_without_sa_restart_and_generic_does_not() {
+        signals::install(libc::SIGUSR1, false);
+        signals::install(libc::SIGUSR2, true);
+        for signal in [libc::SIGUSR1, libc::SIGUSR2] {
+            for deadline in [None, Some(Duration::from_secs(3600))] {
+                assert_eq!(
+                    signal_a_sleeper(futex::wait, futex::wake_one, deadline, signal),
+                    Wake::Interrupted,
+                    "futex wait, signal {signal}, deadline {deadline:?}"
+                );
+                assert_ne!(
+                    signal_a_sleeper(generic::wait, generic::wake_one, deadline, signal),
+                    Wake::Interrupted,
+                    "generic wait, signal {signal}, deadline {deadline:?}"
+                );
+            }
+        }
+    }
+
+    /// Waits until the kernel reports thread `tid` asleep (state `S`) three polls
+    /// in a row: past the point where its sleep is counted, so that
+    /// [`voluntary_switches`] read next does not race its going to sleep.
+    #[cfg(target_os = "linux")]
+    fn wait_until_asleep(tid: i32) {
+        let path = format!("/proc/self/task/{tid}/stat");
+        let start = std::time::Instant::now();
+        let mut in_a_row = 0;
+        while in_a_row < 3 {
+            let stat = std::fs::read_to_string(&path).unwrap_or_default();
+            let asleep = stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().next())
+                == Some("S");
+            in_a_row = if asleep { in_a_row + 1 } else { 0 };
+            assert!(start.elapsed() < WATCHDOG, "thread {tid} never asleep");
+            std::thread::yield_now();
+        }
+    }
+
+    /// The kernel's count of the times thread `tid` went to sleep.
+    #[cfg(target_os = "linux")]
+    fn voluntary_switches(tid: i32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("voluntary_ctxt_switches in /proc status")
+    }
+
+    /// No polling: a waiter with no deadline (which the futex backend gives the
+    /// kernel as a 68-year timeout) or with one an hour away sleeps through 2 s
+    /// without a single wake-up, on either backend. The 2 s are the span measured,
+    /// not a synchronization: the sleepers are seen in the kernel first.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_idle_waiter_makes_no_wake_ups() {
+        let word = Arc::new(AtomicU32::new(0));
+        let mut sleepers = Vec::new();
+        for (name, wait, _, wake_all) in backends() {
+            for timeout in [None, Some(Duration::from_secs(3600))] {
+                let (tid_tx, tid_rx) = mpsc::channel();
+                let waiter = Arc::clone(&word);
+                let thread = std::thread::spawn(move || {
+                    tid_tx.send(signals::gettid()).unwrap();
+                    let deadline = timeout.map(|t| now() + t);
+                    let mut waits = 0;
+                    while waiter.load(Ordering::SeqCst) == 0 {
+                        wait(&waiter, 0, deadline);
+                        waits += 1;
+                    }
+                    waits
+                });
+                let tid = tid_rx.recv_timeout(WATCHDOG).unwrap();
+                sleepers.push((name, timeout, tid, thread, wake_all));
+            }
+        }
+        for sleeper in &sleepers {
+            wait_until_in_futex(sleeper.2);
+            wait_until_asleep(sleeper.2);
+        }
+        let before: Vec<u64> = sleepers.iter().map(|s| voluntary_switches(s.2)).collect();
+        std::thread::sleep(Duration::from_secs(2)); // the span measured
+        let after: Vec<u64> = sleepers.iter().map(|s| voluntary_switches(s.2)).collect();
+        word.store(1, Ordering::SeqCst);
+        for (name, timeout, _, _, wake_all) in &sleepers {
+            let _ = (name, timeout);
+            wake_all(&word);
+        }
+        for ((name, timeout, _, thread, _), (before, after)) in
+            sleepers.into_iter().zip(before.into_iter().zip(after))
+        {
+            eprintln!(
+                "{name}, deadline {timeout:?}: {} wake-ups in 2 s",
+                after - before
             );
-            assert_ne!(
-                signal_a_sleeper(generic::wait, generic::wake_one, deadline),
-                Wake::Interrupted,
-                "generic wait, deadline {deadline:?}"
+            assert_eq!(
+                after, before,
+                "{name}, deadline {timeout:?}: woke up while idle"
+            );
+            let waits = thread.join().unwrap();
+            assert_eq!(
+                waits, 1,
+                "{name}, deadline {timeout:?}: waited {waits} times"
+            );
+        }
+    }
+
+    /// The generic backend's `wake_one` wakes exactly one of the sleepers on a
+    /// word, the oldest, and none of the sleepers on another word of the same
+    /// bucket: those stay queued and asleep without a context switch. `wake_all`
+    /// wakes every sleeper of its word and none of the other word's.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn generic_wake_one_wakes_one_sleeper_of_that_word_only() {
+        let words: Arc<Vec<AtomicU32>> = Arc::new((0..65).map(|_| AtomicU32::new(0)).collect());
+        let (a, b) = generic::same_bucket_pair(&words);
+        let (tx, rx) = mpsc::channel();
+        let mut tids = Vec::new();
+        for (index, word) in [(0, a), (1, a), (2, a), (3, b), (4, b)] {
+            let (sleeper_words, tx) = (Arc::clone(&words), tx.clone());
+            let (tid_tx, tid_rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                tid_tx.send(signals::gettid()).unwrap();
+                let woke = generic::wait(&sleeper_words[word], 0, Some(now() + WATCHDOG));
+                tx.send((index, woke)).unwrap();
+            });
+            let tid = tid_rx.recv_timeout(WATCHDOG).unwrap();
+            // Queued in arrival order: each is queued and asleep before the next starts.
+            let start = std::time::Instant::now();
+            while generic::queued(&words[word]) < if word == a { index + 1 } else { index - 2 } {
+                assert!(start.elapsed() < WATCHDOG, "sleeper {index} never queued");
+                std::thread::yield_now();
+            }
+            wait_until_in_futex(tid);
+            wait_until_asleep(tid);
+            tids.push(tid);
+        }
+        let before: Vec<u64> = tids.iter().map(|&tid| voluntary_switches(tid)).collect();
+        generic::wake_one(&words[a]);
+        assert_eq!(
+            rx.recv_timeout(WATCHDOG),
+            Ok((0, Wake::Woken)),
+            "the oldest woke"
+        );
+        assert_eq!(generic::queued(&words[a]), 2);
+        assert_eq!(generic::queued(&words[b]), 2);
+        // A wrongly woken sleeper would return or switch within this window.
+        assert_eq!(rx.recv_timeout(Duration::from_millis(200)).ok(), None);
+        for (i, &tid) in tids.iter().enumerate().skip(1) {
+            assert_eq!(voluntary_switches(tid), before[i], "sleeper {i} woke up");
+        }
+        // The next A sleeper, in order; then `wake_all(B)` wakes both B sleepers
+        // and leaves the last A sleeper queued; then that one.
+        generic::wake_one(&words[a]);
+        assert_eq!(rx.recv_timeout(WATCHDOG), Ok((1, Wake::Woken)));
+        generic::wake_all(&words[b]);
+        let mut woken: Vec<(usize, Wake)> = (0..2)
+            .map(|_| rx.recv_timeout(WATCHDOG).expect("a B sleeper woke"))
+            .collect();
+        woken.sort_by_key(|(index, _)| *index);
+        assert_eq!(woken, [(3, Wake::Woken), (4, Wake::Woken)]);
+        assert_eq!(generic::queued(&words[a]), 1);
+        assert_eq!(generic::queued(&words[b]), 0);
+        generic::wake_all(&words[a]);
+        assert_eq!(rx.recv_timeout(WATCHDOG), Ok((2, Wake::Woken)));
+        assert_eq!(generic::queued(&words[a]), 0);
+    }
+
+    /// No lost wake-ups under stress, on either backend: a three-state mutex
+    /// (0 free, 1 held, 2 held with sleepers: Drepper's "Futexes are tricky")
+    /// built on `wait`/`wake_one`, over four words of which two share a bucket,
+    /// taken by 4 threads (one of them with short deadlines, giving up on
+    /// `TimedOut`), must finish every acquisition and exclude every other holder.
+    /// A lost wake-up leaves a sleeper on a free lock: the watchdog fails the test.
+    #[test]
+    fn no_lost_wake_ups_under_stress() {
+        /// Whether it acquired; counts the waits in `waits`.
+        fn acquire(
+            word: &AtomicU32,
+            wait: WaitFn,
+            timeout: Option<Duration>,
+            waits: &mut usize,
+        ) -> bool {
+            let deadline = timeout.map(|t| now() + t);
+            if word
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+            loop {
+                if word.swap(2, Ordering::Acquire) == 0 {
+                    return true;
+                }
+                *waits += 1;
+                if wait(word, 2, deadline) == Wake::TimedOut {
+                    return false;
+                }
+            }
+        }
+        fn release(word: &AtomicU32, wake_one: WakeFn) {
+            if word.swap(0, Ordering::Release) == 2 {
+                wake_one(word);
+            }
+        }
+        const ROUNDS: usize = 10_000;
+        for (name, wait, wake_one, _) in backends() {
+            let words: Arc<Vec<AtomicU32>> = Arc::new((0..65).map(|_| AtomicU32::new(0)).collect());
+            let (a, b) = generic::same_bucket_pair(&words);
+            // Two words of one bucket and two others.
+            let mut others = (0..65).filter(|i| *i != a && *i != b);
+            let locks = [a, b, others.next().unwrap(), others.next().unwrap()];
+            let inside: Arc<Vec<AtomicU32>> =
+                Arc::new((0..65).map(|_| AtomicU32::new(0)).collect());
+            let (tx, rx) = mpsc::channel();
+            let start = Arc::new(std::sync::Barrier::new(4));
+            for thread in 0..4usize {
+                let (words, inside, tx) = (Arc::clone(&words), Arc::clone(&inside), tx.clone());
+                let start = Arc::clone(&start);
+                std::thread::spawn(move || {
+                    let timeout = (thread == 3).then(|| Duration::from_micros(50));
+                    let (mut got, mut gave_up, mut waits) = (0, 0, 0);
+                    start.wait();
+                    for round in 0..ROUNDS {
+                        let index = locks[(round / 16) % locks.len()];
+                        let word = &words[index];
+                        if !acquire(word, wait, timeout, &mut waits) {
+                            gave_up += 1;
+                            continue;
+                        }
+                        assert_eq!(
+                            inside[index].fetch_add(1, Ordering::SeqCst),
+                            0,
+                            "{name}: two holders"
+                        );
+                        if round % 4 == 0 {
+                            std::thread::yield_now(); // a holder preempted: others sleep
+                        }
+                        inside[index].fetch_sub(1, Ordering::SeqCst);
+                        release(word, wake_one);
+                        got += 1;
+                    }
+                    tx.send((got, gave_up, waits)).unwrap();
+                });
+            }
+            drop(tx);
+            let (mut total, mut waits) = (0, 0);
+            for _ in 0..4 {
+                let (got, gave_up, waited) = rx
+                    .recv_timeout(WATCHDOG)
+                    .unwrap_or_else(|_| panic!("{name}: a thread never finished (lost wake-up?)"));
+                total += got + gave_up;
+                waits += waited;
+            }
+            eprintln!("{name}: {waits} waits");
+            assert_eq!(total, 4 * ROUNDS, "{name}");
+            assert!(
+                waits >= 100,
+                "{name}: only {waits} waits: no contention to test"
+            );
+            assert!(
+                locks.iter().all(|&i| words[i].load(Ordering::SeqCst) == 0),
+                "{name}"
             );
         }
     }
@@ -453,19 +723,15 @@ mod tests {
             HANDLED.load(Ordering::SeqCst)
         }
 
-        /// Installs the SIGUSR1 handler, with or without `SA_RESTART`.
-        #[allow(dead_code)] // only without SA_RESTART today
-        pub(super) fn install(restart: bool) {
+        /// Installs the counting handler for `signal`, with or without `SA_RESTART`.
+        pub(super) fn install(signal: libc::c_int, restart: bool) {
             // SAFETY: a zeroed sigaction is valid; the handler only touches an atomic.
             unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
                 action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
                 action.sa_flags = if restart { libc::SA_RESTART } else { 0 };
                 libc::sigemptyset(&mut action.sa_mask);
-                assert_eq!(
-                    libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
-                    0
-                );
+                assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
             }
         }
 
@@ -479,9 +745,9 @@ mod tests {
             unsafe { libc::gettid() }
         }
 
-        pub(super) fn kill(thread: libc::pthread_t) {
+        pub(super) fn kill(thread: libc::pthread_t, signal: libc::c_int) {
             // SAFETY: the thread is alive (it is blocked in the test's wait).
-            assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR1) }, 0);
+            assert_eq!(unsafe { libc::pthread_kill(thread, signal) }, 0);
         }
     }
 }

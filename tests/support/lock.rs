@@ -91,4 +91,36 @@ impl Tid {
         #[cfg(target_os = "linux")]
         wait_until_blocked(self.0.load(std::sync::atomic::Ordering::SeqCst) as i32);
     }
+
+    /// Waits until the kernel reports the thread asleep (state `S`) three polls
+    /// in a row (Linux): past the point where its sleep is counted, so that
+    /// [`Tid::voluntary_switches`] read now does not race its going to sleep.
+    #[cfg(target_os = "linux")]
+    pub fn wait_asleep(&self) {
+        let tid = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        let mut in_a_row = 0;
+        wait_for(&format!("thread {tid} asleep"), || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+            let asleep = stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().next())
+                == Some("S");
+            in_a_row = if asleep { in_a_row + 1 } else { 0 };
+            in_a_row >= 3
+        });
+    }
+
+    /// The kernel's count of the times the thread went to sleep
+    /// (`voluntary_ctxt_switches`; Linux), once it has recorded itself.
+    #[cfg(target_os = "linux")]
+    pub fn voluntary_switches(&self) -> u64 {
+        let tid = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("voluntary_ctxt_switches in /proc status")
+    }
 }

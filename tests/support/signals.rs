@@ -1,6 +1,8 @@
-//! A SIGUSR1 handler installed WITHOUT `SA_RESTART` (as CPython installs its
-//! handlers), shared by the real-signal tests (`tests/lock_signals.rs`,
-//! `tests/join_signals.rs`). Linux only, test-only `unsafe` (the crate has none).
+//! The SIGUSR1 handler of the real-signal tests, installed WITH or WITHOUT
+//! `SA_RESTART` as the including test binary says (`crate::SA_RESTART`: a handler
+//! is process-wide, so each handler kind has its own binary). CPython installs its
+//! handlers without `SA_RESTART`; signal-hook, the usual Rust crate, with it.
+//! Linux only, test-only `unsafe` (the crate has none).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
@@ -12,6 +14,10 @@ extern "C" fn on_usr1(_: libc::c_int) {
     HANDLED.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Whether this build's wait reports interruptions: the futex backend does,
+/// the generic one (`--cfg pythread_generic`, CPython's "mutex+cond") never does.
+pub const INTERRUPTIBLE: bool = cfg!(not(pythread_generic));
+
 /// Installs the handler once, and serializes the tests of one binary (they count
 /// handler runs on one global counter).
 pub fn setup() -> MutexGuard<'static, ()> {
@@ -22,7 +28,11 @@ pub fn setup() -> MutexGuard<'static, ()> {
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = 0; // no SA_RESTART, as CPython
+            action.sa_flags = if crate::SA_RESTART {
+                libc::SA_RESTART
+            } else {
+                0
+            };
             libc::sigemptyset(&mut action.sa_mask);
             assert_eq!(
                 libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
