@@ -264,24 +264,15 @@ pub fn after_fork_parent() {
 pub fn after_fork_child() {
     #[cfg(not(loom))]
     {
-        let mut held = locks::HELD.with(RefCell::take);
         let pid = std::process::id();
-        let mut lost_entries = Vec::new();
         if KNOWN_PID.swap(pid, Ordering::Relaxed) != pid {
-            let me = get_ident();
-            SURVIVOR.store(me.as_u64(), Ordering::Relaxed);
+            SURVIVOR.store(get_ident().as_u64(), Ordering::Relaxed);
             GENERATION.fetch_add(1, Ordering::Relaxed);
             registry::Counter::reset_after_fork(current_ident().is_some());
-            lost_entries = match &mut held {
-                Some(held) => registry::forget_lost(&mut held.registry),
-                // No `before_fork`: the registry is cleaned only if its lock is free
-                // (`shutdown` skips lost threads either way).
-                None => registry::try_forget_lost(),
-            };
+            // The registry keeps its entries of lost threads: `shutdown` skips them
+            // by their generation (each is a few words; the lost thread's state is
+            // kept alive by its vanished stack's reference anyway).
         }
-        drop(held);
-        // After the locks are released: dropping an entry may drop a lost thread's
-        // outcome, which runs its `Drop` here.
-        drop(lost_entries);
+        drop(locks::HELD.with(RefCell::take));
     }
 }
