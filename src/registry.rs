@@ -291,3 +291,10 @@ pub(crate) type ForkGuard = crate::sync::MutexGuard<'static, Vec<Entry>>;
 pub(crate) fn lock_for_fork() -> ForkGuard {
     lock(&NON_DAEMON)
 }
+
+/// Whether the registry's lock is free (taken and released at once), for the
+/// unit tests of `crate::fork`.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn try_lock_for_test() -> bool {
+    NON_DAEMON.try_lock().is_ok()
+}
