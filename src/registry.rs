@@ -293,8 +293,10 @@ pub(crate) fn lock_for_fork() -> ForkGuard {
 }
 
 /// Whether the registry's lock is free (taken and released at once), for the
-/// unit tests of `crate::fork`.
-#[cfg(all(test, not(loom)))]
+/// unit tests of `crate::fork`. (Two attributes: cargo-mutants skips an item it
+/// sees marked `#[cfg(test)]`.)
+#[cfg(test)]
+#[cfg(not(loom))]
 pub(crate) fn try_lock_for_test() -> bool {
     NON_DAEMON.try_lock().is_ok()
 }

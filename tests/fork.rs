@@ -438,15 +438,20 @@ fn child(
         assert!(!lock.try_acquire());
         lock.release().unwrap();
     }
+    let holder = world.running.iter().find(|(name, _)| *name == "holder");
+    let state = world.rheld.state().expect("held by the vanished holder");
+    assert_eq!(
+        (state.owner(), state.count()),
+        (holder.unwrap().1.ident(), 2)
+    );
     world.rheld.reinit_after_fork();
-    if !TEMP_NO_RLOCK_REINIT.load(Ordering::Relaxed) {
-        world.rheld.acquire();
-        world.rheld.acquire();
-        assert_eq!(world.rheld.recursion_count(), 2);
-        world.rheld.release().unwrap();
-        world.rheld.release().unwrap();
-        assert!(!world.rheld.locked());
-    }
+    assert!(world.rheld.state().is_none());
+    world.rheld.acquire();
+    world.rheld.acquire();
+    assert_eq!(world.rheld.recursion_count(), 2);
+    world.rheld.release().unwrap();
+    world.rheld.release().unwrap();
+    assert!(!world.rheld.locked());
     // The crate's internal ones: TSS keys (the churn thread used `key()`; a
     // thread was inside `slow`'s lock when the fork began), the registry
     // (non-daemon starts), OS joins.
@@ -548,19 +553,3 @@ fn quiet_expected_panics() {
         }
     }));
 }
-
-// TEMPORARY until main's `reinit_after_fork` is merged: release-only stand-ins.
-trait ReinitShim {
-    fn reinit_after_fork(&self);
-}
-impl ReinitShim for Lock {
-    fn reinit_after_fork(&self) {
-        let _ = self.release();
-    }
-}
-impl ReinitShim for RLock {
-    fn reinit_after_fork(&self) {
-        TEMP_NO_RLOCK_REINIT.store(true, Ordering::Relaxed);
-    }
-}
-static TEMP_NO_RLOCK_REINIT: AtomicBool = AtomicBool::new(false);
