@@ -139,7 +139,13 @@ pub(crate) fn gate() -> std::sync::RwLockReadGuard<'static, ()> {
 
 /// No gate under loom: no model forks.
 #[cfg(loom)]
-pub(crate) fn gate() {}
+pub(crate) fn gate() -> NoGate {
+    NoGate
+}
+
+/// What [`gate`] returns under loom: nothing to release.
+#[cfg(loom)]
+pub(crate) struct NoGate;
 
 /// Prepares the crate for `fork()`: call it right before `fork()`, on the thread
 /// that forks, then [`after_fork_parent`] in the parent and [`after_fork_child`] in

@@ -105,6 +105,18 @@ impl Clone for SlowClone {
 fn main() {
     quiet_expected_panics();
     let began = Instant::now();
+    // First, before anything calls `before_fork`: a stray `after_fork_child` in a
+    // process that never forked (the pid recorded at the first start is ours)
+    // marks no live thread lost.
+    let (release, gate) = mpsc::channel::<()>();
+    let live = pythread::start(move || gate.recv_timeout(WATCHDOG).is_ok());
+    pythread::after_fork_child();
+    assert!(
+        !live.is_finished(),
+        "a stray after_fork_child marked a live thread lost"
+    );
+    release.send(()).unwrap();
+    assert_eq!(bounded_join(&live, "the live thread").ok(), Some(true));
     key().set("main".to_string()).unwrap();
     let rounds = std::env::var("FORK_ROUNDS")
         .ok()
