@@ -161,6 +161,16 @@ fn take_one(address: usize) -> Option<Arc<Waiter>> {
     Some(waiter)
 }
 
+/// Every bucket's mutex, in table order, for `crate::before_fork`: no waiter or
+/// waker holds one while the process forks. A bucket mutex is a leaf (nothing
+/// else is locked while it is held), so taking them all cannot deadlock.
+pub(crate) fn lock_all() -> Vec<std::sync::MutexGuard<'static, ()>> {
+    TABLE
+        .iter()
+        .map(|bucket| bucket.mutex.lock().unwrap_or_else(PoisonError::into_inner))
+        .collect()
+}
+
 pub(crate) fn wake_one(word: &AtomicU32) {
     // Notified after the bucket lock is released, so that the woken thread does
     // not wake into a held lock.
@@ -252,5 +262,30 @@ mod tests {
         wake_one(&word);
         wake_all(&word);
         assert_eq!(queued(&word), 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `lock_all` (for `before_fork`) holds every bucket until its guards drop.
+    #[test]
+    fn lock_all_holds_every_bucket() {
+        let held = lock_all();
+        assert_eq!(held.len(), BUCKETS);
+        assert!(TABLE.iter().all(|bucket| bucket.mutex.try_lock().is_err()));
+        drop(held);
+        // The other unit tests of this backend may hold a bucket for a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for bucket in &TABLE {
+            while bucket.mutex.try_lock().is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a bucket stayed locked"
+                );
+                std::thread::yield_now();
+            }
+        }
     }
 }

@@ -110,6 +110,10 @@ pub(crate) fn wake_all(word: &AtomicU32) {
 pub(crate) fn generic_sleepers(word: &AtomicU32) -> usize {
     generic::sleepers(word)
 }
+/// The portable backend's bucket mutexes, for `crate::before_fork` to hold across
+/// `fork()` (the futex backend has no lock).
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+pub(crate) use self::generic::lock_all as lock_buckets_for_fork;
 
 /// The current time on the crate's clock.
 #[inline]
