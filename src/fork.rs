@@ -97,8 +97,8 @@ mod locks {
     // Never read: they are held for their `Drop`, which releases them.
     #[allow(dead_code)]
     pub(super) struct Held {
-        #[cfg(not(target_os = "linux"))]
-        pub(super) buckets: Vec<std::sync::MutexGuard<'static, ()>>,
+        #[cfg(any(not(target_os = "linux"), pythread_generic))]
+        pub(super) buckets: crate::sync::ForkHold,
         pub(super) registry: registry::ForkGuard,
         pub(super) gate: RwLockWriteGuard<'static, ()>,
     }
@@ -194,7 +194,7 @@ pub fn before_fork() {
         let gate = locks::write();
         let registry = registry::lock_for_fork();
         *held = Some(locks::Held {
-            #[cfg(not(target_os = "linux"))]
+            #[cfg(any(not(target_os = "linux"), pythread_generic))]
             buckets: crate::sync::lock_buckets_for_fork(),
             registry,
             gate,
@@ -272,7 +272,14 @@ pub fn after_fork_child() {
     #[cfg(not(loom))]
     {
         let pid = std::process::id();
+        #[allow(unused_mut)] // mutated only with the portable backend
+        let mut held = locks::HELD.with(RefCell::take);
         if KNOWN_PID.swap(pid, Ordering::Relaxed) != pid {
+            // The portable backend's queues name sleepers that vanished.
+            #[cfg(any(not(target_os = "linux"), pythread_generic))]
+            if let Some(held) = &mut held {
+                held.buckets.forget_vanished_sleepers();
+            }
             SURVIVOR.store(get_ident().as_u64(), Ordering::Relaxed);
             GENERATION.fetch_add(1, Ordering::Relaxed);
             registry::Counter::reset_after_fork(current_ident().is_some());
@@ -280,7 +287,7 @@ pub fn after_fork_child() {
             // by their generation (each is a few words; the lost thread's state is
             // kept alive by its vanished stack's reference anyway).
         }
-        drop(locks::HELD.with(RefCell::take));
+        drop(held);
     }
 }
 

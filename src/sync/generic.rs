@@ -53,8 +53,11 @@ impl Waiter {
 /// first. Aligned to a cache line so that neighbouring buckets do not share one.
 #[repr(align(64))]
 struct Bucket {
-    queue: Mutex<Vec<(usize, Arc<Waiter>)>>,
+    queue: Mutex<Queue>,
 }
+
+/// A bucket's sleepers: (word address, waiter), oldest first.
+type Queue = Vec<(usize, Arc<Waiter>)>;
 
 const BUCKETS: usize = 64;
 
@@ -68,7 +71,7 @@ static TABLE: [Bucket; BUCKETS] = [EMPTY; BUCKETS];
 std::thread_local! {
     /// This thread's waiter, made on its first wait and reused: a thread waits on
     /// one word at a time, and is out of every queue whenever [`wait`] returns.
-    static WAITER: Arc<Waiter> = Waiter::new();
+    static WAITER: std::cell::RefCell<Arc<Waiter>> = std::cell::RefCell::new(Waiter::new());
 }
 
 fn address(word: &AtomicU32) -> usize {
@@ -91,7 +94,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     // A thread whose thread-locals are being destroyed (a lock taken in a TLS
     // destructor) gets a waiter of its own for this one wait.
     let waiter = WAITER
-        .try_with(Arc::clone)
+        .try_with(|waiter| Arc::clone(&waiter.borrow()))
         .unwrap_or_else(|_| Waiter::new());
     let address = address(word);
     let bucket = bucket(address);
@@ -161,14 +164,31 @@ fn take_one(address: usize) -> Option<Arc<Waiter>> {
     Some(waiter)
 }
 
-/// Every bucket's mutex, in table order, for `crate::before_fork`: no waiter or
-/// waker holds one while the process forks. A bucket mutex is a leaf (nothing
-/// else is locked while it is held), so taking them all cannot deadlock.
-pub(crate) fn lock_all() -> Vec<std::sync::MutexGuard<'static, ()>> {
-    TABLE
-        .iter()
-        .map(|bucket| bucket.mutex.lock().unwrap_or_else(PoisonError::into_inner))
-        .collect()
+/// Every bucket's queue lock, taken in table order by [`lock_all`] for
+/// `crate::before_fork` and held until `crate::after_fork_*`: no waiter or waker
+/// holds one while the process forks. A bucket lock is a leaf (nothing else is
+/// locked while it is held), so taking them all cannot deadlock.
+pub(crate) struct ForkHold(Vec<MutexGuard<'static, Queue>>);
+
+pub(crate) fn lock_all() -> ForkHold {
+    ForkHold(TABLE.iter().map(|bucket| lock(&bucket.queue)).collect())
+}
+
+impl ForkHold {
+    /// In the child of a `fork()`, before the bucket locks are released. Every
+    /// queued sleeper was another thread, and none of them exists here: left in
+    /// the queues, one of them could take a wake meant for a thread of the child
+    /// (a lost wake-up). Their entries are forgotten, not dropped (a vanished
+    /// waker may have held one's mutex). The calling thread gets a fresh waiter
+    /// for the same reason: a waker that vanished may have held its mutex.
+    pub(crate) fn forget_vanished_sleepers(&mut self) {
+        for queue in &mut self.0 {
+            for entry in queue.drain(..) {
+                std::mem::forget(entry);
+            }
+        }
+        let _ = WAITER.try_with(|waiter| *waiter.borrow_mut() = Waiter::new());
+    }
 }
 
 pub(crate) fn wake_one(word: &AtomicU32) {
@@ -263,23 +283,18 @@ mod tests {
         wake_all(&word);
         assert_eq!(queued(&word), 0);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     /// `lock_all` (for `before_fork`) holds every bucket until its guards drop.
     #[test]
     fn lock_all_holds_every_bucket() {
         let held = lock_all();
-        assert_eq!(held.len(), BUCKETS);
-        assert!(TABLE.iter().all(|bucket| bucket.mutex.try_lock().is_err()));
+        assert_eq!(held.0.len(), BUCKETS);
+        assert!(TABLE.iter().all(|bucket| bucket.queue.try_lock().is_err()));
         drop(held);
         // The other unit tests of this backend may hold a bucket for a moment.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         for bucket in &TABLE {
-            while bucket.mutex.try_lock().is_err() {
+            while bucket.queue.try_lock().is_err() {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "a bucket stayed locked"
@@ -287,5 +302,26 @@ mod tests {
                 std::thread::yield_now();
             }
         }
+    }
+
+    /// In the child of a fork, queued sleepers are threads that do not exist:
+    /// `forget_vanished_sleepers` empties every queue, so a wake goes to a
+    /// living sleeper.
+    #[test]
+    fn a_fork_forgets_the_queued_sleepers() {
+        let word = AtomicU32::new(0);
+        let ghost = Waiter::new();
+        let address = address(&word);
+        lock(&bucket(address).queue).push((address, Arc::clone(&ghost)));
+        assert_eq!(queued(&word), 1);
+        let mut held = lock_all();
+        held.forget_vanished_sleepers();
+        drop(held);
+        assert_eq!(queued(&word), 0);
+        wake_one(&word);
+        assert!(
+            !ghost.notified.load(Ordering::SeqCst),
+            "a wake went to a vanished thread"
+        );
     }
 }

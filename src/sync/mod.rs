@@ -112,8 +112,8 @@ pub(crate) fn generic_sleepers(word: &AtomicU32) -> usize {
 }
 /// The portable backend's bucket mutexes, for `crate::before_fork` to hold across
 /// `fork()` (the futex backend has no lock).
-#[cfg(all(not(target_os = "linux"), not(loom)))]
-pub(crate) use self::generic::lock_all as lock_buckets_for_fork;
+#[cfg(all(any(not(target_os = "linux"), pythread_generic), not(loom)))]
+pub(crate) use self::generic::{lock_all as lock_buckets_for_fork, ForkHold};
 
 /// The current time on the crate's clock.
 #[inline]
