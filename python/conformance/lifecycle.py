@@ -281,7 +281,7 @@ def child_fork(origin, path):
     warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
     stop = threading.Event()
     held, rheld = threading.Lock(), threading.RLock()
-    holding = threading.Barrier(3)
+    holding = threading.Barrier(4)  # the holder, two waiters, main
     waiter_ids = []
 
     def holder():
@@ -453,6 +453,16 @@ def child_hook_order(path):
 
 
 def child_main(argv):
+    try:
+        child_check(argv)
+    except BaseException:
+        # Not a normal exit: the checks' non-daemon threads would keep the process alive.
+        import traceback
+        traceback.print_exc()
+        fail("uncaught exception")
+
+
+def child_check(argv):
     kind, arg, path = argv
     if kind == "guard":
         child_guard(arg, path)

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use crate::timeout;
+use crate::{guard, timeout};
 
 /// CPython's THREAD_STACK_MIN: `stack_size()` refuses anything smaller (except 0).
 const THREAD_STACK_MIN: isize = 0x8000;
@@ -87,90 +87,78 @@ fn spawn(
         .daemon(daemon)
         .stack_size(stack_size_now())
         .try_start(move || {
-            // Not once the interpreter is finalizing: attaching then would end the OS thread
-            // under Rust's feet (CPython 3.11-3.13 call pthread_exit there). The references
-            // are then released by PyO3 whenever the interpreter next allows it.
-            Python::try_attach(move |py| {
-                let f = func.bind(py);
-                let result = f.call(args.bind(py), kwargs.as_ref().map(|k| k.bind(py)));
-                if let Err(err) = result {
-                    if !err.is_instance_of::<PySystemExit>(py) {
-                        report_unraisable(py, err, f);
-                    }
+            let mut call = Some((func, args, kwargs));
+            Python::try_attach(|py| {
+                if let Some((func, args, kwargs)) = call.take() {
+                    thread_run(
+                        func.into_bound(py),
+                        args.into_bound(py),
+                        kwargs.map(|k| k.into_bound(py)),
+                    );
                 }
-                // Every Python reference goes while the thread is still attached.
-                drop((args, kwargs, func));
             });
+            // Not attached (the interpreter is gone): the references are left, not dropped
+            // detached (PyO3 would drop them at another thread's next attach, unguarded).
+            std::mem::forget(call);
         })
 }
 
-/// The structseq type `sys.unraisablehook` receives (not exposed by CPython under a name).
-static UNRAISABLE_ARGS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+/// CPython's `thread_run`, once attached: every call into Python, and every drop of a last
+/// reference, goes through guard.rs, so that CPython ending the thread there (pthread_exit at
+/// finalization) parks it instead of unwinding through this module.
+fn thread_run(func: Bound<'_, PyAny>, args: Bound<'_, PyTuple>, kwargs: Option<Bound<'_, PyDict>>) {
+    let py = func.py();
+    match guard::call(&func, &args, kwargs.as_ref()) {
+        Ok(result) => guard::release(result),
+        Err(err) => {
+            let exc = err.into_value(py).into_bound(py);
+            if !exc.is_instance_of::<PySystemExit>() {
+                report_thread_error(&exc, &func);
+            }
+            guard::release(exc);
+        }
+    }
+    guard::release(args);
+    if let Some(kwargs) = kwargs {
+        guard::release(kwargs);
+    }
+    guard::release(func);
+}
 
-fn unraisable_args_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    UNRAISABLE_ARGS
+/// The Python halves of the thread reports (`hooks.py`), run once at import.
+static HOOKS: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+fn hook<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let hooks = HOOKS
         .get_or_try_init(py, || {
             let globals = PyDict::new(py);
             py.run(
-                c"import sys
-seen = []
-old = sys.unraisablehook
-sys.unraisablehook = seen.append
-try:
-    class Probe:
-        def __del__(self):
-            raise RuntimeError
-    Probe()
-finally:
-    sys.unraisablehook = old
-args_type = type(seen[0])
-",
+                &std::ffi::CString::new(include_str!("hooks.py"))?,
                 Some(&globals),
                 None,
             )?;
-            Ok::<_, PyErr>(
-                globals
-                    .get_item("args_type")?
-                    .unwrap()
-                    .cast_into::<PyType>()?
-                    .unbind(),
-            )
-        })
-        .map(|t| t.bind(py))
+            Ok::<_, PyErr>(globals.unbind())
+        })?
+        .bind(py);
+    hooks
+        .get_item(name)?
+        .ok_or_else(|| PyRuntimeError::new_err(format!("hooks.py has no {name}")))
 }
 
-/// `thread_run`'s report: 3.13 calls `PyErr_FormatUnraisable("Exception ignored in thread
-/// started by %R", func)` (object None); 3.11/3.12 report "Exception ignored in thread started
-/// by" with the function as the object. The running interpreter's form is used.
-fn report_unraisable(py: Python<'_>, err: PyErr, func: &Bound<'_, PyAny>) {
-    let (msg, obj) = if py.version_info() >= (3, 13) {
-        let repr = func
-            .repr()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| "<object>".into());
-        (
-            format!("Exception ignored in thread started by {repr}"),
-            py.None(),
-        )
-    } else {
-        (
-            "Exception ignored in thread started by".to_owned(),
-            func.clone().unbind(),
-        )
-    };
-    let reported = (|| -> PyResult<()> {
-        let args_type = unraisable_args_type(py)?;
-        let args =
-            args_type.call1(((err.get_type(py), err.value(py), err.traceback(py), msg, obj),))?;
-        py.import("sys")?
-            .getattr("unraisablehook")?
-            .call1((args,))?;
-        Ok(())
-    })();
-    if let Err(hook_err) = reported {
-        // As CPython: a failing hook is itself reported by the default machinery.
-        err.write_unraisable(py, Some(func));
-        hook_err.write_unraisable(py, None);
+/// `thread_run`'s report of the exception that ended the thread (hooks.py's
+/// `report_thread_error`: that interpreter's message, through `sys.unraisablehook`). A report
+/// that fails is dropped, as CPython ignores the default hook's failure.
+fn report_thread_error(exc: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) {
+    let py = exc.py();
+    let reported = hook(py, "report_thread_error").and_then(|report| {
+        let args = PyTuple::new(py, [exc, func])?;
+        let result = guard::call(&report, &args, None);
+        guard::release(args);
+        result
+    });
+    match reported {
+        Ok(none) => guard::release(none),
+        Err(err) => guard::release(err.into_value(py).into_bound(py)),
     }
 }
 
@@ -356,6 +344,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
                 .unbind(),
         )
     })?;
+    // hooks.py runs now, on the importing thread, never later on a module thread (where its
+    // Python code would run unguarded).
+    hook(m.py(), "excepthook")?;
     m.add_class::<ThreadHandle>()?;
     m.add_function(wrap_pyfunction!(start_new_thread, home)?)?;
     m.add("start_new", m.getattr("start_new_thread")?)?;
@@ -389,36 +380,11 @@ fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
             "_thread._excepthook argument type must be ExceptHookArgs",
         ));
     }
-    let exc_type = args.get_item(0)?;
-    if exc_type.is(py.get_type::<PySystemExit>()) {
-        return Ok(());
-    }
-    let (exc_value, exc_tb, thread) = (args.get_item(1)?, args.get_item(2)?, args.get_item(3)?);
-    let sys = py.import("sys")?;
-    let mut file = sys.getattr("stderr").ok().filter(|f| !f.is_none());
-    if file.is_none() {
-        if thread.is_none() {
-            return Ok(());
-        }
-        file = thread.getattr("_stderr").ok().filter(|f| !f.is_none());
-    }
-    let Some(file) = file else { return Ok(()) };
-    let name = if thread.is_none() {
-        None
-    } else {
-        thread.getattr("name").ok().filter(|n| !n.is_none())
-    };
-    let name = match name {
-        Some(n) => n.str()?.to_string(),
-        None => pythread::get_ident().as_u64().to_string(),
-    };
-    file.call_method1("write", (format!("Exception in thread {name}:\n"),))?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("file", &file)?;
-    py.import("traceback")?
-        .getattr("print_exception")?
-        .call((exc_type, exc_value, exc_tb), Some(&kwargs))?;
-    file.call_method0("flush")?;
+    let ident = pythread::get_ident().as_u64();
+    let call = PyTuple::new(py, [args.clone(), ident.into_pyobject(py)?.into_any()])?;
+    let result = guard::call(&hook(py, "excepthook")?, &call, None);
+    guard::release(call);
+    guard::release(result?);
     Ok(())
 }
 
@@ -478,7 +444,7 @@ fn start_joinable_thread(
             .unbind(),
     };
     let daemon = match daemon {
-        Some(d) => d.is_truthy()?,
+        Some(d) => guard::is_true(d)?,
         None => true,
     };
     refuse_at_shutdown(py)?;
