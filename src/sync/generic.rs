@@ -80,6 +80,16 @@ fn notify(word: &AtomicU32) {
     bucket.condvar.notify_all();
 }
 
+/// Every bucket's mutex, in table order, for `crate::before_fork`: no waiter or
+/// waker holds one while the process forks. A bucket mutex is a leaf (nothing
+/// else is locked while it is held), so taking them all cannot deadlock.
+pub(crate) fn lock_all() -> Vec<std::sync::MutexGuard<'static, ()>> {
+    TABLE
+        .iter()
+        .map(|bucket| bucket.mutex.lock().unwrap_or_else(PoisonError::into_inner))
+        .collect()
+}
+
 pub(crate) fn wake_one(word: &AtomicU32) {
     notify(word);
 }
