@@ -284,16 +284,37 @@ def child_fork(origin, path):
     holding = threading.Barrier(4)  # the holder, two waiters, main
     waiter_ids = []
 
+    starved = threading.Event()
+    waiters_done = []
+
+    def asleep_or_done(native_id):
+        return lambda: thread_state(native_id) == "S" or native_id in waiters_done
+
     def holder():
         with held, rheld:
             holding.wait()
+            wait_until(lambda: len(waiter_ids) == 2, "the waiters to start")
+            # Pass the Lock's waiter over twice, more than 1 ms apart: woken and beaten to
+            # the lock each time, it then asks for a handoff (the crate's STARVING bit), and
+            # the lock's word names a waiter that will not exist in the child.
+            for _ in range(2):
+                wait_until(asleep_or_done(waiter_ids[0]), "the Lock's waiter to sleep")
+                time.sleep(0.003)
+                held.release()
+                held.acquire()
+            for native_id in waiter_ids:
+                wait_until(asleep_or_done(native_id), "the waiters to sleep")
+            starved.set()
             stop.wait()
 
-    def waiter(lock):
+    def waiter(lock, first):
+        if not first:
+            wait_until(lambda: len(waiter_ids) == 1, "the first waiter")
         waiter_ids.append(mod.get_native_id())
         holding.wait()
         with lock:
             pass
+        waiters_done.append(mod.get_native_id())
 
     def busy():
         while not stop.is_set():
@@ -304,11 +325,10 @@ def child_fork(origin, path):
     for t in threads:
         t.start()
     # Threads blocked on the held locks: their waiting marks the locks' words.
-    for lock in (held, rheld):
-        threading.Thread(target=waiter, args=(lock,), daemon=True).start()
+    for lock, first in ((held, True), (rheld, False)):
+        threading.Thread(target=waiter, args=(lock, first), daemon=True).start()
     holding.wait(CHILD_BOUND / 2)
-    wait_until(lambda: len(waiter_ids) == 2 and all(thread_state(i) == "S" for i in waiter_ids),
-               "the waiters to block")
+    starved.wait(CHILD_BOUND / 2) or fail("the holder did not get its waiters asleep")
 
     def in_child(forker_is_module_thread):
         """The forked child's checks (only the forking thread exists). Returns the status."""

@@ -2,7 +2,7 @@
 //! functions of `_thread` that the crate backs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
@@ -23,30 +23,41 @@ static STACK_SIZE: Mutex<usize> = Mutex::new(0);
 /// in a forked child the thread that forked (CPython's runtime makes it the main thread).
 static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
 
-/// The `set_done` flags of the handles of started threads, by ident: in a forked child every
-/// thread but the forking one is gone, and CPython marks their handles done there.
-#[allow(clippy::type_complexity)]
-static STARTED: Mutex<Vec<(u64, Weak<AtomicBool>)>> = Mutex::new(Vec::new());
+/// The module's own fork generation, for the handles of threads it did not start
+/// (`_make_thread_handle`): as the crate's for its own handles (`pythread::after_fork_child`),
+/// such a handle made before the last fork, naming a thread other than the forking one, names
+/// a thread that does not exist in the child, and reads as done there.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-fn track(ident: u64, flag: &Arc<AtomicBool>) {
-    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-    if started.len() >= 64 && started.len().is_power_of_two() {
-        started.retain(|(_, w)| w.strong_count() > 0);
-    }
-    started.push((ident, Arc::downgrade(flag)));
+/// `os.register_at_fork(before=...)`: CPython's `PyOS_BeforeFork` for the crate (its global
+/// locks taken, so that no thread that vanishes in the fork holds one). Registered at import,
+/// before `threading` registers its hooks: `before` hooks run in reverse order of registration,
+/// so this one runs last, right before `fork()`. It waits with the GIL held, as CPython takes its
+/// runtime locks: a thread holding one of the crate's locks holds it briefly, never waiting for
+/// the GIL, while a forker that released the GIL here could let another thread take the GIL and
+/// then block on a lock the forker holds.
+#[pyfunction]
+fn _before_fork() {
+    pythread::before_fork();
 }
 
-/// Registered with `os.register_at_fork(after_in_child=...)`.
+/// `os.register_at_fork(after_in_parent=...)`: releases what `_before_fork` took.
+#[pyfunction]
+fn _after_fork_parent() {
+    pythread::after_fork_parent();
+}
+
+/// `os.register_at_fork(after_in_child=...)`: CPython's `_PyThread_AfterFork`, run before
+/// `threading`'s own child hook (hooks run in order of registration, and the module registers
+/// at import, before `threading` is imported on it). The crate's handles of threads that did
+/// not survive read as finished, its count and `shutdown` forget them, its locks are released;
+/// the forking thread becomes the main thread, and the module's own handles of threads it did
+/// not start move to the past generation.
 #[pyfunction]
 fn _after_fork_child() {
-    let me = pythread::get_ident().as_u64();
-    MAIN_IDENT.store(me, Ordering::Release);
-    let started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-    for (ident, flag) in started.iter() {
-        if let Some(flag) = flag.upgrade().filter(|_| *ident != me) {
-            flag.store(true, Ordering::Release);
-        }
-    }
+    pythread::after_fork_child();
+    MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
 fn stack_size_now() -> usize {
@@ -193,6 +204,8 @@ enum State {
     Foreign {
         ident: u64,
         exiting: Arc<pythread::Lock>,
+        /// `GENERATION` when the handle was made.
+        generation: u64,
     },
     /// The start failed: done, ident 0.
     Failed,
@@ -204,20 +217,25 @@ pub(crate) struct ThreadHandle {
     state: Mutex<State>,
     /// `_set_done()` was called: the handle reads as done and `join` returns at once (after a
     /// fork, or for a foreign thread that threading saw exit).
-    set_done: Arc<AtomicBool>,
+    set_done: AtomicBool,
 }
 
 impl ThreadHandle {
     fn with_state(state: State) -> ThreadHandle {
         ThreadHandle {
             state: Mutex::new(state),
-            set_done: Arc::new(AtomicBool::new(false)),
+            set_done: AtomicBool::new(false),
         }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether the foreign thread `ident` (its handle made in `generation`) did not survive a fork.
+fn foreign_lost(ident: u64, generation: u64) -> bool {
+    generation != GENERATION.load(Ordering::Acquire) && ident != MAIN_IDENT.load(Ordering::Acquire)
 }
 
 #[pymethods]
@@ -261,7 +279,10 @@ impl ThreadHandle {
             State::Failed => return Ok(()),
             _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
             State::Started(h) => Target::Thread(h.clone()),
-            State::Foreign { ident, exiting } => Target::Foreign(*ident, exiting.clone()),
+            State::Foreign {
+                ident, generation, ..
+            } if foreign_lost(*ident, *generation) => return Ok(()),
+            State::Foreign { ident, exiting, .. } => Target::Foreign(*ident, exiting.clone()),
         };
         match target {
             Target::Thread(h) => {
@@ -298,7 +319,9 @@ impl ThreadHandle {
             State::Failed => true,
             _ if self.set_done.load(Ordering::Acquire) => true,
             State::Started(h) => h.is_finished(),
-            State::Foreign { .. } => false,
+            State::Foreign {
+                ident, generation, ..
+            } => foreign_lost(*ident, *generation),
         }
     }
 
@@ -327,9 +350,13 @@ impl ThreadHandle {
 /// `home` is the module object the functions name as their `__module__` (`_thread`).
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
     MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
-    let after_fork = wrap_pyfunction!(_after_fork_child, home)?;
     let kwargs = PyDict::new(m.py());
-    kwargs.set_item("after_in_child", after_fork)?;
+    kwargs.set_item("before", wrap_pyfunction!(_before_fork, home)?)?;
+    kwargs.set_item(
+        "after_in_parent",
+        wrap_pyfunction!(_after_fork_parent, home)?,
+    )?;
+    kwargs.set_item("after_in_child", wrap_pyfunction!(_after_fork_child, home)?)?;
     m.py()
         .import("os")?
         .getattr("register_at_fork")?
@@ -459,10 +486,7 @@ fn start_joinable_thread(
             None,
             daemon,
         ) {
-            Ok(h) => {
-                track(h.ident().as_u64(), &handle.get().set_done);
-                *state = State::Started(h);
-            }
+            Ok(h) => *state = State::Started(h),
             Err(_) => {
                 *state = State::Failed;
                 return Err(cant_start());
@@ -481,6 +505,7 @@ fn _make_thread_handle(ident: u64) -> ThreadHandle {
     ThreadHandle::with_state(State::Foreign {
         ident,
         exiting: Arc::new(exiting),
+        generation: GENERATION.load(Ordering::Acquire),
     })
 }
 
@@ -489,10 +514,15 @@ fn _get_main_thread_ident() -> u64 {
     MAIN_IDENT.load(Ordering::Acquire)
 }
 
-/// _shutdown(): joins every non-daemon thread still running, except the caller's own.
+/// _shutdown(): joins every non-daemon thread still running, except the caller's own, with the
+/// GIL released. As 3.13's `thread_shutdown`: an interrupted wait runs the signal handlers; if
+/// they raise (Ctrl-C), the exception is reported with `PyErr_WriteUnraisable(NULL)` and
+/// `_shutdown` returns None at once, the remaining threads left running.
 #[pyfunction]
 fn _shutdown(py: Python<'_>) {
-    py.detach(pythread::shutdown);
+    if let Err(err) = py.detach(|| pythread::shutdown_with_retries(crate::check_signals)) {
+        err.write_unraisable(py, None);
+    }
 }
 
 /// _count(): the number of threads started by this module that are still running.
