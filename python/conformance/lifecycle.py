@@ -24,6 +24,8 @@ A check passes when each of its runs exits 0 with nothing on stderr within --tim
   `threading.active_count()`, `_shutdown()` returning promptly, `_at_fork_reinit` of the held
   locks, starts and joins new threads that take every lock kind, and exits; the parent bounds
   it. Also: the module's child hook runs before `threading._after_fork`.
+- `shutdown-interrupt`: Ctrl-C while `_shutdown()` waits behaves as 3.13's (on 3.13 the same
+  check also runs on CPython's own `_thread`).
 
 Prints one line per check; exits 1 if any failed.
 """
@@ -324,6 +326,9 @@ def child_fork(origin, path):
     threads += [threading.Thread(target=busy, daemon=d) for d in (False, True, False, True)]
     for t in threads:
         t.start()
+    # A non-daemon thread of the module itself (on 3.11 and 3.12 threading starts every thread
+    # as a daemon of the module): `_shutdown()` in the parent waits for it, in the child never.
+    raw_worker = mod.start_joinable_thread(busy, daemon=False)
     # Threads blocked on the held locks: their waiting marks the locks' words.
     for lock, first in ((held, True), (rheld, False)):
         threading.Thread(target=waiter, args=(lock, first), daemon=True).start()
@@ -332,6 +337,12 @@ def child_fork(origin, path):
 
     def in_child(forker_is_module_thread):
         """The forked child's checks (only the forking thread exists). Returns the status."""
+        # First: waiting for the parent's non-daemon threads, which do not exist here, would
+        # hang (the parent bounds the child).
+        t0 = time.monotonic()
+        mod._shutdown()
+        if time.monotonic() - t0 > 2.0:
+            fail(f"_shutdown() in the child took {time.monotonic() - t0:.1f} s")
         expect_count = 1 if forker_is_module_thread else 0
         if mod._count() != expect_count:
             fail(f"_count() in the child is {mod._count()}, expected {expect_count}")
@@ -341,13 +352,12 @@ def child_fork(origin, path):
             fail("the forking thread is not threading's main thread in the child")
         if mod._get_main_thread_ident() != mod.get_ident():
             fail("_get_main_thread_ident() does not name the forking thread")
-        t0 = time.monotonic()
-        mod._shutdown()
-        if time.monotonic() - t0 > 2.0:
-            fail(f"_shutdown() in the child took {time.monotonic() - t0:.1f} s")
         for t in threads:
             if t.is_alive():
                 fail(f"{t} is alive in the child")
+        if not raw_worker.is_done():
+            fail("the handle of a thread that did not survive the fork is not done")
+        raw_worker.join()
         # The held locks stay held, as in CPython; _at_fork_reinit makes them fresh.
         for lock in (held, rheld):
             lock._at_fork_reinit()
@@ -472,6 +482,56 @@ def child_hook_order(path):
         fail(f"hook order check: child exited {out}")
 
 
+def child_shutdown_interrupt(which, path):
+    """Ctrl-C (a SIGALRM handler raising KeyboardInterrupt at 0.3 s) while `_shutdown()` waits
+    for a non-daemon thread that never ends: as 3.13's `thread_shutdown`, the exception goes to
+    `sys.unraisablehook` (object None) and `_shutdown()` returns None at once, the thread left
+    running; a later `_shutdown()` waits for it again. `which`: `module`, or `cpython` (3.13's
+    own `_thread`, which the same check describes)."""
+    import signal
+    import time
+    if which == "module":
+        mod, _ = stand_in(path)
+    else:
+        import _thread as mod
+    blocker = mod.allocate_lock()
+    blocker.acquire()
+    worker = mod.start_joinable_thread(blocker.acquire, daemon=False)
+    finished = mod.allocate_lock()
+    finished.acquire()
+
+    def watchdog():
+        # Bounds an uninterruptible _shutdown (the check then fails on its duration).
+        if not finished.acquire(timeout=5):
+            blocker.release()
+    mod.start_new_thread(watchdog, ())
+    seen = []
+    sys.unraisablehook = seen.append
+
+    def on_alarm(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    t0 = time.monotonic()
+    result = mod._shutdown()
+    took = time.monotonic() - t0
+    sys.unraisablehook = sys.__unraisablehook__
+    if result is not None:
+        fail(f"_shutdown() returned {result!r}")
+    if not 0.25 <= took < 2.0:
+        fail(f"interrupted _shutdown() returned after {took:.2f} s, not at 0.3 s")
+    if [type(a.exc_value) for a in seen] != [KeyboardInterrupt] or seen[0].object is not None:
+        fail(f"unraisable reports: {[(a.exc_type, a.object) for a in seen]}")
+    if worker.is_done():
+        fail("the non-daemon thread is done, yet nothing released it")
+    finished.release()
+    blocker.release()
+    t0 = time.monotonic()
+    mod._shutdown()
+    if not worker.is_done() or time.monotonic() - t0 > 2.0:
+        fail("the second _shutdown() did not wait for the thread")
+
+
 def child_main(argv):
     try:
         child_check(argv)
@@ -492,6 +552,8 @@ def child_check(argv):
         child_fork(arg, path)
     elif kind == "order":
         child_hook_order(path)
+    elif kind == "interrupt":
+        child_shutdown_interrupt(arg, path)
     else:
         fail(f"unknown check {kind}")
 
@@ -507,6 +569,9 @@ def checks(runs):
     """(name, argv for the child, number of runs)."""
     out = [(f"guard-{w}", ["guard", w], 1) for w in GUARD_SITES]
     out += [(f"exit-{m}", ["exit", m], runs) for m in EXIT_MODES]
+    out += [("shutdown-interrupt", ["interrupt", "module"], 3)]
+    if sys.version_info[:2] == (3, 13):
+        out += [("shutdown-interrupt-cpython", ["interrupt", "cpython"], 3)]
     out += [("fork-hook-order", ["order", "-"], 1)]
     out += [(f"fork-{o}", ["fork", o], runs) for o in FORK_ORIGINS]
     return out
