@@ -151,12 +151,12 @@ conformance: python-module python-clippy
 ## interpreter exit (daemon threads running; pthread_exit inside a guarded call) and at fork,
 ## under PYTHON and again under each of Python 3.12 and 3.13 that is installed (found as
 ## PYTHON313 is). Each check runs child interpreters, bounded by the script's own timeouts
-## and by `timeout` around each run. LIFECYCLE_CHECKS selects checks by name prefix.
+## and by `timeout` around each run. LIFECYCLE_CHECKS selects checks by name prefix (empty: all).
 LIFECYCLE_PYTHONS ?= $(shell for v in 3.12 3.13; do for p in python$$v $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v; do \
 	"$$p" -c "import sys; assert '%d.%d' % sys.version_info[:2] == '$$v'" >/dev/null 2>&1 \
 	&& { echo "$$p"; break; }; done; done)
 LIFECYCLE_TIMEOUT ?= 300
-LIFECYCLE_CHECKS ?= guard exit
+LIFECYCLE_CHECKS ?=
 .PHONY: lifecycle
 conformance: lifecycle
 lifecycle: python-module
