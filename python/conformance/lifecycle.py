@@ -24,6 +24,8 @@ A check passes when each of its runs exits 0 with nothing on stderr within --tim
   `threading.active_count()`, `_shutdown()` returning promptly, `_at_fork_reinit` of the held
   locks, starts and joins new threads that take every lock kind, and exits; the parent bounds
   it. Also: the module's child hook runs before `threading._after_fork`.
+- `fork-import-lock`: a thread that starts a thread while `os.fork()` waits for the import lock
+  (after the module's `before` hook took the crate's locks) does not deadlock the fork.
 - `shutdown-interrupt`: Ctrl-C while `_shutdown()` waits behaves as 3.13's (on 3.13 the same
   check also runs on CPython's own `_thread`).
 
@@ -532,6 +534,51 @@ def child_shutdown_interrupt(which, path):
         fail("the second _shutdown() did not wait for the thread")
 
 
+def child_fork_import_lock(path):
+    """`os.fork()` runs the `before` hooks (the module's, last, takes the crate's fork locks),
+    then waits for the import lock with the GIL released. A thread that starts a thread in that
+    window must not wait for the crate's locks holding the GIL: the import lock's holder needs
+    the GIL to release it, and the fork would never happen."""
+    mod, threading = stand_in(path)
+    import _imp
+    import faulthandler
+    import time
+    import warnings
+    warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+    faulthandler.dump_traceback_later(CHILD_BOUND, exit=True)  # a deadlock fails, with stacks
+    locked, go = threading.Event(), threading.Event()
+    ran = []
+    main_id, starter_id = mod.get_native_id(), []
+
+    def importer():
+        _imp.acquire_lock()
+        locked.set()
+        # Once the main thread, forking, sleeps on the import lock: let the starter start a
+        # thread; once the starter sleeps too (on the crate's fork locks), release the import
+        # lock, which needs the GIL.
+        wait_until(lambda: thread_state(main_id) == "S", "the fork to wait for the import lock")
+        go.set()
+        wait_until(lambda: ran or (starter_id and thread_state(starter_id[0]) == "S"),
+                   "the starter to block")
+        _imp.release_lock()
+
+    def starter():
+        starter_id.append(mod.get_native_id())
+        go.wait()
+        mod.start_new_thread(ran.append, (1,))
+
+    threading.Thread(target=importer).start()
+    threading.Thread(target=starter).start()
+    locked.wait()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        fail("the child failed")
+    wait_until(lambda: ran == [1], "the thread started during the fork to run")
+    faulthandler.cancel_dump_traceback_later()
+
+
 def child_main(argv):
     try:
         child_check(argv)
@@ -552,6 +599,8 @@ def child_check(argv):
         child_fork(arg, path)
     elif kind == "order":
         child_hook_order(path)
+    elif kind == "import-lock":
+        child_fork_import_lock(path)
     elif kind == "interrupt":
         child_shutdown_interrupt(arg, path)
     else:
@@ -573,6 +622,7 @@ def checks(runs):
     if sys.version_info[:2] == (3, 13):
         out += [("shutdown-interrupt-cpython", ["interrupt", "cpython"], 3)]
     out += [("fork-hook-order", ["order", "-"], 1)]
+    out += [("fork-import-lock", ["import-lock", "-"], 10)]
     out += [(f"fork-{o}", ["fork", o], runs) for o in FORK_ORIGINS]
     return out
 

@@ -88,30 +88,49 @@ fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
 /// Starts `func(*args, **kwargs)` on a crate thread, the callable run attached to the
 /// interpreter; an exception is reported through `sys.unraisablehook` as `_thread` does
 /// (`SystemExit` silently ends the thread).
+///
+/// The start itself runs detached: it may wait for the crate's fork locks (`_before_fork`
+/// holds them from the last `before` hook to the fork, and `os.fork` may release the GIL in
+/// between, waiting for the import lock), and a thread that waited for them attached would keep
+/// the GIL from the forker. The references travel in a shared slot, so that a start that fails
+/// (its closure dropped while detached) leaves them to be dropped here, attached.
 fn spawn(
+    py: Python<'_>,
     func: Py<PyAny>,
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
     daemon: bool,
 ) -> std::io::Result<pythread::Handle> {
-    pythread::Builder::new()
-        .daemon(daemon)
-        .stack_size(stack_size_now())
-        .try_start(move || {
-            let mut call = Some((func, args, kwargs));
-            Python::try_attach(|py| {
-                if let Some((func, args, kwargs)) = call.take() {
-                    thread_run(
-                        func.into_bound(py),
-                        args.into_bound(py),
-                        kwargs.map(|k| k.into_bound(py)),
-                    );
-                }
-            });
-            // Not attached (the interpreter is gone): the references are left, not dropped
-            // detached (PyO3 would drop them at another thread's next attach, unguarded).
-            std::mem::forget(call);
-        })
+    let slot = Arc::new(Mutex::new(Some((func, args, kwargs))));
+    let theirs = Arc::clone(&slot);
+    let stack_size = stack_size_now();
+    let started = py.detach(move || {
+        pythread::Builder::new()
+            .daemon(daemon)
+            .stack_size(stack_size)
+            .try_start(move || {
+                let mut call = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Python::try_attach(|py| {
+                    if let Some((func, args, kwargs)) = call.take() {
+                        thread_run(
+                            func.into_bound(py),
+                            args.into_bound(py),
+                            kwargs.map(|k| k.into_bound(py)),
+                        );
+                    }
+                });
+                // Not attached (the interpreter is gone): the references are left, not
+                // dropped detached (PyO3 would drop them at another thread's next attach,
+                // unguarded).
+                std::mem::forget(call);
+            })
+    });
+    if started.is_err() {
+        // Attached again: the thread never ran, and its references go here (the caller holds
+        // others, so no `__del__` runs).
+        drop(slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+    started
 }
 
 /// CPython's `thread_run`, once attached: every call into Python, and every drop of a last
@@ -197,6 +216,9 @@ fn join_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>
 
 enum State {
     NotStarted,
+    /// `start_joinable_thread` is starting it (CPython's `THREAD_HANDLE_STARTING`): read as
+    /// not started.
+    Starting,
     /// A thread started by this module.
     Started(pythread::Handle),
     /// `_make_thread_handle(ident)`: a thread this module did not start (the main thread); it
@@ -250,7 +272,7 @@ impl ThreadHandle {
         match &*self.state() {
             State::Started(h) => h.ident().as_u64(),
             State::Foreign { ident, .. } => *ident,
-            State::NotStarted | State::Failed => 0,
+            State::NotStarted | State::Starting | State::Failed => 0,
         }
     }
 
@@ -275,7 +297,9 @@ impl ThreadHandle {
             Foreign(u64, Arc<pythread::Lock>),
         }
         let target = match &*self.state() {
-            State::NotStarted => return Err(PyRuntimeError::new_err("thread not started")),
+            State::NotStarted | State::Starting => {
+                return Err(PyRuntimeError::new_err("thread not started"))
+            }
             State::Failed => return Ok(()),
             _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
             State::Started(h) => Target::Thread(h.clone()),
@@ -315,7 +339,7 @@ impl ThreadHandle {
 
     fn is_done(&self) -> bool {
         match &*self.state() {
-            State::NotStarted => false,
+            State::NotStarted | State::Starting => false,
             State::Failed => true,
             _ if self.set_done.load(Ordering::Acquire) => true,
             State::Started(h) => h.is_finished(),
@@ -328,7 +352,9 @@ impl ThreadHandle {
     fn _set_done(&self) -> PyResult<()> {
         let state = self.state();
         match &*state {
-            State::NotStarted => Err(PyRuntimeError::new_err("thread not started")),
+            State::NotStarted | State::Starting => {
+                Err(PyRuntimeError::new_err("thread not started"))
+            }
             State::Started(_) | State::Failed => {
                 self.set_done.store(true, Ordering::Release);
                 Ok(())
@@ -440,6 +466,7 @@ fn start_new_thread(
         ),
     };
     let handle = spawn(
+        function.py(),
         function.clone().unbind(),
         args.clone().unbind(),
         kwargs,
@@ -480,19 +507,26 @@ fn start_joinable_thread(
         if !matches!(*state, State::NotStarted) {
             return Err(PyRuntimeError::new_err("thread already started"));
         }
-        match spawn(
-            function.clone().unbind(),
-            PyTuple::empty(py).unbind(),
-            None,
-            daemon,
-        ) {
-            Ok(h) => *state = State::Started(h),
-            Err(_) => {
-                *state = State::Failed;
-                return Err(cant_start());
-            }
+        // Claimed: the start detaches, and another thread must not wait for this lock then
+        // while holding the GIL.
+        *state = State::Starting;
+    }
+    let started = spawn(
+        py,
+        function.clone().unbind(),
+        PyTuple::empty(py).unbind(),
+        None,
+        daemon,
+    );
+    let mut state = handle.get().state();
+    match started {
+        Ok(h) => *state = State::Started(h),
+        Err(_) => {
+            *state = State::Failed;
+            return Err(cant_start());
         }
     }
+    drop(state);
     Ok(handle)
 }
 
