@@ -10,12 +10,14 @@ A check passes when each of its runs exits 0 with nothing on stderr within --tim
 
 - `guard-*` (one run each): a module thread calls `pthread_exit` through ctypes inside each
   call the module makes into Python (the thread's function, the unraisable hook, a reference
-  drop that runs `__del__`, `_excepthook`'s callback into Python). CPython 3.11-3.13 end a
+  drop that runs `__del__`, `_excepthook`'s callback into Python, `start_joinable_thread`'s
+  truth test of `daemon`). CPython 3.11-3.13 end a
   thread with `pthread_exit` at finalization; the forced unwind must stop in the module's guard
   (the thread parks) instead of crashing the process. This bites on every interpreter, also
   where finalization itself rarely shows it.
 - `exit-*` (--runs each): the script returns from main while 8 daemon threads run: a busy
-  loop, a `time.sleep` loop, blocked in `lock.acquire()`, blocked in `_ThreadHandle.join()`,
+  loop, a `time.sleep` loop, blocked in `lock.acquire()`, in a loop of `acquire(timeout=)`
+  (each re-attaching after its wait), blocked in `_ThreadHandle.join()`, in a loop of `join(t)`,
   inside `_excepthook` calling back into Python, inside the unraisable hook; and a non-daemon
   thread that finishes while `_shutdown()` waits for it.
 - `fork-*` (--runs each): fork while non-daemon and daemon threads run, with a lock and an
@@ -145,6 +147,16 @@ def child_guard(where, path):
         t = Named(target=raises, daemon=True)
         t.start()
         handle = t._handle if hasattr(t, "_handle") else None
+    elif where == "bool":
+        class Truth:
+            def __bool__(self):
+                on_thread()
+                pthread_exit()
+
+        # A module thread calls start_joinable_thread, which tests `daemon` (guarded).
+        starter = mod.start_joinable_thread(
+            lambda: mod.start_joinable_thread(lambda: None, daemon=Truth()))
+        handle = starter
     else:
         fail(f"unknown guard site {where}")
 
@@ -199,6 +211,24 @@ def child_exit(mode, path):
             ready.wait()
             blocker.acquire()
             fail("acquired a lock that is never released")
+        targets = [work] * EXIT_THREADS
+    elif mode == "acquire-timed":
+        # Short timed waits: each re-attaches after its detached wait (PyO3's guarded
+        # PyEval_RestoreThread), which is where finalization ends these threads.
+        def work():
+            ids.append(mod.get_native_id())
+            ready.wait()
+            while True:
+                blocker.acquire(timeout=0.0005)
+        targets = [work] * EXIT_THREADS
+    elif mode == "join-timed":
+        joined = mod.start_joinable_thread(blocker.acquire)
+
+        def work():
+            ids.append(mod.get_native_id())
+            ready.wait()
+            while True:
+                joined.join(0.0005)
         targets = [work] * EXIT_THREADS
     elif mode == "join":
         joined = mod.start_joinable_thread(blocker.acquire)
@@ -609,8 +639,9 @@ def child_check(argv):
 
 # --- the parent side ---------------------------------------------------------------------------
 
-GUARD_SITES = ["function", "unraisable", "del", "excepthook"]
-EXIT_MODES = ["busy", "sleep", "acquire", "join", "excepthook", "unraisable", "nondaemon"]
+GUARD_SITES = ["function", "unraisable", "del", "excepthook", "bool"]
+EXIT_MODES = ["busy", "sleep", "acquire", "acquire-timed", "join", "join-timed", "excepthook",
+              "unraisable", "nondaemon"]
 FORK_ORIGINS = ["main", "thread", "raw"]
 
 
