@@ -97,6 +97,7 @@ mod locks {
     // Never read: they are held for their `Drop`, which releases them.
     #[allow(dead_code)]
     pub(super) struct Held {
+        #[cfg(not(target_os = "linux"))]
         pub(super) buckets: Vec<std::sync::MutexGuard<'static, ()>>,
         pub(super) registry: registry::ForkGuard,
         pub(super) gate: RwLockWriteGuard<'static, ()>,
@@ -138,7 +139,13 @@ pub(crate) fn gate() -> std::sync::RwLockReadGuard<'static, ()> {
 
 /// No gate under loom: no model forks.
 #[cfg(loom)]
-pub(crate) fn gate() {}
+pub(crate) fn gate() -> NoGate {
+    NoGate
+}
+
+/// What [`gate`] returns under loom: nothing to release.
+#[cfg(loom)]
+pub(crate) struct NoGate;
 
 /// Prepares the crate for `fork()`: call it right before `fork()`, on the thread
 /// that forks, then [`after_fork_parent`] in the parent and [`after_fork_child`] in
@@ -186,9 +193,9 @@ pub fn before_fork() {
         // are leaves (nothing is locked while one is held).
         let gate = locks::write();
         let registry = registry::lock_for_fork();
-        let buckets = crate::sync::lock_buckets_for_fork();
         *held = Some(locks::Held {
-            buckets,
+            #[cfg(not(target_os = "linux"))]
+            buckets: crate::sync::lock_buckets_for_fork(),
             registry,
             gate,
         });
@@ -264,24 +271,62 @@ pub fn after_fork_parent() {
 pub fn after_fork_child() {
     #[cfg(not(loom))]
     {
-        let mut held = locks::HELD.with(RefCell::take);
         let pid = std::process::id();
-        let mut lost_entries = Vec::new();
         if KNOWN_PID.swap(pid, Ordering::Relaxed) != pid {
-            let me = get_ident();
-            SURVIVOR.store(me.as_u64(), Ordering::Relaxed);
+            SURVIVOR.store(get_ident().as_u64(), Ordering::Relaxed);
             GENERATION.fetch_add(1, Ordering::Relaxed);
             registry::Counter::reset_after_fork(current_ident().is_some());
-            lost_entries = match &mut held {
-                Some(held) => registry::forget_lost(&mut held.registry),
-                // No `before_fork`: the registry is cleaned only if its lock is free
-                // (`shutdown` skips lost threads either way).
-                None => registry::try_forget_lost(),
-            };
+            // The registry keeps its entries of lost threads: `shutdown` skips them
+            // by their generation (each is a few words; the lost thread's state is
+            // kept alive by its vanished stack's reference anyway).
         }
-        drop(held);
-        // After the locks are released: dropping an entry may drop a lost thread's
-        // outcome, which runs its `Drop` here.
-        drop(lost_entries);
+        drop(locks::HELD.with(RefCell::take));
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::TryLockError;
+    use std::time::{Duration, Instant};
+
+    /// Whether the registry's lock can be taken now (another test's thread may
+    /// hold it for a moment: retried, bounded, when `expect_free`).
+    fn registry_free(expect_free: bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let free = registry::try_lock_for_test();
+            if free || !expect_free || Instant::now() > deadline {
+                return free;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn gate_free(expect_free: bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let free = !matches!(locks::GATE.try_read(), Err(TryLockError::WouldBlock));
+            if free || !expect_free || Instant::now() > deadline {
+                return free;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// `before_fork` holds the registry's lock and the fork gate until
+    /// `after_fork_parent` (or `after_fork_child`) releases them; a second
+    /// `before_fork` in between changes nothing (and does not deadlock).
+    #[test]
+    fn before_fork_holds_the_global_locks_until_after_fork() {
+        for release in [after_fork_parent as fn(), after_fork_child] {
+            before_fork();
+            before_fork();
+            assert!(!registry_free(false), "the registry's lock is not held");
+            assert!(!gate_free(false), "the fork gate is not held");
+            release();
+            assert!(registry_free(true), "the registry's lock was not released");
+            assert!(gate_free(true), "the fork gate was not released");
+        }
     }
 }

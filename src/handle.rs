@@ -24,6 +24,11 @@ use crate::sync::{self, lock, thread, Arc, Mutex};
 /// Dropping every clone detaches the thread: it runs on to the end and its outcome
 /// is dropped there.
 ///
+/// In a child process, after [`after_fork_child`](crate::after_fork_child), the
+/// handle of a thread that did not survive the `fork()` is finished: its joins
+/// return at once with a [`Panic`] saying so (or the value, if the function had
+/// returned before the fork), and its OS thread is never joined nor detached.
+///
 /// A `Handle` is one pointer wide, whatever `T` is; clones share one allocation.
 /// It is `Clone`, `Send`, `Sync` and `Debug` for every `T` a thread can return
 /// (`T: Send + Sync`; `T` need not be `Clone`, `Default` or `Debug`).
@@ -600,8 +605,9 @@ impl<T> Handle<T> {
         }
     }
 
-    /// Returns `true` once the thread's function has returned or panicked; then
-    /// [`join`](Handle::join) returns at once. Never blocks.
+    /// Returns `true` once the thread's function has returned or panicked, or the
+    /// thread did not survive a `fork()` (see [`after_fork_child`](crate::after_fork_child));
+    /// then [`join`](Handle::join) returns at once. Never blocks.
     ///
     /// # Examples
     ///

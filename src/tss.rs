@@ -376,3 +376,44 @@ impl<T: Send + 'static> fmt::Debug for Tss<T> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    struct SetOnDrop(Arc<AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// `ThreadState::register` forgets keys that are gone: a thread that sees many
+    /// keys come and go keeps a short list (the live key and the last one it set),
+    /// and still drops its value of the live key when it exits.
+    #[test]
+    fn a_thread_keeps_only_live_keys() {
+        let live = Arc::new(Tss::new());
+        live.create();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (live, dropped) = (Arc::clone(&live), Arc::clone(&dropped));
+            std::thread::spawn(move || {
+                live.set(SetOnDrop(dropped)).ok().unwrap();
+                for i in 0..100 {
+                    let key = Tss::new();
+                    key.create();
+                    key.set(i).unwrap();
+                }
+                THREAD.with(|state| state.keys.borrow().len())
+            })
+        };
+        assert_eq!(thread.join().unwrap(), 2, "dead keys were kept");
+        assert!(
+            dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the live key was forgotten: its value was not dropped at exit"
+        );
+    }
+}

@@ -62,11 +62,61 @@ struct World {
     returned: Handle<u32>,
     panicked: Handle<u32>,
     stop_churn: Arc<AtomicBool>,
+    /// In some rounds: a key whose value's `clone` runs (under the key's lock) when
+    /// the fork starts, and the flag that tells it the fork is starting.
+    /// `before_fork` waits for that clone, so the reader (the third part) may
+    /// have returned (8) before the fork, or not.
+    slow: Option<SlowKey>,
+}
+
+/// The key, the "fork is starting" flag, the reader (see [`World::slow`]).
+type SlowKey = (Arc<Tss<SlowClone>>, Arc<AtomicBool>, Handle<u32>);
+
+/// A value whose `clone`, which `Tss::get` runs under the key's lock, is still
+/// running when the fork starts: it waits until the forking thread is about to
+/// call `before_fork`, then keeps the lock 20 ms longer. `before_fork` must wait
+/// for it (the fork gate); otherwise the child inherits the key's lock held by a
+/// thread that does not exist, and its next use of the key hangs. (The 20 ms only
+/// widen that window for the check to bite; the correct code passes whatever they
+/// are.)
+struct SlowClone {
+    cloning: Arc<AtomicBool>,
+    forking: Arc<AtomicBool>,
+}
+
+impl Clone for SlowClone {
+    fn clone(&self) -> SlowClone {
+        if !self.forking.load(Ordering::SeqCst) {
+            self.cloning.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + WATCHDOG;
+            while !self.forking.load(Ordering::SeqCst) {
+                assert!(Instant::now() < deadline, "watchdog: no fork came");
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SlowClone {
+            cloning: Arc::clone(&self.cloning),
+            forking: Arc::clone(&self.forking),
+        }
+    }
 }
 
 fn main() {
     quiet_expected_panics();
     let began = Instant::now();
+    // First, before anything calls `before_fork`: a stray `after_fork_child` in a
+    // process that never forked (the pid recorded at the first start is ours)
+    // marks no live thread lost.
+    let (release, gate) = mpsc::channel::<()>();
+    let live = pythread::start(move || gate.recv_timeout(WATCHDOG).is_ok());
+    pythread::after_fork_child();
+    assert!(
+        !live.is_finished(),
+        "a stray after_fork_child marked a live thread lost"
+    );
+    release.send(()).unwrap();
+    assert_eq!(bounded_join(&live, "the live thread").ok(), Some(true));
     key().set("main".to_string()).unwrap();
     let rounds = std::env::var("FORK_ROUNDS")
         .ok()
@@ -74,7 +124,7 @@ fn main() {
         .unwrap_or(ROUNDS);
     let mut forks_from_started_thread = 0;
     for round in 0..rounds {
-        let world = start_world();
+        let world = start_world(round % 4 == 0);
         let from_started_thread = round % 2 == 1;
         if from_started_thread {
             forks_from_started_thread += 1;
@@ -107,7 +157,7 @@ fn main() {
 }
 
 /// Starts the threads the fork meets (see the module docs).
-fn start_world() -> World {
+fn start_world(slow_clone: bool) -> World {
     let gate = Arc::new(Lock::new());
     gate.acquire();
     let held = Arc::new(Lock::new());
@@ -121,6 +171,30 @@ fn start_world() -> World {
             value
         }
     };
+    let slow = slow_clone.then(|| {
+        let key = Arc::new(Tss::new());
+        key.create();
+        let forking = Arc::new(AtomicBool::new(false));
+        let cloning = Arc::new(AtomicBool::new(false));
+        let value = SlowClone {
+            cloning: Arc::clone(&cloning),
+            forking: Arc::clone(&forking),
+        };
+        let reader = {
+            let key = Arc::clone(&key);
+            pythread::start(move || {
+                key.set(value).ok().unwrap();
+                drop(key.get());
+                8
+            })
+        };
+        let deadline = Instant::now() + WATCHDOG;
+        while !cloning.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "watchdog: the clone never began");
+            std::thread::yield_now();
+        }
+        (key, forking, reader)
+    });
     running.push(("daemon", pythread::start(parked(&gate, 1))));
     running.push((
         "non-daemon",
@@ -214,6 +288,7 @@ fn start_world() -> World {
         returned,
         panicked,
         stop_churn,
+        slow,
     }
 }
 
@@ -221,7 +296,7 @@ fn start_world() -> World {
 fn finish_world(world: World) {
     world.stop_churn.store(true, Ordering::Relaxed);
     world.gate.release().unwrap();
-    let expected = [1, 2, 3, 4, 5, 6];
+    let expected = [1, 2, 3, 4, 5, 6, 8];
     for ((name, handle), value) in world.running.iter().zip(expected) {
         let outcome = bounded_join(handle, name);
         assert_eq!(outcome.ok(), Some(value), "parent: {name}");
@@ -229,6 +304,9 @@ fn finish_world(world: World) {
     }
     assert_eq!(world.returned.join().ok(), Some(7));
     assert!(world.panicked.join().is_err());
+    if let Some((_, _, reader)) = &world.slow {
+        assert_eq!(bounded_join(reader, "the tss reader").ok(), Some(8));
+    }
     pythread::shutdown();
     assert!(!world.held.locked() && !world.rheld.locked());
 }
@@ -238,6 +316,9 @@ fn finish_world(world: World) {
 fn fork_and_check(round: usize, own: Option<Handle>, world: World) -> World {
     let ident = pythread::get_ident();
     let value = key().get();
+    if let Some((_, forking, _)) = &world.slow {
+        forking.store(true, Ordering::SeqCst);
+    }
     pythread::before_fork();
     // SAFETY: the child calls only what a forked child of a multithreaded process
     // may (the crate's after-fork reset first, then code that takes no lock a
@@ -369,17 +450,34 @@ fn child(
         assert!(!lock.try_acquire());
         lock.release().unwrap();
     }
+    let holder = world.running.iter().find(|(name, _)| *name == "holder");
+    let state = world.rheld.state().expect("held by the vanished holder");
+    assert_eq!(
+        (state.owner(), state.count()),
+        (holder.unwrap().1.ident(), 2)
+    );
     world.rheld.reinit_after_fork();
-    if !TEMP_NO_RLOCK_REINIT.load(Ordering::Relaxed) {
-        world.rheld.acquire();
-        world.rheld.acquire();
-        assert_eq!(world.rheld.recursion_count(), 2);
-        world.rheld.release().unwrap();
-        world.rheld.release().unwrap();
-        assert!(!world.rheld.locked());
+    assert!(world.rheld.state().is_none());
+    world.rheld.acquire();
+    world.rheld.acquire();
+    assert_eq!(world.rheld.recursion_count(), 2);
+    world.rheld.release().unwrap();
+    world.rheld.release().unwrap();
+    assert!(!world.rheld.locked());
+    // The crate's internal ones: TSS keys (the churn thread used `key()`; a
+    // thread was inside `slow`'s lock when the fork began), the registry
+    // (non-daemon starts), OS joins.
+    if let Some((slow, _, reader)) = &world.slow {
+        assert!(
+            slow.take().is_none(),
+            "the reader's value is not this thread's"
+        );
+        assert!(slow.is_created());
+        match reader.join() {
+            Ok(value) => assert_eq!(value, 8),
+            Err(lost) => assert!(lost.message().is_some_and(|m| m.starts_with(LOST))),
+        }
     }
-    // The crate's internal ones: TSS keys (the churn thread used `key()`), the
-    // registry (non-daemon starts), OS joins.
     let local = Tss::<u32>::new();
     local.create();
     local.set(1).unwrap();
@@ -467,19 +565,3 @@ fn quiet_expected_panics() {
         }
     }));
 }
-
-// TEMPORARY until main's `reinit_after_fork` is merged: release-only stand-ins.
-trait ReinitShim {
-    fn reinit_after_fork(&self);
-}
-impl ReinitShim for Lock {
-    fn reinit_after_fork(&self) {
-        let _ = self.release();
-    }
-}
-impl ReinitShim for RLock {
-    fn reinit_after_fork(&self) {
-        TEMP_NO_RLOCK_REINIT.store(true, Ordering::Relaxed);
-    }
-}
-static TEMP_NO_RLOCK_REINIT: AtomicBool = AtomicBool::new(false);

@@ -100,15 +100,10 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     backend::wake_all(word)
 }
 
-/// The wait backend's global locks, for `crate::before_fork` to hold across
-/// `fork()`: the bucket mutexes of the portable backend; none for the futex one.
-#[cfg(not(loom))]
-pub(crate) fn lock_buckets_for_fork() -> Vec<std::sync::MutexGuard<'static, ()>> {
-    #[cfg(target_os = "linux")]
-    return Vec::new();
-    #[cfg(not(target_os = "linux"))]
-    return generic::lock_all();
-}
+/// The portable backend's bucket mutexes, for `crate::before_fork` to hold across
+/// `fork()` (the futex backend has no lock).
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+pub(crate) use self::generic::lock_all as lock_buckets_for_fork;
 
 /// The current time on the crate's clock.
 #[inline]
