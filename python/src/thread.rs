@@ -1,7 +1,7 @@
 //! Threads: `start_new_thread`, `start_joinable_thread`, `_ThreadHandle` and the module-level
 //! functions of `_thread` that the crate backs.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
 /// a thread that does not exist in the child, and reads as done there.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// The process the module's state belongs to (set at import, and by `_after_fork_child`).
+static PID: AtomicU32 = AtomicU32::new(0);
+
 /// `os.register_at_fork(before=...)`: CPython's `PyOS_BeforeFork` for the crate (its global
 /// locks taken, so that no thread that vanishes in the fork holds one). Registered at import,
 /// before `threading` registers its hooks: `before` hooks run in reverse order of registration,
@@ -53,11 +56,15 @@ fn _after_fork_parent() {
 /// not survive read as finished, its count and `shutdown` forget them, its locks are released;
 /// the forking thread becomes the main thread, and the module's own handles of threads it did
 /// not start move to the past generation.
+/// As the crate's, a no-op in a process that has not forked since the last call.
 #[pyfunction]
 fn _after_fork_child() {
     pythread::after_fork_child();
-    MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
-    GENERATION.fetch_add(1, Ordering::AcqRel);
+    let pid = std::process::id();
+    if PID.swap(pid, Ordering::AcqRel) != pid {
+        MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+        GENERATION.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 fn stack_size_now() -> usize {
@@ -93,22 +100,28 @@ fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
 /// holds them from the last `before` hook to the fork, and `os.fork` may release the GIL in
 /// between, waiting for the import lock), and a thread that waited for them attached would keep
 /// the GIL from the forker. The references travel in a shared slot, so that a start that fails
-/// (its closure dropped while detached) leaves them to be dropped here, attached.
+/// (its closure dropped while detached) leaves them to be dropped here, attached. The new
+/// thread runs nothing before the returned [`Go`] is dropped (CPython 3.13's `thread_run` waits
+/// for `thread_is_running` the same way): the caller publishes the handle first.
 fn spawn(
     py: Python<'_>,
     func: Py<PyAny>,
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
     daemon: bool,
-) -> std::io::Result<pythread::Handle> {
+) -> std::io::Result<(pythread::Handle, Go)> {
     let slot = Arc::new(Mutex::new(Some((func, args, kwargs))));
     let theirs = Arc::clone(&slot);
+    let go = Arc::new(pythread::Lock::new());
+    go.acquire();
+    let wait_for_go = Arc::clone(&go);
     let stack_size = stack_size_now();
     let started = py.detach(move || {
         pythread::Builder::new()
             .daemon(daemon)
             .stack_size(stack_size)
             .try_start(move || {
+                wait_for_go.acquire();
                 let mut call = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
                 Python::try_attach(|py| {
                     if let Some((func, args, kwargs)) = call.take() {
@@ -125,12 +138,24 @@ fn spawn(
                 std::mem::forget(call);
             })
     });
-    if started.is_err() {
-        // Attached again: the thread never ran, and its references go here (the caller holds
-        // others, so no `__del__` runs).
-        drop(slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+    match started {
+        Ok(handle) => Ok((handle, Go(go))),
+        Err(err) => {
+            // Attached again: the thread never ran, and its references go here (the caller
+            // holds others, so no `__del__` runs).
+            drop(slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+            Err(err)
+        }
     }
-    started
+}
+
+/// Lets a thread from [`spawn`] run its function, when dropped.
+struct Go(Arc<pythread::Lock>);
+
+impl Drop for Go {
+    fn drop(&mut self) {
+        let _ = self.0.release();
+    }
 }
 
 /// CPython's `thread_run`, once attached: every call into Python, and every drop of a last
@@ -237,8 +262,8 @@ enum State {
 #[pyclass(name = "_ThreadHandle", module = "_thread", frozen, weakref)]
 pub(crate) struct ThreadHandle {
     state: Mutex<State>,
-    /// `_set_done()` was called: the handle reads as done and `join` returns at once (after a
-    /// fork, or for a foreign thread that threading saw exit).
+    /// `_set_done()` was called: the handle reads as done and `join` returns at once
+    /// (threading marks its main thread's handle so at shutdown).
     set_done: AtomicBool,
 }
 
@@ -376,6 +401,7 @@ impl ThreadHandle {
 /// `home` is the module object the functions name as their `__module__` (`_thread`).
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
     MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+    PID.store(std::process::id(), Ordering::Release);
     let kwargs = PyDict::new(m.py());
     kwargs.set_item("before", wrap_pyfunction!(_before_fork, home)?)?;
     kwargs.set_item(
@@ -465,7 +491,7 @@ fn start_new_thread(
                 .unbind(),
         ),
     };
-    let handle = spawn(
+    let (handle, _go) = spawn(
         function.py(),
         function.clone().unbind(),
         args.clone().unbind(),
@@ -520,7 +546,8 @@ fn start_joinable_thread(
     );
     let mut state = handle.get().state();
     match started {
-        Ok(h) => *state = State::Started(h),
+        // The thread runs once `_go` goes, after the handle names it (`ident` in the thread).
+        Ok((h, _go)) => *state = State::Started(h),
         Err(_) => {
             *state = State::Failed;
             return Err(cant_start());
