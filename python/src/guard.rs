@@ -21,12 +21,13 @@
 //! PyO3's source calls running a destructor during a forced unwind *unspecified* behaviour
 //! that it relies on (rust-lang/rust#135929): it is what current Rust does on Linux, and what
 //! this file relies on too. Measured before this file existed: lifecycle.py's exit checks
-//! crashed in 20 to 29 of 30 runs per mode on 3.12 and 3.13 (CONFORMANCE.md).
+//! failed in 21 to 29 of 30 runs per mode on 3.12 and 3.13, 12 to 23 on 3.11 (CONFORMANCE.md).
 //!
-//! Rules for callers: a module thread calls Python only through [`call`] and [`is_true`], and
-//! drops every last reference to a Python object through [`release`] (a plain drop runs
-//! `Py_DecRef` unguarded, and a `__del__` under it can end the thread); it never drops a Python
-//! object while detached (PyO3 would queue it and drop it at some later attach, unguarded).
+//! Rules for callers: a call that runs Python code by design (a callable, a hook, `__bool__`)
+//! goes through [`call`] or [`is_true`]; every reference that may be the last one to a Python
+//! object is dropped through [`release`] (a plain drop runs `Py_DecRef` unguarded, and a
+//! `__del__` under it can end the thread); no Python object is dropped while detached (PyO3
+//! would queue it and drop it at some later attach, unguarded).
 
 use std::mem;
 use std::os::raw::c_int;
