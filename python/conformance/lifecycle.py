@@ -11,7 +11,7 @@ A check passes when each of its runs exits 0 with nothing on stderr within --tim
 - `guard-*` (one run each): a module thread calls `pthread_exit` through ctypes inside each
   call the module makes into Python (the thread's function, the unraisable hook, a reference
   drop that runs `__del__`, `_excepthook`'s callback into Python, `start_joinable_thread`'s
-  truth test of `daemon`). CPython 3.11-3.13 end a
+  truth test of `daemon`, `stack_size`'s `__index__` of its argument). CPython 3.11-3.13 end a
   thread with `pthread_exit` at finalization; the forced unwind must stop in the module's guard
   (the thread parks) instead of crashing the process. This bites on every interpreter, also
   where finalization itself rarely shows it.
@@ -157,6 +157,14 @@ def child_guard(where, path):
         starter = mod.start_joinable_thread(
             lambda: mod.start_joinable_thread(lambda: None, daemon=Truth()))
         handle = starter
+    elif where == "index":
+        class Size:
+            def __index__(self):
+                on_thread()
+                pthread_exit()
+
+        # A module thread passes stack_size() an argument whose `__index__` exits (guarded).
+        handle = mod.start_joinable_thread(lambda: mod.stack_size(Size()))
     else:
         fail(f"unknown guard site {where}")
 
@@ -639,7 +647,7 @@ def child_check(argv):
 
 # --- the parent side ---------------------------------------------------------------------------
 
-GUARD_SITES = ["function", "unraisable", "del", "excepthook", "bool"]
+GUARD_SITES = ["function", "unraisable", "del", "excepthook", "bool", "index"]
 EXIT_MODES = ["busy", "sleep", "acquire", "acquire-timed", "join", "join-timed", "excepthook",
               "unraisable", "nondaemon"]
 FORK_ORIGINS = ["main", "thread", "raw"]

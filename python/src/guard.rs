@@ -23,8 +23,8 @@
 //! this file relies on too. Measured before this file existed: lifecycle.py's exit checks
 //! failed in 21 to 29 of 30 runs per mode on 3.12 and 3.13, 12 to 23 on 3.11 (CONFORMANCE.md).
 //!
-//! Rules for callers: a call that runs Python code by design (a callable, a hook, `__bool__`)
-//! goes through [`call`] or [`is_true`]; every reference that may be the last one to a Python
+//! Rules for callers: a call that runs Python code by design (a callable, a hook, `__bool__`,
+//! `__index__`) goes through [`call`], [`is_true`] or [`index`]; every reference that may be the last one to a Python
 //! object is dropped through [`release`] (a plain drop runs `Py_DecRef` unguarded, and a
 //! `__del__` under it can end the thread); no Python object is dropped while detached (PyO3
 //! would queue it and drop it at some later attach, unguarded).
@@ -35,10 +35,10 @@ use std::ptr;
 
 use pyo3::ffi::PyObject;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyInt, PyTuple};
 
 // The same C-API functions pyo3-ffi declares `extern "C"`, declared here so that a forced
-// unwind may leave them. All three are in the stable ABI (the module is built `abi3-py311`)
+// unwind may leave them. All four are in the stable ABI (the module is built `abi3-py311`)
 // and resolved from the interpreter when it loads the module, as pyo3-ffi's are.
 //
 // They are called only through `opaque` pointers: where pyo3-ffi's `extern "C"` declaration of
@@ -53,6 +53,7 @@ extern "C-unwind" {
         kwargs: *mut PyObject,
     ) -> *mut PyObject;
     fn PyObject_IsTrue(obj: *mut PyObject) -> c_int;
+    fn PyNumber_Index(obj: *mut PyObject) -> *mut PyObject;
     fn Py_DecRef(obj: *mut PyObject);
 }
 
@@ -107,6 +108,21 @@ pub(crate) fn is_true(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
         -1 => Err(PyErr::fetch(obj.py())),
         t => Ok(t != 0),
     }
+}
+
+/// `operator.index(obj)` (which may run `__index__`), guarded as [`call`]: an exact `int`.
+pub(crate) fn index<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyInt>> {
+    let guard = ParkForever;
+    let index = opaque(PyNumber_Index as unsafe extern "C-unwind" fn(_) -> _);
+    // SAFETY: the thread is attached and `obj` is a live object; the declaration matches
+    // CPython's `PyObject *PyNumber_Index(PyObject *)`. An unwind out of it stops at `guard`.
+    let result = unsafe { index(obj.as_ptr()) };
+    mem::forget(guard);
+    // SAFETY: PyNumber_Index returns a new reference to an int (exactly an int since 3.10), or
+    // NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(obj.py(), result) }?
+        .cast_into::<PyInt>()
+        .map_err(PyErr::from)
 }
 
 /// Drops a reference that may be the last one (its `__del__`, weakref callbacks and the

@@ -616,8 +616,12 @@ fn get_native_id() -> u64 {
 /// stack_size([size]) -> size: returns the old size; 0 = the platform default.
 #[pyfunction]
 #[pyo3(signature = (size = None, /))]
-fn stack_size(size: Option<isize>) -> PyResult<usize> {
-    let new = size.unwrap_or(0);
+fn stack_size(size: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    // `__index__` of an argument that is not an int runs guarded (a module thread may call this).
+    let new: isize = match size {
+        Some(size) => guard::index(size)?.extract()?,
+        None => 0,
+    };
     if new < 0 {
         return Err(PyValueError::new_err("size must be 0 or a positive value"));
     }
