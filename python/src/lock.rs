@@ -144,10 +144,10 @@ impl Lock {
         self.locked()
     }
 
-    /// After a fork the child's lock must be usable and unlocked. The crate's `Lock` is not
-    /// owned (any thread may release it), so releasing it if held is the reset.
+    /// After a fork: a fresh unlocked lock, whatever the word held (waiters, a handoff to a
+    /// thread that does not exist in the child), as CPython's `_PyThread_at_fork_reinit`.
     fn _at_fork_reinit(&self) {
-        let _ = self.lock.release();
+        self.lock.reinit_after_fork();
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -227,8 +227,7 @@ impl RLock {
 
     /// After a fork: a new, unlocked lock (the old one may be owned by a thread that is gone).
     fn _at_fork_reinit(&self) {
-        // Only the forking thread runs in the child, so nothing races this `set`.
-        let _ = self.first.last().next.set(Box::new(Generation::new()));
+        self.lock().reinit_after_fork();
     }
 
     #[pyo3(signature = (*args, **kwargs))]
