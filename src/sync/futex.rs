@@ -59,6 +59,22 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     wait_for(word, expected, &timeout)
 }
 
+/// [`wait`] for a caller that ignores [`Wake::Interrupted`] (a plain acquire or
+/// join): with no deadline the kernel gets no timeout at all, which saves arming
+/// and cancelling a timer on every sleep. A handler installed with `SA_RESTART`
+/// then restarts the wait instead of ending it; one without may still end it with
+/// `Interrupted`, which such a caller treats as a spurious wake-up.
+pub(crate) fn wait_uninterruptible(
+    word: &AtomicU32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> Wake {
+    match deadline {
+        None => outcome(futex::wait(word, futex::Flags::PRIVATE, expected, None)),
+        Some(_) => wait(word, expected, deadline),
+    }
+}
+
 /// One `FUTEX_WAIT` with the given relative timeout.
 fn wait_for(word: &AtomicU32, expected: u32, timeout: &futex::Timespec) -> Wake {
     outcome(futex::wait(
