@@ -1408,6 +1408,36 @@ mod tests {
         waiter.join().unwrap();
     }
 
+    /// No request before 1 ms has passed since the waiter entered: a waiter that
+    /// is asleep within that 1 ms has not asked. (Seen asleep 1 ms or more after
+    /// it entered, as on a loaded machine, a case decides nothing and another is
+    /// tried.)
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn no_request_before_a_millisecond() {
+        let mut decided = 0;
+        for _ in 0..50 {
+            let lock = Arc::new(Lock::new());
+            lock.acquire();
+            let l = Arc::clone(&lock);
+            let entered = now();
+            let waiter = std::thread::spawn(move || l.acquire_slow(None, false, entered));
+            wait_for("the waiter asleep", || sleeping_waiters(&lock) == 1);
+            let asked = state(&lock) & STARVING != 0;
+            if entered.elapsed() < FAIR_AFTER {
+                assert!(!asked, "asked for the handoff before 1 ms");
+                decided += 1;
+            }
+            lock.release().unwrap();
+            assert_eq!(waiter.join().unwrap(), LockStatus::Acquired);
+            lock.release().unwrap();
+            if decided == 5 {
+                return;
+            }
+        }
+        eprintln!("no_request_before_a_millisecond: only {decided} of 50 cases decided");
+    }
+
     /// The 1 ms runs from the acquisition's start (CPython's rule): a waiter
     /// that slept through it asks for the handoff at its first wake-up, not 1 ms
     /// after it.
