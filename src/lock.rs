@@ -522,6 +522,8 @@ impl Lock {
             {
                 Ok(_) => {
                     if state & PARKED != 0 {
+                        #[cfg(all(test, not(loom)))]
+                        tests::WAKES.with(|n| n.set(n.get() + 1));
                         if state & STARVING != 0 {
                             // Only the starving waiter may claim it, and the
                             // kernel wakes in its own order: wake them all.
@@ -660,6 +662,8 @@ impl Lock {
             // This thread may be the one a release woke in place of the PARKED it
             // cleared: with the lock free and nothing to release later, pass that
             // wake on.
+            #[cfg(all(test, not(loom)))]
+            tests::WAKES.with(|n| n.set(n.get() + 1));
             sync::wake_one(&self.word);
         }
         true
@@ -922,6 +926,40 @@ mod tests {
     std::thread_local! {
         /// How many times this thread entered `acquire_slow`.
         pub(super) static SLOW_PATHS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// How many wake system calls this thread's releases and handoff claims made.
+        pub(super) static WAKES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A release makes a wake system call only when `PARKED` says a thread is
+    /// asleep (or about to be): never for a request, a pending handoff or a plain
+    /// unlock (issue 17 §4). A handoff claimed after the lock was released again
+    /// passes a wake on only for a thread that has slept.
+    #[test]
+    fn wake_calls_only_for_parked_threads() {
+        let lock = Lock::new();
+        for (word, wakes) in [
+            (LOCKED, 0),
+            (LOCKED | STARVING, 0),
+            (LOCKED | HANDOFF, 0),
+            (LOCKED | PARKED, 1),
+            (LOCKED | PARKED | STARVING, 1),
+            (LOCKED | PARKED | HANDOFF, 1),
+        ] {
+            lock.word.store(word, Ordering::SeqCst);
+            let before = WAKES.get();
+            assert_eq!(lock.release(), Ok(()));
+            assert_eq!(WAKES.get() - before, wakes, "release from {word:#06b}");
+        }
+        for (parked, wakes) in [(0, 0), (PARKED, 1)] {
+            lock.word.store(HANDOFF, Ordering::SeqCst);
+            let before = WAKES.get();
+            assert!(lock.claim_handoff(HANDOFF, parked));
+            assert_eq!(WAKES.get() - before, wakes, "claim, parked {parked}");
+        }
+        // The guards take a free lock too.
+        assert!(lock.try_lock().is_some());
+        assert!(lock.lock_timeout(Duration::ZERO).is_some());
+        assert!(!lock.locked());
     }
 
     /// A zero timeout only tries: on a held lock no form of it spins, registers
@@ -1371,6 +1409,36 @@ mod tests {
         });
         drop(done);
         waiter.join().unwrap();
+    }
+
+    /// No request before 1 ms has passed since the waiter entered: a waiter that
+    /// is asleep within that 1 ms has not asked. (Seen asleep 1 ms or more after
+    /// it entered, as on a loaded machine, a case decides nothing and another is
+    /// tried.)
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn no_request_before_a_millisecond() {
+        let mut decided = 0;
+        for _ in 0..50 {
+            let lock = Arc::new(Lock::new());
+            lock.acquire();
+            let l = Arc::clone(&lock);
+            let entered = now();
+            let waiter = std::thread::spawn(move || l.acquire_slow(None, false, entered));
+            wait_for("the waiter asleep", || sleeping_waiters(&lock) == 1);
+            let asked = state(&lock) & STARVING != 0;
+            if entered.elapsed() < FAIR_AFTER {
+                assert!(!asked, "asked for the handoff before 1 ms");
+                decided += 1;
+            }
+            lock.release().unwrap();
+            assert_eq!(waiter.join().unwrap(), LockStatus::Acquired);
+            lock.release().unwrap();
+            if decided == 5 {
+                return;
+            }
+        }
+        eprintln!("no_request_before_a_millisecond: only {decided} of 50 cases decided");
     }
 
     /// The 1 ms runs from the acquisition's start (CPython's rule): a waiter
