@@ -8,7 +8,11 @@
 //! `pending_calls = check_signals`. CONFORMANCE.md says how CPython's own tests run against it.
 #![forbid(unsafe_code)]
 
+mod functions;
+mod hooks;
+mod local;
 mod lock;
+mod sentinel;
 mod thread;
 mod timeout;
 
@@ -20,6 +24,14 @@ use pyo3::prelude::*;
 /// is finalizing (no handler runs then).
 pub(crate) fn check_signals() -> PyResult<()> {
     Python::try_attach(|py| py.check_signals()).unwrap_or(Ok(()))
+}
+
+/// What a thread started by this module does last while attached: its `_local` dicts, then
+/// its `_set_sentinel` lock, go with the GIL held (CPython clears the thread state, then
+/// releases the sentinel).
+pub(crate) fn thread_exiting(py: Python<'_>) {
+    local::release_thread_dicts(py);
+    sentinel::release_thread_sentinel();
 }
 
 #[pymodule]
@@ -36,5 +48,9 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let home = PyModule::new(py, "_thread")?;
     lock::register(m, &home)?;
     thread::register(m, &home)?;
+    local::register(m)?;
+    sentinel::register(m, &home)?;
+    functions::register(m, &home)?;
+    hooks::register(m, &home)?;
     Ok(())
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::timeout;
 
@@ -58,13 +57,22 @@ fn cant_start() -> PyErr {
 }
 
 /// CPython 3.12+ refuses to start a thread once the interpreter is finalizing
-/// (`PythonFinalizationError` from 3.13, a RuntimeError before).
+/// (`PythonFinalizationError` from 3.13, a RuntimeError before). Its flag
+/// (`interp->finalizing`) is set just before `threading._shutdown()` runs, which sets
+/// `threading._SHUTTING_DOWN`: the module reads that (atexit handlers run after it, while
+/// `sys.is_finalizing()` is still False on 3.12), or `sys.is_finalizing()`.
 fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
-    if !py
-        .import("sys")?
-        .call_method0("is_finalizing")?
-        .is_truthy()?
-    {
+    if py.version_info() < (3, 12) {
+        return Ok(());
+    }
+    let sys = py.import("sys")?;
+    let shutting_down = match sys.getattr("modules")?.get_item("threading") {
+        Ok(threading) => threading
+            .getattr_opt("_SHUTTING_DOWN")?
+            .is_some_and(|f| f.is_truthy().unwrap_or(false)),
+        Err(_) => false,
+    };
+    if !shutting_down && !sys.call_method0("is_finalizing")?.is_truthy()? {
         return Ok(());
     }
     let msg = "can't create new thread at interpreter shutdown";
@@ -95,83 +103,15 @@ fn spawn(
                 let result = f.call(args.bind(py), kwargs.as_ref().map(|k| k.bind(py)));
                 if let Err(err) = result {
                     if !err.is_instance_of::<PySystemExit>(py) {
-                        report_unraisable(py, err, f);
+                        crate::hooks::report_unraisable(py, err, f);
                     }
                 }
-                // Every Python reference goes while the thread is still attached.
+                // Every Python reference goes while the thread is still attached: the
+                // thread's `_local` dicts and its sentinel too (issue 19's hook).
+                crate::thread_exiting(py);
                 drop((args, kwargs, func));
             });
         })
-}
-
-/// The structseq type `sys.unraisablehook` receives (not exposed by CPython under a name).
-static UNRAISABLE_ARGS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-fn unraisable_args_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    UNRAISABLE_ARGS
-        .get_or_try_init(py, || {
-            let globals = PyDict::new(py);
-            py.run(
-                c"import sys
-seen = []
-old = sys.unraisablehook
-sys.unraisablehook = seen.append
-try:
-    class Probe:
-        def __del__(self):
-            raise RuntimeError
-    Probe()
-finally:
-    sys.unraisablehook = old
-args_type = type(seen[0])
-",
-                Some(&globals),
-                None,
-            )?;
-            Ok::<_, PyErr>(
-                globals
-                    .get_item("args_type")?
-                    .unwrap()
-                    .cast_into::<PyType>()?
-                    .unbind(),
-            )
-        })
-        .map(|t| t.bind(py))
-}
-
-/// `thread_run`'s report: 3.13 calls `PyErr_FormatUnraisable("Exception ignored in thread
-/// started by %R", func)` (object None); 3.11/3.12 report "Exception ignored in thread started
-/// by" with the function as the object. The running interpreter's form is used.
-fn report_unraisable(py: Python<'_>, err: PyErr, func: &Bound<'_, PyAny>) {
-    let (msg, obj) = if py.version_info() >= (3, 13) {
-        let repr = func
-            .repr()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| "<object>".into());
-        (
-            format!("Exception ignored in thread started by {repr}"),
-            py.None(),
-        )
-    } else {
-        (
-            "Exception ignored in thread started by".to_owned(),
-            func.clone().unbind(),
-        )
-    };
-    let reported = (|| -> PyResult<()> {
-        let args_type = unraisable_args_type(py)?;
-        let args =
-            args_type.call1(((err.get_type(py), err.value(py), err.traceback(py), msg, obj),))?;
-        py.import("sys")?
-            .getattr("unraisablehook")?
-            .call1((args,))?;
-        Ok(())
-    })();
-    if let Err(hook_err) = reported {
-        // As CPython: a failing hook is itself reported by the default machinery.
-        err.write_unraisable(py, Some(func));
-        hook_err.write_unraisable(py, None);
-    }
 }
 
 /// A timeout of `_ThreadHandle.join`: None or negative = forever, else seconds (rounded up to
@@ -346,16 +286,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
         .import("os")?
         .getattr("register_at_fork")?
         .call((), Some(&kwargs))?;
-    // CPython's ExceptHookArgs, taken from the real `_thread` while it is still the one in
-    // sys.modules (the module is imported before any stand-in exists).
-    let real = m.py().import("_thread")?;
-    EXCEPTHOOK_ARGS.get_or_try_init(m.py(), || {
-        Ok::<_, PyErr>(
-            real.getattr("_ExceptHookArgs")?
-                .cast_into::<PyType>()?
-                .unbind(),
-        )
-    })?;
     m.add_class::<ThreadHandle>()?;
     m.add_function(wrap_pyfunction!(start_new_thread, home)?)?;
     m.add("start_new", m.getattr("start_new_thread")?)?;
@@ -369,56 +299,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     m.add_function(wrap_pyfunction!(get_ident, home)?)?;
     m.add_function(wrap_pyfunction!(get_native_id, home)?)?;
     m.add_function(wrap_pyfunction!(stack_size, home)?)?;
-    m.add_function(wrap_pyfunction!(_excepthook, home)?)?;
-    m.add(
-        "_ExceptHookArgs",
-        EXCEPTHOOK_ARGS.get(m.py()).unwrap().bind(m.py()),
-    )?;
-    Ok(())
-}
-
-static EXCEPTHOOK_ARGS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-/// _excepthook(args): `threading.excepthook`'s default, as CPython's `_thread._excepthook`;
-/// a thread without a name is shown by this module's `get_ident()`.
-#[pyfunction]
-fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
-    let args_type = EXCEPTHOOK_ARGS.get(py).expect("set at import").bind(py);
-    if !args.is_instance(args_type)? {
-        return Err(PyTypeError::new_err(
-            "_thread._excepthook argument type must be ExceptHookArgs",
-        ));
-    }
-    let exc_type = args.get_item(0)?;
-    if exc_type.is(py.get_type::<PySystemExit>()) {
-        return Ok(());
-    }
-    let (exc_value, exc_tb, thread) = (args.get_item(1)?, args.get_item(2)?, args.get_item(3)?);
-    let sys = py.import("sys")?;
-    let mut file = sys.getattr("stderr").ok().filter(|f| !f.is_none());
-    if file.is_none() {
-        if thread.is_none() {
-            return Ok(());
-        }
-        file = thread.getattr("_stderr").ok().filter(|f| !f.is_none());
-    }
-    let Some(file) = file else { return Ok(()) };
-    let name = if thread.is_none() {
-        None
-    } else {
-        thread.getattr("name").ok().filter(|n| !n.is_none())
-    };
-    let name = match name {
-        Some(n) => n.str()?.to_string(),
-        None => pythread::get_ident().as_u64().to_string(),
-    };
-    file.call_method1("write", (format!("Exception in thread {name}:\n"),))?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("file", &file)?;
-    py.import("traceback")?
-        .getattr("print_exception")?
-        .call((exc_type, exc_value, exc_tb), Some(&kwargs))?;
-    file.call_method0("flush")?;
     Ok(())
 }
 
