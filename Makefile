@@ -174,3 +174,23 @@ conformance: python-clippy conformance-wheel
 		timeout $(CONFORMANCE_TIMEOUT) $$venv/bin/python python/conformance/run.py \
 		|| { echo "conformance: FAILED under $$v ($$venv/bin/python, exit $$?)"; exit 1; }; \
 	done; echo "conformance: ran under $(CONFORMANCE_PYTHONS)"
+
+## Process lifecycle (issue 18): python/conformance/lifecycle.py's checks of the module at
+## interpreter exit (daemon threads running; pthread_exit inside a guarded call) and at fork,
+## under PYTHON and again under each of Python 3.12 and 3.13 that is installed (found as
+## PYTHON313 is). Each check runs child interpreters, bounded by the script's own timeouts
+## and by `timeout` around each run. LIFECYCLE_CHECKS selects checks by name prefix (empty: all).
+LIFECYCLE_PYTHONS ?= $(shell for v in 3.12 3.13; do for p in python$$v $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v; do \
+	"$$p" -c "import sys; assert '%d.%d' % sys.version_info[:2] == '$$v'" >/dev/null 2>&1 \
+	&& { echo "$$p"; break; }; done; done)
+LIFECYCLE_TIMEOUT ?= 300
+LIFECYCLE_CHECKS ?=
+.PHONY: lifecycle
+conformance: lifecycle
+lifecycle: python-module
+	@set -e; seen=; for p in $(PYTHON) $(LIFECYCLE_PYTHONS); do \
+		v=$$("$$p" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		case " $$seen " in *" $$v "*) continue;; esac; seen="$$seen $$v"; \
+		timeout $(LIFECYCLE_TIMEOUT) "$$p" python/conformance/lifecycle.py --path $(PYMODULE_DIR) $(LIFECYCLE_CHECKS) \
+		|| { echo "lifecycle: FAILED under $$p (exit $$?)"; exit 1; }; \
+	done

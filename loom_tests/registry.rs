@@ -9,12 +9,18 @@
 //!   write through a loom `UnsafeCell` is read without a data race).
 //! - [`count_has_fallen_when_join_returns`]: `count` rises while the function runs
 //!   and, in every interleaving, has fallen when a `join` of the thread returns.
+//! - [`interrupted_shutdown_returns_the_error_and_a_later_one_waits`] (issue 18):
+//!   `shutdown_with_retries` interrupted while it waits for a non-daemon thread
+//!   (a model interrupt: a signal handler without `SA_RESTART`) returns the
+//!   `Err` of its pending calls; the thread stays registered, and a later
+//!   `shutdown` returns only after its function has ended.
 #![cfg(loom)]
 
 mod common;
 
-use common::{check, RaceCell};
+use common::{check, Mailbox, RaceCell};
 use loom::sync::Arc;
+use pythread::__loom::{interrupt, wait_for_sleepers};
 use pythread::Builder;
 
 /// A (non-daemon) starts B (non-daemon) and ends; `shutdown` on the main thread must
@@ -56,4 +62,36 @@ fn count_has_fallen_when_join_returns() {
         handle.join().unwrap();
         assert_eq!(pythread::count(), 0, "join returned before the count fell");
     });
+}
+
+/// `shutdown_with_retries` on a helper thread, interrupted while asleep in its
+/// wait for a gated non-daemon thread: it returns its pending calls' `Err` without
+/// waiting further; then the thread is released, and `shutdown` on the main thread
+/// waits for it (its write is read without a data race). Bounded to 2 preemptions.
+#[test]
+fn interrupted_shutdown_returns_the_error_and_a_later_one_waits() {
+    check(
+        "interrupted_shutdown_returns_the_error_and_a_later_one_waits",
+        Some(2),
+        || {
+            let gate = Mailbox::new();
+            let cell = RaceCell::new(0);
+            drop(Builder::new().daemon(false).start({
+                let (gate, cell) = (Arc::clone(&gate), Arc::clone(&cell));
+                move || {
+                    gate.take();
+                    cell.write(1);
+                }
+            }));
+            let shutter = loom::thread::spawn(|| {
+                pythread::shutdown_with_retries(|| Err("KeyboardInterrupt"))
+            });
+            wait_for_sleepers(1);
+            interrupt(shutter.thread().id());
+            assert_eq!(shutter.join().unwrap(), Err("KeyboardInterrupt"));
+            gate.put(());
+            pythread::shutdown();
+            assert_eq!(cell.read(), 1, "shutdown returned before the fn ended");
+        },
+    );
 }

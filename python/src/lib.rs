@@ -6,9 +6,13 @@
 //! interrupted wait, run the interpreter's signal handlers: raise what they raise, or resume
 //! against the same deadline), which is exactly the crate's `*_with_retries` with
 //! `pending_calls = check_signals`. CONFORMANCE.md says how CPython's own tests run against it.
-#![forbid(unsafe_code)]
+//! The module's only `unsafe` is guard.rs: calls into Python that CPython may end with
+//! `pthread_exit` at finalization, which must park the thread instead of unwinding through Rust.
+#![deny(unsafe_code)]
 
 mod functions;
+#[allow(unsafe_code)]
+mod guard;
 mod hooks;
 mod local;
 mod lock;

@@ -43,15 +43,17 @@ thread_local! {
 /// Drops the calling thread's dict of every `_local` it used, now (the caller holds the GIL):
 /// the module's threads call it before they detach for the last time. A dict's finalizer
 /// that uses a `_local` again makes a new dict, which the next round drops.
-pub(crate) fn release_thread_dicts(_py: Python<'_>) {
+pub(crate) fn release_thread_dicts(py: Python<'_>) {
     loop {
         let used = USED.with(|u| std::mem::take(&mut *u.borrow_mut()));
         if used.is_empty() {
             return;
         }
         for key in used {
-            if let Some(key) = key.upgrade() {
-                drop(key.take());
+            if let Some(dict) = key.upgrade().and_then(|key| key.take()) {
+                // A dict's last reference can run any `__del__`: through the guard, as every
+                // other release at a module thread's end (guard.rs).
+                crate::guard::release(dict.into_bound(py));
             }
         }
     }

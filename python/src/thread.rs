@@ -1,15 +1,16 @@
 //! Threads: `start_new_thread`, `start_joinable_thread`, `_ThreadHandle` and the module-level
 //! functions of `_thread` that the crate backs.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::timeout;
+use crate::{guard, timeout};
 
 /// CPython's THREAD_STACK_MIN: `stack_size()` refuses anything smaller (except 0).
 const THREAD_STACK_MIN: isize = 0x8000;
@@ -22,29 +23,47 @@ static STACK_SIZE: Mutex<usize> = Mutex::new(0);
 /// in a forked child the thread that forked (CPython's runtime makes it the main thread).
 static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
 
-/// The `set_done` flags of the handles of started threads, by ident: in a forked child every
-/// thread but the forking one is gone, and CPython marks their handles done there.
-#[allow(clippy::type_complexity)]
-static STARTED: Mutex<Vec<(u64, Weak<AtomicBool>)>> = Mutex::new(Vec::new());
+/// The module's own fork generation, for the handles of threads it did not start
+/// (`_make_thread_handle`): as the crate's for its own handles (`pythread::after_fork_child`),
+/// such a handle made before the last fork, naming a thread other than the forking one, names
+/// a thread that does not exist in the child, and reads as done there.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-fn track(ident: u64, flag: &Arc<AtomicBool>) {
-    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-    if started.len() >= 64 && started.len().is_power_of_two() {
-        started.retain(|(_, w)| w.strong_count() > 0);
-    }
-    started.push((ident, Arc::downgrade(flag)));
+/// The process the module's state belongs to (set at import, and by `_after_fork_child`).
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// `os.register_at_fork(before=...)`: CPython's `PyOS_BeforeFork` for the crate (its global
+/// locks taken, so that no thread that vanishes in the fork holds one). Registered at import,
+/// before `threading` registers its hooks: `before` hooks run in reverse order of registration,
+/// so this one runs last, right before `fork()`. It waits with the GIL held, as CPython takes its
+/// runtime locks: a thread holding one of the crate's locks holds it briefly, never waiting for
+/// the GIL, while a forker that released the GIL here could let another thread take the GIL and
+/// then block on a lock the forker holds.
+#[pyfunction]
+fn _before_fork() {
+    pythread::before_fork();
 }
 
-/// Registered with `os.register_at_fork(after_in_child=...)`.
+/// `os.register_at_fork(after_in_parent=...)`: releases what `_before_fork` took.
+#[pyfunction]
+fn _after_fork_parent() {
+    pythread::after_fork_parent();
+}
+
+/// `os.register_at_fork(after_in_child=...)`: CPython's `_PyThread_AfterFork`, run before
+/// `threading`'s own child hook (hooks run in order of registration, and the module registers
+/// at import, before `threading` is imported on it). The crate's handles of threads that did
+/// not survive read as finished, its count and `shutdown` forget them, its locks are released;
+/// the forking thread becomes the main thread, and the module's own handles of threads it did
+/// not start move to the past generation.
+/// As the crate's, a no-op in a process that has not forked since the last call.
 #[pyfunction]
 fn _after_fork_child() {
-    let me = pythread::get_ident().as_u64();
-    MAIN_IDENT.store(me, Ordering::Release);
-    let started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-    for (ident, flag) in started.iter() {
-        if let Some(flag) = flag.upgrade().filter(|_| *ident != me) {
-            flag.store(true, Ordering::Release);
-        }
+    pythread::after_fork_child();
+    let pid = std::process::id();
+    if PID.swap(pid, Ordering::AcqRel) != pid {
+        MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+        GENERATION.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -85,33 +104,129 @@ fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
 /// Starts `func(*args, **kwargs)` on a crate thread, the callable run attached to the
 /// interpreter; an exception is reported through `sys.unraisablehook` as `_thread` does
 /// (`SystemExit` silently ends the thread).
+///
+/// The start itself runs detached: it may wait for the crate's fork locks (`_before_fork`
+/// holds them from the last `before` hook to the fork, and `os.fork` may release the GIL in
+/// between, waiting for the import lock), and a thread that waited for them attached would keep
+/// the GIL from the forker. The references travel in a shared slot, so that a start that fails
+/// (its closure dropped while detached) leaves them to be dropped here, attached. The new
+/// thread runs nothing before the returned [`Go`] is dropped (CPython 3.13's `thread_run` waits
+/// for `thread_is_running` the same way): the caller publishes the handle first.
 fn spawn(
+    py: Python<'_>,
     func: Py<PyAny>,
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
     daemon: bool,
-) -> std::io::Result<pythread::Handle> {
-    pythread::Builder::new()
-        .daemon(daemon)
-        .stack_size(stack_size_now())
-        .try_start(move || {
-            // Not once the interpreter is finalizing: attaching then would end the OS thread
-            // under Rust's feet (CPython 3.11-3.13 call pthread_exit there). The references
-            // are then released by PyO3 whenever the interpreter next allows it.
-            Python::try_attach(move |py| {
-                let f = func.bind(py);
-                let result = f.call(args.bind(py), kwargs.as_ref().map(|k| k.bind(py)));
-                if let Err(err) = result {
-                    if !err.is_instance_of::<PySystemExit>(py) {
-                        crate::hooks::report_unraisable(py, err, f);
+) -> std::io::Result<(pythread::Handle, Go)> {
+    let slot = Arc::new(Mutex::new(Some((func, args, kwargs))));
+    let theirs = Arc::clone(&slot);
+    let go = Arc::new(pythread::Lock::new());
+    go.acquire();
+    let wait_for_go = Arc::clone(&go);
+    let stack_size = stack_size_now();
+    let started = py.detach(move || {
+        pythread::Builder::new()
+            .daemon(daemon)
+            .stack_size(stack_size)
+            .try_start(move || {
+                wait_for_go.acquire();
+                let mut call = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Python::try_attach(|py| {
+                    if let Some((func, args, kwargs)) = call.take() {
+                        thread_run(
+                            func.into_bound(py),
+                            args.into_bound(py),
+                            kwargs.map(|k| k.into_bound(py)),
+                        );
                     }
-                }
-                // Every Python reference goes while the thread is still attached: the
-                // thread's `_local` dicts and its sentinel too (issue 19's hook).
-                crate::thread_exiting(py);
-                drop((args, kwargs, func));
-            });
-        })
+                });
+                // Not attached (the interpreter is gone): the references are left, not
+                // dropped detached (PyO3 would drop them at another thread's next attach,
+                // unguarded).
+                std::mem::forget(call);
+            })
+    });
+    match started {
+        Ok(handle) => Ok((handle, Go(go))),
+        Err(err) => {
+            // Attached again: the thread never ran, and its references go here (the caller
+            // holds others, so no `__del__` runs).
+            drop(slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+            Err(err)
+        }
+    }
+}
+
+/// Lets a thread from [`spawn`] run its function, when dropped.
+struct Go(Arc<pythread::Lock>);
+
+impl Drop for Go {
+    fn drop(&mut self) {
+        let _ = self.0.release();
+    }
+}
+
+/// CPython's `thread_run`, once attached: every call into Python, and every drop of a last
+/// reference, goes through guard.rs, so that CPython ending the thread there (pthread_exit at
+/// finalization) parks it instead of unwinding through this module.
+fn thread_run(func: Bound<'_, PyAny>, args: Bound<'_, PyTuple>, kwargs: Option<Bound<'_, PyDict>>) {
+    let py = func.py();
+    match guard::call(&func, &args, kwargs.as_ref()) {
+        Ok(result) => guard::release(result),
+        Err(err) => {
+            let exc = err.into_value(py).into_bound(py);
+            if !exc.is_instance_of::<PySystemExit>() {
+                report_thread_error(&exc, &func);
+            }
+            guard::release(exc);
+        }
+    }
+    guard::release(args);
+    if let Some(kwargs) = kwargs {
+        guard::release(kwargs);
+    }
+    // The thread's `_local` dicts and its `_set_sentinel` lock go while it is still attached
+    // (issue 19's hook; lib.rs).
+    crate::thread_exiting(py);
+    guard::release(func);
+}
+
+/// The Python halves of the thread reports (`hooks.py`), run once at import.
+static HOOKS: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+fn hook<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let hooks = HOOKS
+        .get_or_try_init(py, || {
+            let globals = PyDict::new(py);
+            py.run(
+                &std::ffi::CString::new(include_str!("hooks.py"))?,
+                Some(&globals),
+                None,
+            )?;
+            Ok::<_, PyErr>(globals.unbind())
+        })?
+        .bind(py);
+    hooks
+        .get_item(name)?
+        .ok_or_else(|| PyRuntimeError::new_err(format!("hooks.py has no {name}")))
+}
+
+/// `thread_run`'s report of the exception that ended the thread (hooks.py's
+/// `report_thread_error`: that interpreter's message, through `sys.unraisablehook`). A report
+/// that fails is dropped, as CPython ignores the default hook's failure.
+fn report_thread_error(exc: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) {
+    let py = exc.py();
+    let reported = hook(py, "report_thread_error").and_then(|report| {
+        let args = PyTuple::new(py, [exc, func])?;
+        let result = guard::call(&report, &args, None);
+        guard::release(args);
+        result
+    });
+    match reported {
+        Ok(none) => guard::release(none),
+        Err(err) => guard::release(err.into_value(py).into_bound(py)),
+    }
 }
 
 /// A timeout of `_ThreadHandle.join`: None or negative = forever, else seconds (rounded up to
@@ -138,6 +253,9 @@ fn join_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>
 
 enum State {
     NotStarted,
+    /// `start_joinable_thread` is starting it (CPython's `THREAD_HANDLE_STARTING`): read as
+    /// not started.
+    Starting,
     /// A thread started by this module.
     Started(pythread::Handle),
     /// `_make_thread_handle(ident)`: a thread this module did not start (the main thread); it
@@ -145,6 +263,8 @@ enum State {
     Foreign {
         ident: u64,
         exiting: Arc<pythread::Lock>,
+        /// `GENERATION` when the handle was made.
+        generation: u64,
     },
     /// The start failed: done, ident 0.
     Failed,
@@ -154,22 +274,27 @@ enum State {
 #[pyclass(name = "_ThreadHandle", module = "_thread", frozen, weakref)]
 pub(crate) struct ThreadHandle {
     state: Mutex<State>,
-    /// `_set_done()` was called: the handle reads as done and `join` returns at once (after a
-    /// fork, or for a foreign thread that threading saw exit).
-    set_done: Arc<AtomicBool>,
+    /// `_set_done()` was called: the handle reads as done and `join` returns at once
+    /// (threading marks its main thread's handle so at shutdown).
+    set_done: AtomicBool,
 }
 
 impl ThreadHandle {
     fn with_state(state: State) -> ThreadHandle {
         ThreadHandle {
             state: Mutex::new(state),
-            set_done: Arc::new(AtomicBool::new(false)),
+            set_done: AtomicBool::new(false),
         }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether the foreign thread `ident` (its handle made in `generation`) did not survive a fork.
+fn foreign_lost(ident: u64, generation: u64) -> bool {
+    generation != GENERATION.load(Ordering::Acquire) && ident != MAIN_IDENT.load(Ordering::Acquire)
 }
 
 #[pymethods]
@@ -184,7 +309,7 @@ impl ThreadHandle {
         match &*self.state() {
             State::Started(h) => h.ident().as_u64(),
             State::Foreign { ident, .. } => *ident,
-            State::NotStarted | State::Failed => 0,
+            State::NotStarted | State::Starting | State::Failed => 0,
         }
     }
 
@@ -209,11 +334,16 @@ impl ThreadHandle {
             Foreign(u64, Arc<pythread::Lock>),
         }
         let target = match &*self.state() {
-            State::NotStarted => return Err(PyRuntimeError::new_err("thread not started")),
+            State::NotStarted | State::Starting => {
+                return Err(PyRuntimeError::new_err("thread not started"))
+            }
             State::Failed => return Ok(()),
             _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
             State::Started(h) => Target::Thread(h.clone()),
-            State::Foreign { ident, exiting } => Target::Foreign(*ident, exiting.clone()),
+            State::Foreign {
+                ident, generation, ..
+            } if foreign_lost(*ident, *generation) => return Ok(()),
+            State::Foreign { ident, exiting, .. } => Target::Foreign(*ident, exiting.clone()),
         };
         match target {
             Target::Thread(h) => {
@@ -246,18 +376,22 @@ impl ThreadHandle {
 
     fn is_done(&self) -> bool {
         match &*self.state() {
-            State::NotStarted => false,
+            State::NotStarted | State::Starting => false,
             State::Failed => true,
             _ if self.set_done.load(Ordering::Acquire) => true,
             State::Started(h) => h.is_finished(),
-            State::Foreign { .. } => false,
+            State::Foreign {
+                ident, generation, ..
+            } => foreign_lost(*ident, *generation),
         }
     }
 
     fn _set_done(&self) -> PyResult<()> {
         let state = self.state();
         match &*state {
-            State::NotStarted => Err(PyRuntimeError::new_err("thread not started")),
+            State::NotStarted | State::Starting => {
+                Err(PyRuntimeError::new_err("thread not started"))
+            }
             State::Started(_) | State::Failed => {
                 self.set_done.store(true, Ordering::Release);
                 Ok(())
@@ -279,13 +413,21 @@ impl ThreadHandle {
 /// `home` is the module object the functions name as their `__module__` (`_thread`).
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
     MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
-    let after_fork = wrap_pyfunction!(_after_fork_child, home)?;
+    PID.store(std::process::id(), Ordering::Release);
     let kwargs = PyDict::new(m.py());
-    kwargs.set_item("after_in_child", after_fork)?;
+    kwargs.set_item("before", wrap_pyfunction!(_before_fork, home)?)?;
+    kwargs.set_item(
+        "after_in_parent",
+        wrap_pyfunction!(_after_fork_parent, home)?,
+    )?;
+    kwargs.set_item("after_in_child", wrap_pyfunction!(_after_fork_child, home)?)?;
     m.py()
         .import("os")?
         .getattr("register_at_fork")?
         .call((), Some(&kwargs))?;
+    // hooks.py runs now, on the importing thread, never later on a module thread (where its
+    // Python code would run unguarded).
+    hook(m.py(), "excepthook")?;
     m.add_class::<ThreadHandle>()?;
     m.add_function(wrap_pyfunction!(start_new_thread, home)?)?;
     m.add("start_new", m.getattr("start_new_thread")?)?;
@@ -299,6 +441,25 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     m.add_function(wrap_pyfunction!(get_ident, home)?)?;
     m.add_function(wrap_pyfunction!(get_native_id, home)?)?;
     m.add_function(wrap_pyfunction!(stack_size, home)?)?;
+    m.add_function(wrap_pyfunction!(_excepthook, home)?)?;
+    Ok(())
+}
+
+/// _excepthook(args, /): `threading.excepthook`'s default, as CPython's `thread_excepthook`
+/// (hooks.py's `excepthook`, guarded); a thread that is None or has no `name` is shown by this
+/// module's `get_ident()`. `args` must be exactly the module's `_ExceptHookArgs` (hooks.rs).
+#[pyfunction]
+fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !args.get_type().is(crate::hooks::excepthook_args_type(py)?) {
+        return Err(PyTypeError::new_err(
+            "_thread.excepthook argument type must be ExceptHookArgs",
+        ));
+    }
+    let ident = pythread::get_ident().as_u64();
+    let call = PyTuple::new(py, [args.clone(), ident.into_pyobject(py)?.into_any()])?;
+    let result = guard::call(&hook(py, "excepthook")?, &call, None);
+    guard::release(call);
+    guard::release(result?);
     Ok(())
 }
 
@@ -326,7 +487,8 @@ fn start_new_thread(
                 .unbind(),
         ),
     };
-    let handle = spawn(
+    let (handle, _go) = spawn(
+        function.py(),
         function.clone().unbind(),
         args.clone().unbind(),
         kwargs,
@@ -358,7 +520,7 @@ fn start_joinable_thread(
             .unbind(),
     };
     let daemon = match daemon {
-        Some(d) => d.is_truthy()?,
+        Some(d) => guard::is_true(d)?,
         None => true,
     };
     refuse_at_shutdown(py)?;
@@ -367,22 +529,27 @@ fn start_joinable_thread(
         if !matches!(*state, State::NotStarted) {
             return Err(PyRuntimeError::new_err("thread already started"));
         }
-        match spawn(
-            function.clone().unbind(),
-            PyTuple::empty(py).unbind(),
-            None,
-            daemon,
-        ) {
-            Ok(h) => {
-                track(h.ident().as_u64(), &handle.get().set_done);
-                *state = State::Started(h);
-            }
-            Err(_) => {
-                *state = State::Failed;
-                return Err(cant_start());
-            }
+        // Claimed: the start detaches, and another thread must not wait for this lock then
+        // while holding the GIL.
+        *state = State::Starting;
+    }
+    let started = spawn(
+        py,
+        function.clone().unbind(),
+        PyTuple::empty(py).unbind(),
+        None,
+        daemon,
+    );
+    let mut state = handle.get().state();
+    match started {
+        // The thread runs once `_go` goes, after the handle names it (`ident` in the thread).
+        Ok((h, _go)) => *state = State::Started(h),
+        Err(_) => {
+            *state = State::Failed;
+            return Err(cant_start());
         }
     }
+    drop(state);
     Ok(handle)
 }
 
@@ -395,6 +562,7 @@ fn _make_thread_handle(ident: u64) -> ThreadHandle {
     ThreadHandle::with_state(State::Foreign {
         ident,
         exiting: Arc::new(exiting),
+        generation: GENERATION.load(Ordering::Acquire),
     })
 }
 
@@ -403,10 +571,15 @@ fn _get_main_thread_ident() -> u64 {
     MAIN_IDENT.load(Ordering::Acquire)
 }
 
-/// _shutdown(): joins every non-daemon thread still running, except the caller's own.
+/// _shutdown(): joins every non-daemon thread still running, except the caller's own, with the
+/// GIL released. As 3.13's `thread_shutdown`: an interrupted wait runs the signal handlers; if
+/// they raise (Ctrl-C), the exception is reported with `PyErr_WriteUnraisable(NULL)` and
+/// `_shutdown` returns None at once, the remaining threads left running.
 #[pyfunction]
 fn _shutdown(py: Python<'_>) {
-    py.detach(pythread::shutdown);
+    if let Err(err) = py.detach(|| pythread::shutdown_with_retries(crate::check_signals)) {
+        err.write_unraisable(py, None);
+    }
 }
 
 /// _count(): the number of threads started by this module that are still running.
@@ -439,8 +612,12 @@ fn get_native_id() -> u64 {
 /// stack_size([size]) -> size: returns the old size; 0 = the platform default.
 #[pyfunction]
 #[pyo3(signature = (size = None, /))]
-fn stack_size(size: Option<isize>) -> PyResult<usize> {
-    let new = size.unwrap_or(0);
+fn stack_size(size: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    // `__index__` of an argument that is not an int runs guarded (a module thread may call this).
+    let new: isize = match size {
+        Some(size) => guard::index(size)?.extract()?,
+        None => 0,
+    };
     if new < 0 {
         return Err(PyValueError::new_err("size must be 0 or a positive value"));
     }

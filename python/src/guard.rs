@@ -1,0 +1,139 @@
+//! Calls into Python that a thread may never return from: the module's only `unsafe`.
+//!
+//! CPython 3.11 to 3.13 end a thread that asks for the GIL while the interpreter finalizes with
+//! `pthread_exit` (`take_gil` → `PyThread_exit_thread`), from wherever it asked: deep inside a
+//! call that runs Python code (a periodic GIL switch in the eval loop, the end of
+//! `time.sleep`), a `__del__`, a hook. `pthread_exit` is a forced unwind of the thread's
+//! stack. Through a Rust frame that called an `extern "C"` function (which Rust assumes never
+//! unwinds) it aborts the process ("FATAL: exception not rethrown") or, where the frame has
+//! cleanup, runs destructors on a thread whose interpreter state is gone (PyO3's attach guard
+//! releasing a thread state that is not current: SIGSEGV). 3.14 parks such a thread instead
+//! (`PyThread_hang_thread`, cpython#87135).
+//!
+//! So every call of the module that can run Python code goes through this file: the C-API
+//! function is declared `extern "C-unwind"` (so the forced unwind may pass the call) and the
+//! innermost Rust frame holds a [`ParkForever`] guard, forgotten on a normal return. When
+//! `pthread_exit` unwinds into that frame, the guard's `Drop` runs and parks the thread for
+//! ever, so the unwind never reaches any other Rust frame: the thread stays as CPython 3.14
+//! leaves it (asleep, holding no GIL) and the process exits normally. This is what PyO3 0.30
+//! does for its own `PyGILState_Ensure` and `PyEval_RestoreThread` (pyo3-ffi's
+//! `impl_::HangThread`, used by `Python::attach` and the re-attach after `Python::detach`);
+//! PyO3's source calls running a destructor during a forced unwind *unspecified* behaviour
+//! that it relies on (rust-lang/rust#135929): it is what current Rust does on Linux, and what
+//! this file relies on too. Measured before this file existed: lifecycle.py's exit checks
+//! failed in 21 to 29 of 30 runs per mode on 3.12 and 3.13, 12 to 23 on 3.11 (CONFORMANCE.md).
+//!
+//! Rules for callers: a call that runs Python code by design (a callable, a hook, `__bool__`,
+//! `__index__`) goes through [`call`], [`is_true`] or [`index`]; every reference that may be the last one to a Python
+//! object is dropped through [`release`] (a plain drop runs `Py_DecRef` unguarded, and a
+//! `__del__` under it can end the thread); no Python object is dropped while detached (PyO3
+//! would queue it and drop it at some later attach, unguarded).
+
+use std::mem;
+use std::os::raw::c_int;
+use std::ptr;
+
+use pyo3::ffi::PyObject;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PyTuple};
+
+// The same C-API functions pyo3-ffi declares `extern "C"`, declared here so that a forced
+// unwind may leave them. All four are in the stable ABI (the module is built `abi3-py311`)
+// and resolved from the interpreter when it loads the module, as pyo3-ffi's are.
+//
+// They are called only through `opaque` pointers: where pyo3-ffi's `extern "C"` declaration of
+// the same symbol lands in the same LLVM module (PyO3's inlined generics do that), the symbol
+// gets one declaration, `nounwind`, and a direct call to it loses its landing pad, so the guard
+// never runs (seen: `thread_run` aborted in `__pthread_unwind` until this was done). An
+// indirect call through a pointer the optimizer cannot see through keeps the landing pad.
+extern "C-unwind" {
+    fn PyObject_Call(
+        callable: *mut PyObject,
+        args: *mut PyObject,
+        kwargs: *mut PyObject,
+    ) -> *mut PyObject;
+    fn PyObject_IsTrue(obj: *mut PyObject) -> c_int;
+    fn PyNumber_Index(obj: *mut PyObject) -> *mut PyObject;
+    fn Py_DecRef(obj: *mut PyObject);
+}
+
+/// `f`, hidden from the optimizer (see the declarations above).
+fn opaque<F>(f: F) -> F {
+    std::hint::black_box(f)
+}
+
+/// Held across one guarded C-API call: dropped only by a forced unwind out of that call (a
+/// normal return forgets it), and then it never returns.
+struct ParkForever;
+
+impl Drop for ParkForever {
+    fn drop(&mut self) {
+        // The thread has no interpreter to go back to, and no frame above this one may run:
+        // sleep until the process exits. `park` may return spuriously, hence the loop.
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// `callable(*args, **kwargs)`, as `Bound::call`, but a thread that CPython ends inside it
+/// parks instead of unwinding through the module.
+pub(crate) fn call<'py>(
+    callable: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = kwargs.map_or(ptr::null_mut(), |k| k.as_ptr());
+    let guard = ParkForever;
+    // SAFETY: the thread is attached (the `Bound`s prove it); the three pointers are live
+    // objects borrowed for the call (kwargs a dict or NULL, as PyObject_Call takes them), and
+    // the declaration matches CPython's `PyObject *PyObject_Call(PyObject *, PyObject *,
+    // PyObject *)`. An unwind out of it (pthread_exit) stops at `guard`.
+    let call = opaque(PyObject_Call as unsafe extern "C-unwind" fn(_, _, _) -> _);
+    let result = unsafe { call(callable.as_ptr(), args.as_ptr(), kwargs) };
+    mem::forget(guard);
+    // SAFETY: PyObject_Call returns a new reference, or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(callable.py(), result) }
+}
+
+/// `bool(obj)` (which may run `__bool__` or `__len__`), guarded as [`call`].
+pub(crate) fn is_true(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let guard = ParkForever;
+    // SAFETY: the thread is attached and `obj` is a live object; the declaration matches
+    // CPython's `int PyObject_IsTrue(PyObject *)`. An unwind out of it stops at `guard`.
+    let is_true = opaque(PyObject_IsTrue as unsafe extern "C-unwind" fn(_) -> _);
+    let truth = unsafe { is_true(obj.as_ptr()) };
+    mem::forget(guard);
+    match truth {
+        -1 => Err(PyErr::fetch(obj.py())),
+        t => Ok(t != 0),
+    }
+}
+
+/// `operator.index(obj)` (which may run `__index__`), guarded as [`call`]: an exact `int`.
+pub(crate) fn index<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyInt>> {
+    let guard = ParkForever;
+    let index = opaque(PyNumber_Index as unsafe extern "C-unwind" fn(_) -> _);
+    // SAFETY: the thread is attached and `obj` is a live object; the declaration matches
+    // CPython's `PyObject *PyNumber_Index(PyObject *)`. An unwind out of it stops at `guard`.
+    let result = unsafe { index(obj.as_ptr()) };
+    mem::forget(guard);
+    // SAFETY: PyNumber_Index returns a new reference to an int (exactly an int since 3.10), or
+    // NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(obj.py(), result) }?
+        .cast_into::<PyInt>()
+        .map_err(PyErr::from)
+}
+
+/// Drops a reference that may be the last one (its `__del__`, weakref callbacks and the
+/// finalizers of whatever it owned run here), guarded as [`call`].
+pub(crate) fn release<T>(obj: Bound<'_, T>) {
+    let obj = obj.into_ptr();
+    let guard = ParkForever;
+    // SAFETY: the thread is attached (the `Bound` proved it) and `into_ptr` handed over the
+    // reference `Py_DecRef` consumes; the declaration matches CPython's
+    // `void Py_DecRef(PyObject *)`. An unwind out of it stops at `guard`.
+    let dec_ref = opaque(Py_DecRef as unsafe extern "C-unwind" fn(_));
+    unsafe { dec_ref(obj) };
+    mem::forget(guard);
+}
