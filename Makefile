@@ -194,3 +194,14 @@ lifecycle: python-module
 		timeout $(LIFECYCLE_TIMEOUT) "$$p" python/conformance/lifecycle.py --path $(PYMODULE_DIR) $(LIFECYCLE_CHECKS) \
 		|| { echo "lifecycle: FAILED under $$p (exit $$?)"; exit 1; }; \
 	done
+
+## Python-level timings of the module against CPython's own `_thread` (BENCHMARKS.md), in each
+## conformance venv (best of 7, interleaved). Never part of `make test`.
+bench-python: conformance-wheel
+	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
+		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		venv=$(CONFORMANCE_DIR)/venv-$$v; \
+		rm -f $$venv/lib/python$$v/site-packages/pythread_standin.pth; \
+		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
+		$$venv/bin/python python/bench.py; \
+	done
