@@ -339,6 +339,7 @@ impl<T: Send + 'static> Tss<T> {
         let Ok(thread) = THREAD.try_with(ThreadState::id) else {
             return f(None);
         };
+        let _gate = fork::gate();
         let state = lock(&self.shared.state);
         f(state.values.get(&thread))
     }
@@ -378,6 +379,7 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        let _gate = fork::gate();
         let state = lock(&self.shared.state);
         for value in state.values.values() {
             f(value);

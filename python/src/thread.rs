@@ -76,22 +76,13 @@ fn cant_start() -> PyErr {
 }
 
 /// CPython 3.12+ refuses to start a thread once the interpreter is finalizing
-/// (`PythonFinalizationError` from 3.13, a RuntimeError before). Its flag
-/// (`interp->finalizing`) is set just before `threading._shutdown()` runs, which sets
-/// `threading._SHUTTING_DOWN`: the module reads that (atexit handlers run after it, while
-/// `sys.is_finalizing()` is still False on 3.12), or `sys.is_finalizing()`.
+/// (`PythonFinalizationError` from 3.13, a RuntimeError before).
 fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
-    if py.version_info() < (3, 12) {
-        return Ok(());
-    }
-    let sys = py.import("sys")?;
-    let shutting_down = match sys.getattr("modules")?.get_item("threading") {
-        Ok(threading) => threading
-            .getattr_opt("_SHUTTING_DOWN")?
-            .is_some_and(|f| f.is_truthy().unwrap_or(false)),
-        Err(_) => false,
-    };
-    if !shutting_down && !sys.call_method0("is_finalizing")?.is_truthy()? {
+    if !py
+        .import("sys")?
+        .call_method0("is_finalizing")?
+        .is_truthy()?
+    {
         return Ok(());
     }
     let msg = "can't create new thread at interpreter shutdown";
