@@ -35,7 +35,7 @@ pub(crate) fn check_signals() -> PyResult<()> {
 /// releases the sentinel).
 pub(crate) fn thread_exiting(py: Python<'_>) {
     local::release_thread_dicts(py);
-    sentinel::release_thread_sentinel();
+    sentinel::release_thread_sentinel(py);
 }
 
 #[pymodule]

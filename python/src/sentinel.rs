@@ -8,6 +8,7 @@
 //! for the last time ([`release_thread_sentinel`]); any other thread drops it with its
 //! thread-local destructors.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -37,9 +38,21 @@ fn sentinels() -> &'static pythread::Tss<Sentinel> {
     })
 }
 
+thread_local! {
+    /// This thread called `_set_sentinel`: only then does its end touch the key. The key's
+    /// operations wait for the crate's fork gate, so they run detached: a thread that waited
+    /// there attached would keep the GIL from a forker that waits for the import lock
+    /// (lifecycle.py's `fork-import-lock` deadlocked so).
+    static HAS_SENTINEL: Cell<bool> = const { Cell::new(false) };
+}
+
 /// Releases the calling thread's sentinel now: the module's threads call it at their end.
-pub(crate) fn release_thread_sentinel() {
-    drop(sentinels().take());
+/// The key is used detached (see `HAS_SENTINEL`); the value is dropped attached.
+pub(crate) fn release_thread_sentinel(py: Python<'_>) {
+    if HAS_SENTINEL.with(|h| h.replace(false)) {
+        let sentinel = py.detach(|| sentinels().take());
+        drop(sentinel);
+    }
 }
 
 /// _set_sentinel() -> lock: a new (unlocked) lock, released if held when this thread ends. A second
@@ -48,7 +61,10 @@ pub(crate) fn release_thread_sentinel() {
 #[pyfunction]
 fn _set_sentinel(py: Python<'_>) -> PyResult<Py<Lock>> {
     let lock = Py::new(py, Lock::new())?;
-    match sentinels().set(Sentinel(Some(lock.clone_ref(py)))) {
+    HAS_SENTINEL.with(|h| h.set(true));
+    // Detached: the key's operations may wait for a fork in progress (see `HAS_SENTINEL`).
+    let sentinel = Sentinel(Some(lock.clone_ref(py)));
+    match py.detach(move || sentinels().set(sentinel)) {
         Ok(Some(mut old)) => drop(old.0.take()),
         Ok(None) => {}
         Err(_) => {
