@@ -94,7 +94,7 @@ def main():
     except ImportError:
         import _pythread as module
     sides = {
-        "module": (module, sys.modules["threading"] if sys.modules.get("_thread") is module
+        "module": (module, __import__("threading") if sys.modules.get("_thread") is module
                    else load_threading_on(module)),
         "CPython": (cpython, load_threading_on(cpython)),
     }
