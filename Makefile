@@ -3,7 +3,7 @@ CARGO ?= cargo
 PROPTEST_LONG_CASES ?= 10000
 
 .PHONY: test unit loom fmt-check clippy doc demo bench bench-instructions proptest-long mutants valgrind package package-test
-.PHONY: python-module python-clippy conformance
+.PHONY: python-module python-clippy conformance conformance-venvs conformance-wheel bench-python
 
 ## The full gate: what CI runs (see .ci/run).
 test: unit loom fmt-check clippy doc package-test conformance
@@ -138,15 +138,20 @@ package-test:
 	cd "$$dir/pythread-$$version" && CARGO_TARGET_DIR="$$dir/target" $(CARGO) test
 
 ## The PyO3 module `_pythread` (python/, not a default member) and CPython's own thread tests
-## run against it (CONFORMANCE.md). PYTHON runs them; PYTHON313, when a 3.13 interpreter is
-## found, runs them again (its test files have 3.13's ThreadHandle tests). One abi3 build
-## serves both.
+## run against it (CONFORMANCE.md). PYTHON runs them; every other CPython 3.12 / 3.13 found on
+## PATH or under `pyenv root` runs them again (CONFORMANCE_PYTHONS lists them all). One abi3 wheel
+## serves every interpreter.
 PYTHON ?= python3
-PYTHON313 ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
-	"$$p" -c 'import sys, test.lock_tests; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 \
-	&& { echo "$$p"; break; }; done)
+CONFORMANCE_PYTHONS ?= $(PYTHON) $(shell for v in 3.12 3.13; do \
+	for p in python$$v $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v; do \
+	"$$p" -c "import sys, test.lock_tests; assert sys.version_info[:2] == tuple(map(int, '$$v'.split('.')))" \
+	>/dev/null 2>&1 && { echo "$$p"; break; }; done; done)
 PYMODULE_DIR ?= target/python
+CONFORMANCE_DIR ?= target/conformance
 CONFORMANCE_TIMEOUT ?= 900
+# Pinned, from PyPI (as python/pyproject.toml's build-system); installed once per venv.
+MATURIN_VERSION ?= 1.16.0
+CONFORMANCE_WHEEL = $(CONFORMANCE_DIR)/wheels/pythread_python-0.1.0-cp311-abi3-linux_x86_64.whl
 
 python-module:
 	PYO3_BUILD_EXTENSION_MODULE=1 PYO3_PYTHON=$(PYTHON) $(CARGO) build --release -p pythread-python
@@ -157,14 +162,37 @@ python-module:
 python-clippy:
 	PYO3_PYTHON=$(PYTHON) $(CARGO) clippy -p pythread-python --no-deps -- -D warnings
 
-## Bounded: the runner's watchdogs (one test, the whole run) and `timeout` around each run.
-conformance: python-module python-clippy
-	timeout $(CONFORMANCE_TIMEOUT) $(PYTHON) python/conformance/run.py --path $(PYMODULE_DIR) \
-		|| { echo "conformance: FAILED under $(PYTHON) (exit $$?)"; exit 1; }
-	@if [ -n "$(PYTHON313)" ]; then \
-		timeout $(CONFORMANCE_TIMEOUT) $(PYTHON313) python/conformance/run.py --path $(PYMODULE_DIR) \
-		|| { echo "conformance: FAILED under $(PYTHON313) (exit $$?)"; exit 1; }; \
-	else echo "conformance: no Python 3.13 found; ran under $(PYTHON) only"; fi
+## A venv per interpreter under $(CONFORMANCE_DIR) (made once, maturin installed once: offline
+## after the first run), the wheel built once (maturin from the first venv), installed into every
+## venv with the activation (`python -m pythread_standin enable`), then the runner under each
+## venv's python, bounded by its watchdogs and `timeout`.
+conformance-venvs:
+	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
+		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		venv=$(CONFORMANCE_DIR)/venv-$$v; \
+		[ -x $$venv/bin/python ] || $$py -m venv $$venv; \
+		$$venv/bin/python -m pip --version >/dev/null; \
+	done
+	@venv=$(CONFORMANCE_DIR)/venv-$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	$$venv/bin/maturin --version 2>/dev/null | grep -qx 'maturin $(MATURIN_VERSION)' \
+		|| $$venv/bin/python -m pip install --quiet 'maturin==$(MATURIN_VERSION)'
+
+conformance-wheel: conformance-venvs
+	@venv=$$(cd $(CONFORMANCE_DIR) && pwd)/venv-$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	rm -f $(CONFORMANCE_WHEEL); \
+	cd python && $$venv/bin/maturin build --release --quiet -i $$venv/bin/python -o ../$(CONFORMANCE_DIR)/wheels
+	@test -f $(CONFORMANCE_WHEEL)
+
+conformance: python-clippy conformance-wheel
+	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
+		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		venv=$(CONFORMANCE_DIR)/venv-$$v; \
+		rm -f $$venv/lib/python$$v/site-packages/pythread_standin.pth; \
+		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
+		$$venv/bin/python -m pythread_standin enable; \
+		timeout $(CONFORMANCE_TIMEOUT) $$venv/bin/python python/conformance/run.py \
+		|| { echo "conformance: FAILED under $$v ($$venv/bin/python, exit $$?)"; exit 1; }; \
+	done; echo "conformance: ran under $(CONFORMANCE_PYTHONS)"
 
 ## Process lifecycle (issue 18): python/conformance/lifecycle.py's checks of the module at
 ## interpreter exit (daemon threads running; pthread_exit inside a guarded call) and at fork,
@@ -184,4 +212,15 @@ lifecycle: python-module
 		case " $$seen " in *" $$v "*) continue;; esac; seen="$$seen $$v"; \
 		timeout $(LIFECYCLE_TIMEOUT) "$$p" python/conformance/lifecycle.py --path $(PYMODULE_DIR) $(LIFECYCLE_CHECKS) \
 		|| { echo "lifecycle: FAILED under $$p (exit $$?)"; exit 1; }; \
+	done
+
+## Python-level timings of the module against CPython's own `_thread` (BENCHMARKS.md), in each
+## conformance venv (best of 7, interleaved). Never part of `make test`.
+bench-python: conformance-wheel
+	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
+		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		venv=$(CONFORMANCE_DIR)/venv-$$v; \
+		rm -f $$venv/lib/python$$v/site-packages/pythread_standin.pth; \
+		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
+		$$venv/bin/python python/bench.py; \
 	done

@@ -317,6 +317,75 @@ impl<T: Send + 'static> Tss<T> {
         value
     }
 
+    /// Calls `f` with a reference to the calling thread's value (`None` if it has
+    /// none, or the key is not created): [`get`](Tss::get) without the clone, for
+    /// values that are not `Clone` or are costly to clone.
+    ///
+    /// `f` runs while the key's lock is held: it must not use this key, and should be
+    /// short (other threads' calls on the key wait for it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let key = pythread::Tss::new();
+    /// key.create();
+    /// assert_eq!(key.with(|v: Option<&String>| v.map(String::len)), None);
+    /// key.set(String::from("four")).unwrap();
+    /// assert_eq!(key.with(|v| v.map(String::len)), Some(4));
+    /// # });
+    /// ```
+    pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let Ok(thread) = THREAD.try_with(ThreadState::id) else {
+            return f(None);
+        };
+        let _gate = fork::gate();
+        let state = lock(&self.shared.state);
+        f(state.values.get(&thread))
+    }
+
+    /// Calls `f` with every thread's value, in no particular order: what a garbage
+    /// collector needs to see everything a key keeps alive (CPython's `_local` has its
+    /// `tp_traverse` visit every thread's dict). Only threads that still hold a value
+    /// are visited; a value set, taken or dropped concurrently is seen or not, never
+    /// half.
+    ///
+    /// `f` runs while the key's lock is held: it must not use this key, and no thread
+    /// can set, take or drop a value of this key until it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::sync::Arc;
+    ///
+    /// let key = Arc::new(pythread::Tss::new());
+    /// key.create();
+    /// key.set(1).unwrap();
+    /// let k = Arc::clone(&key);
+    /// let (set, done) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    /// let worker = pythread::start(move || {
+    ///     k.set(2).unwrap();
+    ///     set.0.send(()).unwrap();
+    ///     done.1.recv().unwrap(); // keeps its value until the main thread has looked
+    /// });
+    /// set.1.recv().unwrap();
+    /// let mut seen = Vec::new();
+    /// key.for_each(|v| seen.push(*v));
+    /// seen.sort();
+    /// assert_eq!(seen, [1, 2]);
+    /// done.0.send(()).unwrap();
+    /// worker.join().unwrap();
+    /// # });
+    /// ```
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        let _gate = fork::gate();
+        let state = lock(&self.shared.state);
+        for value in state.values.values() {
+            f(value);
+        }
+    }
+
     /// Deletes the key: `PyThread_tss_delete`. Does nothing unless the key is
     /// created. Every thread's value is dropped, here, on the calling thread, after
     /// the key's lock is released (so a value's `Drop` may use the key); afterwards

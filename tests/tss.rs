@@ -346,3 +346,56 @@ fn keys_dropped_before_their_threads_exit_are_fine() {
         "Tss { created: true, threads_with_values: 0 }"
     );
 }
+
+/// `for_each` (the `_local` GC's traversal) sees the value of every thread that holds one,
+/// and no longer the value of a thread that has exited or taken it; `with` borrows only the
+/// caller's own.
+#[test]
+fn for_each_visits_every_threads_value_and_with_only_the_callers() {
+    let key = Arc::new(Tss::new());
+    key.create();
+    key.set(0usize).unwrap();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut release = Vec::new();
+    let mut workers = Vec::new();
+    for i in 1..=3usize {
+        let k = Arc::clone(&key);
+        let ready = ready_tx.clone();
+        let (go_tx, go_rx) = mpsc::channel::<bool>();
+        release.push(go_tx);
+        workers.push(thread::spawn(move || {
+            k.set(i * 10).unwrap();
+            assert_eq!(k.with(|v| v.copied()), Some(i * 10));
+            ready.send(()).unwrap();
+            // true: take the value before exiting; false: leave it to the exit
+            if go_rx.recv_timeout(WATCHDOG).expect("released") {
+                assert_eq!(k.take(), Some(i * 10));
+            }
+        }));
+    }
+    for _ in 0..3 {
+        ready_rx
+            .recv_timeout(WATCHDOG)
+            .expect("every worker set its value");
+    }
+    let seen = |key: &Tss<usize>| {
+        let mut v = Vec::new();
+        key.for_each(|x| v.push(*x));
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(seen(&key), [0, 10, 20, 30]);
+    assert_eq!(key.with(|v| v.copied()), Some(0));
+    release[0].send(true).unwrap();
+    release[1].send(false).unwrap();
+    let mut workers = workers.into_iter();
+    join_std(workers.next().unwrap(), "worker 1");
+    join_std(workers.next().unwrap(), "worker 2");
+    assert_eq!(seen(&key), [0, 30]);
+    release[2].send(false).unwrap();
+    join_std(workers.next().unwrap(), "worker 3");
+    assert_eq!(seen(&key), [0]);
+    key.delete();
+    assert_eq!(seen(&key), Vec::<usize>::new());
+    assert_eq!(key.with(|v| v.copied()), None);
+}

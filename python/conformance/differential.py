@@ -135,7 +135,8 @@ def outcome(module, expr):
 
 
 def make_case(module):
-    import _thread as cpython
+    import importlib._bootstrap
+    cpython = importlib._bootstrap._thread  # CPython's own, whatever sys.modules holds
 
     class AgainstCPython(unittest.TestCase):
         """Each case (one test each): the module and CPython's `_thread` give the same value

@@ -693,7 +693,10 @@ def parent_main():
             r = subprocess.run(cmd, capture_output=True, timeout=args.timeout)
         except subprocess.TimeoutExpired as e:
             return ("timeout", (e.stderr or b"").decode(errors="replace"))
-        if r.returncode == 0 and not r.stderr:
+        # `_excepthook` writes "Exception in thread " before it looks the name up, as
+        # CPython's does: a `name` that never returns leaves just that header (issue 19).
+        header_only = "excepthook" in argv and not r.stderr.replace(b"Exception in thread ", b"")
+        if r.returncode == 0 and (not r.stderr or header_only):
             return ("ok", "")
         what = f"exit {r.returncode}" if r.returncode >= 0 else f"signal {-r.returncode}"
         return (what, r.stderr.decode(errors="replace"))

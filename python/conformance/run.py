@@ -1,19 +1,23 @@
 """CPython's own thread tests, run against `_pythread` (the pythread crate's `_thread`).
 
-Usage: python3 run.py [--module NAME] [--path DIR] [--skips FILE] [-v] [PATTERN ...]
+Usage: <venv>/bin/python run.py [--module _thread] [--skips FILE] [-v] [PATTERN ...]
 
-Loads the installed interpreter's `Lib/test` files without touching them: each test module is
-executed afresh under a private name while `sys.modules['_thread']` is a stand-in (the module
-under test, with CPython's own `_thread` names for anything it lacks); `test.lock_tests` and
-`test.support.threading_helper` are loaded afresh the same way, so their threads
-(`start_new_thread`), their thread counts (`_count`) and `TIMEOUT_MAX` are the module's too.
-The installed stdlib and the real `_thread` are restored right after each import.
+Runs inside an environment where `_pythread` is installed and activated
+(`python -m pythread_standin enable`, which `make conformance` does in a venv per interpreter
+under target/conformance/): there `_thread` is `_pythread._pythread` from interpreter start-up,
+so `threading`, `test.lock_tests`, `test.support.threading_helper` and every child process
+started with `sys.executable` are built on it. The installed test files are imported as they
+are, never patched. Before any test the runner checks: that `_thread` is the module, in this
+process and in a child (`sys.executable -I`); that it borrows nothing from CPython's own
+`_thread` (every name of CPython's `dir(_thread)` is the module's own object; both lists are
+printed). `--module _thread` runs the same suites on CPython's own module, as a baseline (in an
+environment without the activation).
 
 Prints one line per test class, then unittest's totals and one `N passed, N failed` line; exits
 non-zero on any failure or error. Tests listed in the skip table of CONFORMANCE.md (by test id
-and interpreter version) are skipped with their reason. A watchdog (faulthandler) ends the run
-with the stacks of every thread if one test takes longer than --test-timeout seconds.
-`--module _thread` runs the same suites against CPython's own module, as a baseline.
+and interpreter version) are skipped with their reason; tests that need a subinterpreter are
+not run (PyO3 modules cannot be imported there), and listed. A watchdog (faulthandler) ends the
+run with the stacks of every thread if one test takes longer than --test-timeout seconds.
 """
 
 import argparse
@@ -36,9 +40,8 @@ VERSION = "%d.%d" % sys.version_info[:2]
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--module", default="_pythread", help="module to test (default _pythread)")
-    p.add_argument("--path", default=os.path.join(ROOT, "target", "python"),
-                   help="directory holding the built module")
+    p.add_argument("--module", default="_pythread._pythread",
+                   help="module to test (default _pythread._pythread, the extension module)")
     p.add_argument("--skips", default=os.path.join(ROOT, "CONFORMANCE.md"),
                    help="markdown file with the skip table")
     p.add_argument("--test-timeout", type=float, default=120.0,
@@ -77,105 +80,81 @@ def read_skips(path, table="skips"):
     return skips
 
 
-# --- the stand-in `_thread` --------------------------------------------------------------------
+# --- the module under test --------------------------------------------------------------------
 
-def make_stand_in(module):
-    """A `_thread` whose names are the module's, with CPython's own for anything it lacks."""
-    import _thread as real
-    shim = types.ModuleType("_thread", real.__doc__)
-    shim.__dict__.update({k: v for k, v in vars(real).items() if not k.startswith("__")})
-    own = sorted(k for k in vars(module) if not k.startswith("__"))
-    shim.__dict__.update({k: getattr(module, k) for k in own})
-    borrowed = sorted(k for k in vars(real) if not k.startswith("__") and k not in own)
-    return shim, own, borrowed
+def cpython_thread():
+    """CPython's own `_thread`: the builtin module importlib's bootstrap holds, whatever
+    `sys.modules['_thread']` is."""
+    import importlib._bootstrap
+    return importlib._bootstrap._thread
 
 
-@contextlib.contextmanager
-def modules_replaced(replacements):
-    """sys.modules entries (and the parent packages' attributes) replaced for the duration."""
-    saved = {}
-    for name, mod in replacements.items():
-        parent, _, child = name.rpartition(".")
-        saved[name] = (sys.modules.get(name),
-                       getattr(sys.modules[parent], child, None) if parent else None)
-        sys.modules[name] = mod
-        if parent:
-            setattr(sys.modules[parent], child, mod)
-    try:
-        yield
-    finally:
-        for name, (mod, attr) in saved.items():
-            parent, _, child = name.rpartition(".")
-            if mod is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = mod
-            if parent:
-                if attr is None:
-                    delattr(sys.modules[parent], child)
-                else:
-                    setattr(sys.modules[parent], child, attr)
+def check_stand_in(name):
+    """The module under test, after checking that it is `_thread` here and in a child, and that
+    it borrows nothing from CPython's `_thread`. Prints the names compared."""
+    import _thread
+    real = cpython_thread()
+    if name == "_thread":
+        if _thread is not real:
+            sys.exit("conformance: --module _thread needs an environment without the stand-in")
+        return _thread
+    module = importlib.import_module(name)
+    if _thread is not module:
+        sys.exit(f"conformance: FAILED: _thread is {_thread!r}, not {module!r}: run inside an "
+                 "environment where `python -m pythread_standin enable` was run "
+                 "(make conformance does)")
+    import subprocess
+    child = subprocess.run(
+        [sys.executable, "-I", "-c",
+         "import _thread, threading; print(_thread.__file__, threading.get_ident.__module__)"],
+        capture_output=True, text=True, timeout=60)
+    if child.returncode != 0 or child.stdout.split() != [module.__file__, "_thread"]:
+        sys.exit(f"conformance: FAILED: a child ({sys.executable} -I) does not import the module "
+                 f"as _thread: {child.stdout!r} {child.stderr!r}")
+    print(f"conformance: a child ({sys.executable} -I) imports _thread = {module.__file__}")
+    theirs = sorted(n for n in dir(real) if not n.startswith("__"))
+    ours = sorted(n for n in dir(module) if not n.startswith("__"))
+    # `error` is RuntimeError in both: a builtin is shared, not borrowed.
+    borrowed = [n for n in theirs if getattr(module, n, None) is getattr(real, n)
+                and getattr(getattr(real, n), "__module__", None) != "builtins"]
+    missing = [n for n in theirs if not hasattr(module, n)]
+    print(f"conformance: dir(CPython's _thread), {len(theirs)} names: {', '.join(theirs)}")
+    print(f"conformance: dir({name}), {len(ours)} names: {', '.join(ours)}")
+    print(f"conformance: only in {name}: {', '.join(sorted(set(ours) - set(theirs))) or '-'}; "
+          f"missing: {', '.join(missing) or '-'}; borrowed from CPython: "
+          f"{', '.join(borrowed) or '-'}")
+    if missing or borrowed:
+        sys.exit("conformance: FAILED: the module lacks or borrows CPython's names")
+    return module
 
 
-def load_fresh(name, replacements, keep_name=False):
-    """Executes the installed module `name` afresh with `replacements` in sys.modules while it
-    imports. It is registered as `pythread_conformance.<name>` (unittest finds setUpModule
-    through sys.modules); `keep_name` keeps its `__name__` instead (threading's reprs show it),
-    unregistered. The installed module, if imported, stays where it is."""
-    spec = importlib.util.find_spec(name)
-    alias = "pythread_conformance." + name
-    fresh_spec = importlib.util.spec_from_file_location(name if keep_name else alias,
-                                                        spec.origin)
-    mod = importlib.util.module_from_spec(fresh_spec)
-    with modules_replaced({**replacements, name: mod}):
-        if not keep_name:
-            sys.modules[alias] = mod
-        fresh_spec.loader.exec_module(mod)
-    return mod
-
-
-def build_world(shim):
-    """The test modules, each imported with the stand-in `_thread` and with `lock_tests` and
-    `threading_helper` that were themselves imported with it."""
-    import test.support  # noqa: F401  (the real package, parent of threading_helper)
-    import test.lock_tests  # noqa: F401
-    world = {"_thread": shim}
-    world["test.support.threading_helper"] = load_fresh("test.support.threading_helper", world)
-    world["test.lock_tests"] = load_fresh("test.lock_tests", world)
-    mods = {"lock_tests": world["test.lock_tests"]}
-    for name in ("test_thread", "test_threadsignals"):
-        mods[name] = load_fresh("test." + name, world)
-
-    # test_threading runs on a `threading` that was itself imported with the stand-in: its
-    # Thread, Lock, RLock, Condition, Event, Semaphore, Barrier, Timer are built on the module.
-    tw = {"_thread": shim}
-    tw["threading"] = load_fresh("threading", tw, keep_name=True)
-    tw["test.support.threading_helper"] = load_fresh("test.support.threading_helper", tw)
-    tw["test.lock_tests"] = load_fresh("test.lock_tests", tw)
-    mods["test_threading"] = load_fresh("test.test_threading", tw)
-    mods["threading"] = tw["threading"]
+def import_tests():
+    """The test modules, imported as installed (`_thread` is already the module)."""
+    mods = {}
+    for name in ("lock_tests", "test_thread", "test_threadsignals", "test_threading",
+                 "test_threading_local", "test_fork1"):
+        mods[name] = importlib.import_module("test." + name)
     return mods
 
 
-# Tests that start a child process or a subinterpreter test CPython's own `_thread` there, not
-# the module: they are not run (CONFORMANCE.md, "Not run").
-CHILD_MARKERS = ("assert_python_ok", "assert_python_failure", "spawn_python",
-                 "subprocess.", "script_helper", "run_python_until_end",
-                 "run_in_subinterp", "interpreters.create", "requires_subinterpreters")
+# Tests that need a subinterpreter: PyO3 modules cannot be imported there, so the
+# subinterpreter runs CPython's own `_thread` (the activation does nothing there). Not run.
+SUBINTERP_MARKERS = ("run_in_subinterp", "interpreters.create", "requires_subinterpreters",
+                     "_interpreters", "support.interpreters", "_testinternalcapi.interpreter")
 
 
-def runs_child_interpreter(cls, name):
-    """True if the test, or a `self._helper` it calls, starts a child or sub-interpreter."""
+def needs_subinterpreter(cls, name):
+    """True if the test, or a `self._helper` it calls, uses a subinterpreter."""
     try:
         src = inspect.getsource(getattr(cls, name))
     except (OSError, TypeError):
         return False
-    if any(m in src for m in CHILD_MARKERS):
+    if any(m in src for m in SUBINTERP_MARKERS):
         return True
     for helper in set(re.findall(r"self\.(_\w+)\(", src)):
         fn = getattr(cls, helper, None)
         try:
-            if fn is not None and any(m in inspect.getsource(fn) for m in CHILD_MARKERS):
+            if fn is not None and any(m in inspect.getsource(fn) for m in SUBINTERP_MARKERS):
                 return True
         except (OSError, TypeError):
             pass
@@ -202,24 +181,31 @@ def suites(module, mods):
     out.append(("lock_tests.LockTests", LockTests))
     out.append(("lock_tests.RLockTests", RLockTests))
 
-    tt = mods["test_thread"]
-    for cls in ("LockTests", "ThreadRunningTests", "BarrierTest", "TestForkInThread"):
-        if hasattr(tt, cls):
-            out.append(("test_thread." + cls, getattr(tt, cls)))
-    ts = mods["test_threadsignals"]
-    out.append(("test_threadsignals.ThreadSignals", ts.ThreadSignals))
+    def test_classes(mod, prefix):
+        return [(prefix + "." + name, cls) for name, cls in vars(mod).items()
+                if isinstance(cls, type) and issubclass(cls, unittest.TestCase)
+                and cls.__module__ == mod.__name__
+                and unittest.TestLoader().getTestCaseNames(cls)]
+
+    out += test_classes(mods["test_thread"], "test_thread")
+    out += test_classes(mods["test_threadsignals"], "test_threadsignals")
     sys.path.insert(0, HERE)
     import interrupts
     out.append(("interrupts.Interrupts", interrupts.make_case(module)))
+    if module.__name__ != "_thread":
+        import corrections
+        out.append(("corrections.Corrections", corrections.make_case(module)))
     if VERSION == "3.13" and module.__name__ != "_thread":
         import differential
         out.append(("differential.AgainstCPython", differential.make_case(module)))
-    tg = mods["test_threading"]
-    for name, cls in vars(tg).items():
-        if (isinstance(cls, type) and issubclass(cls, unittest.TestCase)
-                and cls.__module__ == tg.__name__
-                and unittest.TestLoader().getTestCaseNames(cls)):
-            out.append(("test_threading." + name, cls))
+    out += test_classes(mods["test_threading"], "test_threading")
+    tl = mods["test_threading_local"]
+    out += test_classes(tl, "test_threading_local")
+    # Its load_tests adds the `_threading_local` docstring's doctests, once on the pure
+    # Python `local` and once with `_thread._local` in its place.
+    doctests = tl.load_tests(unittest.TestLoader(), unittest.TestSuite(), None)
+    out.append(("test_threading_local.DocTests", doctests))
+    out += test_classes(mods["test_fork1"], "test_fork1")
     return out
 
 
@@ -244,6 +230,14 @@ class ClassResult(unittest.TextTestResult):
     def addSuccess(self, test):
         self.passed += 1
         super().addSuccess(test)
+
+
+def iter_tests(suite):
+    for test in suite:
+        if isinstance(test, unittest.TestSuite):
+            yield from iter_tests(test)
+        else:
+            yield test
 
 
 def apply_skips(cls, label, skips, used):
@@ -272,13 +266,9 @@ def start_total_watchdog(seconds):
 def main():
     args = parse_args()
     start_total_watchdog(args.total_timeout)
-    sys.path.insert(0, args.path)
-    module = importlib.import_module(args.module)
-    shim, own, borrowed = make_stand_in(module)
-    print(f"conformance: Python {sys.version.split()[0]}, module {args.module} "
-          f"({getattr(module, '__file__', 'builtin')})")
-    print(f"conformance: {len(own)} names from {args.module}; from CPython's _thread: "
-          f"{', '.join(borrowed) or '-'}")
+    module = check_stand_in(args.module)
+    print(f"conformance: Python {sys.version.split()[0]} ({sys.executable}), module "
+          f"{args.module} ({getattr(module, '__file__', 'builtin')})")
     sys.stdout.flush()
 
     import test.support
@@ -286,7 +276,7 @@ def main():
 
     # Importing test modules starts no thread, but bound it all the same.
     faulthandler.dump_traceback_later(args.test_timeout, exit=True)
-    mods = build_world(shim)
+    mods = import_tests()
     faulthandler.cancel_dump_traceback_later()
 
     skips = read_skips(args.skips)
@@ -300,15 +290,20 @@ def main():
     not_run = []
     start = time.perf_counter()
     for label, cls in suites(module, mods):
-        apply_skips(cls, label, skips, used)
-        suite = unittest.TestSuite()
-        for name in unittest.TestLoader().getTestCaseNames(cls):
-            if args.patterns and not any(p in f"{label}.{name}" for p in args.patterns):
-                continue
-            if runs_child_interpreter(cls, name):
-                not_run.append(f"{label}.{name}")
-                continue
-            suite.addTest(cls(name))
+        if isinstance(cls, unittest.TestSuite):
+            suite = unittest.TestSuite(
+                t for t in iter_tests(cls)
+                if not args.patterns or any(p in f"{label}.{t.id()}" for p in args.patterns))
+        else:
+            apply_skips(cls, label, skips, used)
+            suite = unittest.TestSuite()
+            for name in unittest.TestLoader().getTestCaseNames(cls):
+                if args.patterns and not any(p in f"{label}.{name}" for p in args.patterns):
+                    continue
+                if needs_subinterpreter(cls, name):
+                    not_run.append(f"{label}.{name}")
+                    continue
+                suite.addTest(cls(name))
         if suite.countTestCases() == 0:
             continue
         result = ClassResult(stream, True, 2 if args.verbose else 0,
@@ -339,9 +334,8 @@ def main():
         print("-" * 70)
         print(tb)
     if not_run:
-        print(f"conformance: not run ({len(not_run)}, each starts a child process or a "
-              f"subinterpreter, which imports CPython's own _thread): "
-              f"{', '.join(not_run) if args.verbose else '-v lists them'}")
+        print(f"conformance: not run ({len(not_run)}, each needs a subinterpreter, where PyO3 "
+              f"modules cannot be imported): {', '.join(not_run)}")
     if pending:
         print(f"conformance: {len(pending)} test(s) not yet wired (CONFORMANCE.md, "
               f"'Not yet wired'): {', '.join(sorted(pending))}")

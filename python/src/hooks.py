@@ -6,18 +6,13 @@ import sys
 
 
 def _unraisable_args_type():
-    """The structseq type `sys.unraisablehook` receives (CPython exposes it under no name)."""
-    seen = []
-    old = sys.unraisablehook
-    sys.unraisablehook = seen.append
-    try:
-        class Probe:
-            def __del__(self):
-                raise RuntimeError
-        Probe()
-    finally:
-        sys.unraisablehook = old
-    return type(seen[0])
+    """The structseq type `sys.unraisablehook` receives. CPython names it nowhere, but a static
+    tuple subclass is among `tuple.__subclasses__()`: found there, without swapping
+    `sys.unraisablehook` even briefly (another thread's report would go astray)."""
+    for sub in tuple.__subclasses__():
+        if sub.__name__ == "UnraisableHookArgs" and sub.__module__ == "builtins":
+            return sub
+    raise RuntimeError("UnraisableHookArgs not found")
 
 
 UnraisableHookArgs = _unraisable_args_type()
@@ -43,34 +38,47 @@ def report_thread_error(exc, func):
             hook(args)
             return
         except BaseException as hook_exc:
-            args = UnraisableHookArgs((type(hook_exc), hook_exc, hook_exc.__traceback__,
+            # Without this function's own frame, as CPython's C caller adds none.
+            tb = hook_exc.__traceback__
+            tb = tb.tb_next if tb is not None else None
+            args = UnraisableHookArgs((type(hook_exc), hook_exc, tb,
                                        "Exception ignored in sys.unraisablehook", hook))
     sys.__unraisablehook__(args)
 
 
-def _attr(obj, name):
+def _lookup(obj, name):
+    """`_PyObject_LookupAttr`: the attribute, None if missing; any other error propagates."""
     try:
         return getattr(obj, name)
-    except BaseException:
+    except AttributeError:
         return None
 
 
 def excepthook(args, ident):
-    """`_thread._excepthook(args)` after its type check: `ident` names a thread without a
-    name (the module's `get_ident()`)."""
+    """`_thread._excepthook(args)` after its type check, as CPython's `thread_excepthook`:
+    `SystemExit` is ignored; the output goes to `sys.stderr`, or if that is missing or None to
+    `thread._stderr`; "Exception in thread " is written before the name is looked up; the
+    name is `str(thread.name)` (None included) or, if `thread` is None or has no `name`,
+    `ident` (the module's `get_ident()`). Errors from the attributes and the file propagate."""
     exc_type, exc_value, exc_tb, thread = args
     if exc_type is SystemExit:
         return
-    file = _attr(sys, "stderr")
+    file = _lookup(sys, "stderr")
     if file is None:
         if thread is None:
             return
-        file = _attr(thread, "_stderr")
+        file = _lookup(thread, "_stderr")
         if file is None:
             return
-    name = None if thread is None else _attr(thread, "name")
-    name = ident if name is None else name
-    file.write(f"Exception in thread {name}:\n")
+    file.write("Exception in thread ")
+    name = ident
+    if thread is not None:
+        try:
+            name = thread.name
+        except AttributeError:
+            pass
+    file.write(str(name))
+    file.write(":\n")
     import traceback
     traceback.print_exception(exc_type, exc_value, exc_tb, file=file)
     file.flush()

@@ -10,9 +10,13 @@
 //! `pthread_exit` at finalization, which must park the thread instead of unwinding through Rust.
 #![deny(unsafe_code)]
 
+mod functions;
 #[allow(unsafe_code)]
 mod guard;
+mod hooks;
+mod local;
 mod lock;
+mod sentinel;
 mod thread;
 mod timeout;
 
@@ -24,6 +28,14 @@ use pyo3::prelude::*;
 /// is finalizing (no handler runs then).
 pub(crate) fn check_signals() -> PyResult<()> {
     Python::try_attach(|py| py.check_signals()).unwrap_or(Ok(()))
+}
+
+/// What a thread started by this module does last while attached: its `_local` dicts, then
+/// its `_set_sentinel` lock, go with the GIL held (CPython clears the thread state, then
+/// releases the sentinel).
+pub(crate) fn thread_exiting(py: Python<'_>) {
+    local::release_thread_dicts(py);
+    sentinel::release_thread_sentinel(py);
 }
 
 #[pymodule]
@@ -40,5 +52,9 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let home = PyModule::new(py, "_thread")?;
     lock::register(m, &home)?;
     thread::register(m, &home)?;
+    local::register(m)?;
+    sentinel::register(m, &home)?;
+    functions::register(m, &home)?;
+    hooks::register(m, &home)?;
     Ok(())
 }

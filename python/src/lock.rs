@@ -1,18 +1,107 @@
 //! `_thread.lock` (`allocate_lock`, `LockType`) and `_thread.RLock` on the crate's `Lock` and
 //! `RLock`.
+//!
+//! The two classes share one implementation of `acquire`, `__enter__`, `release`, `__exit__`
+//! and `__repr__`: the [`Backend`] trait says what differs (the crate's lock type, the repr's
+//! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it.
 
 use std::num::NonZeroUsize;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyInt, PySequence, PyTuple};
 
 use crate::timeout;
 
-/// `acquire(blocking=True, timeout=-1)`'s arguments (by position or name) to a wait:
-/// `Ok(None)` forever, `Some(ZERO)` a try.
+/// What `lock` and `RLock` do differently; everything else is shared.
+pub(crate) trait Backend: Sync {
+    /// `tp_name` of the builtin type, shown by the repr of an instance of exactly it.
+    const TP_NAME: &'static str;
+    fn try_acquire(&self) -> bool;
+    /// The GIL-released wait: `pending` runs the signal handlers on each interruption.
+    fn acquire_with_retries(
+        &self,
+        wait: Option<Duration>,
+        pending: &mut dyn FnMut() -> PyResult<()>,
+    ) -> PyResult<bool>;
+    fn release(&self) -> Result<(), pythread::ReleaseError>;
+    /// Whether the repr says "locked", and what it shows after "object" (RLock's owner and
+    /// count), read once so that the two agree.
+    fn repr_state(&self) -> (bool, String);
+}
+
+impl Backend for pythread::Lock {
+    const TP_NAME: &'static str = "_thread.lock";
+    fn try_acquire(&self) -> bool {
+        pythread::Lock::try_acquire(self)
+    }
+    fn acquire_with_retries(
+        &self,
+        wait: Option<Duration>,
+        pending: &mut dyn FnMut() -> PyResult<()>,
+    ) -> PyResult<bool> {
+        pythread::Lock::acquire_with_retries(self, wait, pending)
+    }
+    fn release(&self) -> Result<(), pythread::ReleaseError> {
+        pythread::Lock::release(self)
+    }
+    fn repr_state(&self) -> (bool, String) {
+        (self.locked(), String::new())
+    }
+}
+
+impl Backend for pythread::RLock {
+    const TP_NAME: &'static str = "_thread.RLock";
+    fn try_acquire(&self) -> bool {
+        pythread::RLock::try_acquire(self)
+    }
+    fn acquire_with_retries(
+        &self,
+        wait: Option<Duration>,
+        pending: &mut dyn FnMut() -> PyResult<()>,
+    ) -> PyResult<bool> {
+        pythread::RLock::acquire_with_retries(self, wait, pending)
+    }
+    fn release(&self) -> Result<(), pythread::ReleaseError> {
+        pythread::RLock::release(self)
+    }
+    /// Owner and count from the crate's one consistent read (`RLock::state`): never a count
+    /// paired with another thread's ident, whichever thread asks.
+    fn repr_state(&self) -> (bool, String) {
+        let (owner, count) = match self.state() {
+            Some(state) => (state.owner().as_u64(), state.count()),
+            None => (0, 0),
+        };
+        (count > 0, format!(" owner={owner} count={count}"))
+    }
+}
+
+/// `acquire(blocking=True, timeout=-1)`: a try with the GIL held, then (unless that was all it
+/// may do) a wait with the GIL released that runs the signal handlers on each interruption.
+/// No argument at all (the common `acquire()` and every `with`) skips the parsing.
+fn acquire<B: Backend>(
+    lock: &B,
+    py: Python<'_>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<bool> {
+    let wait = if args.is_empty() && kwargs.is_none_or(|k| k.is_empty()) {
+        None
+    } else {
+        parse(args, kwargs)?
+    };
+    if lock.try_acquire() {
+        return Ok(true);
+    }
+    if wait == Some(Duration::ZERO) {
+        return Ok(false);
+    }
+    py.detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))
+}
+
+/// `acquire`'s arguments (by position or name, `"|pO"`) to a wait: `None` forever,
+/// `Some(ZERO)` a try.
 fn parse(
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
@@ -31,42 +120,88 @@ fn parse(
     timeout::acquire_args(blocking, seconds)
 }
 
-/// CPython's acquire: a try with the GIL held, then (unless that was all it may do) a wait with
-/// the GIL released that runs the signal handlers on each interruption.
-fn acquire_with(
-    py: Python<'_>,
-    wait: Option<Duration>,
-    try_acquire: impl FnOnce() -> bool,
-    acquire_with_retries: impl Send
-        + FnOnce(Option<Duration>, &mut dyn FnMut() -> PyResult<()>) -> PyResult<bool>,
-) -> PyResult<bool> {
-    if try_acquire() {
-        return Ok(true);
-    }
-    if wait == Some(Duration::ZERO) {
-        return Ok(false);
-    }
-    py.detach(move || acquire_with_retries(wait, &mut crate::check_signals))
+fn release<B: Backend>(lock: &B) -> PyResult<()> {
+    lock.release()
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
-fn type_name(slf: &Bound<'_, PyAny>, own: &str, base: &Bound<'_, PyType>) -> PyResult<String> {
-    // tp_name: "_thread.lock" for the builtin type, the bare class name for a Python subclass.
-    let ty = slf.get_type();
-    if ty.is(base) {
-        Ok(own.to_owned())
+/// `<locked _thread.lock object at 0x...>`; a Python subclass shows its bare class name (its
+/// `tp_name`), as CPython does.
+fn repr<B: Backend>(lock: &B, slf: &Bound<'_, PyAny>, builtin: bool) -> PyResult<String> {
+    let (locked, details) = lock.repr_state();
+    let name = if builtin {
+        B::TP_NAME.to_owned()
     } else {
-        Ok(ty.name()?.to_string())
-    }
+        slf.get_type().name()?.to_string()
+    };
+    Ok(format!(
+        "<{} {name} object{details} at {:#x}>",
+        if locked { "locked" } else { "unlocked" },
+        slf.as_ptr() as usize
+    ))
+}
+
+/// The `#[pymethods]` block of a lock class: the shared methods, on `self.lock` (a
+/// [`Backend`]), followed by the class's own `$extra` items.
+macro_rules! lock_methods {
+    ($class:ident { $($extra:tt)* }) => {
+        #[pymethods]
+        impl $class {
+            /// acquire(blocking=True, timeout=-1) -> bool
+            #[pyo3(signature = (*args, **kwargs))]
+            fn acquire(
+                &self,
+                py: Python<'_>,
+                args: &Bound<'_, PyTuple>,
+                kwargs: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<bool> {
+                acquire(&self.lock, py, args, kwargs)
+            }
+
+            #[pyo3(signature = (*args, **kwargs))]
+            fn __enter__(
+                &self,
+                py: Python<'_>,
+                args: &Bound<'_, PyTuple>,
+                kwargs: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<bool> {
+                acquire(&self.lock, py, args, kwargs)
+            }
+
+            fn release(&self) -> PyResult<()> {
+                release(&self.lock)
+            }
+
+            #[pyo3(signature = (*_args))]
+            fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
+                release(&self.lock)
+            }
+
+            fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                let builtin = slf.get_type().is(slf.py().get_type::<$class>());
+                repr(&slf.get().lock, slf.as_any(), builtin)
+            }
+
+            $($extra)*
+        }
+    };
 }
 
 /// `_thread.lock`: a binary semaphore that any thread may release.
 #[pyclass(name = "lock", module = "_thread", weakref, frozen)]
 pub(crate) struct Lock {
-    lock: pythread::Lock,
+    pub(crate) lock: pythread::Lock,
 }
 
-#[pymethods]
 impl Lock {
+    pub(crate) fn new() -> Lock {
+        Lock {
+            lock: pythread::Lock::new(),
+        }
+    }
+}
+
+lock_methods!(Lock {
     #[new]
     #[pyo3(signature = (*args, **kwargs))]
     fn py_new(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
@@ -82,24 +217,6 @@ impl Lock {
         Ok(Lock::new())
     }
 
-    /// acquire(blocking=True, timeout=-1) -> bool
-    #[pyo3(signature = (*args, **kwargs))]
-    fn acquire(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
-        let wait = parse(args, kwargs)?;
-        let lock = &self.lock;
-        acquire_with(
-            py,
-            wait,
-            || lock.try_acquire(),
-            |wait, pending| lock.acquire_with_retries(wait, pending),
-        )
-    }
-
     #[pyo3(signature = (*args, **kwargs))]
     fn acquire_lock(
         &self,
@@ -107,33 +224,11 @@ impl Lock {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<bool> {
-        self.acquire(py, args, kwargs)
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn __enter__(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
-        self.acquire(py, args, kwargs)
-    }
-
-    /// release(): any thread may release a held lock; an unlocked one is RuntimeError.
-    fn release(&self) -> PyResult<()> {
-        self.lock
-            .release()
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        acquire(&self.lock, py, args, kwargs)
     }
 
     fn release_lock(&self) -> PyResult<()> {
-        self.release()
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.release()
+        release(&self.lock)
     }
 
     fn locked(&self) -> bool {
@@ -141,204 +236,126 @@ impl Lock {
     }
 
     fn locked_lock(&self) -> bool {
-        self.locked()
+        self.lock.locked()
     }
 
-    /// After a fork: a fresh unlocked lock, whatever the word held (waiters, a handoff to a
-    /// thread that does not exist in the child), as CPython's `_PyThread_at_fork_reinit`.
+    /// After a fork the child's lock must be usable and unlocked, whatever it held.
     fn _at_fork_reinit(&self) {
         self.lock.reinit_after_fork();
     }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let state = if slf.get().lock.locked() {
-            "locked"
-        } else {
-            "unlocked"
-        };
-        let base = slf.py().get_type::<Lock>();
-        Ok(format!(
-            "<{} {} object at {:#x}>",
-            state,
-            type_name(slf.as_any(), "_thread.lock", &base)?,
-            slf.as_ptr() as usize
-        ))
-    }
-}
-
-impl Lock {
-    fn new() -> Lock {
-        Lock {
-            lock: pythread::Lock::new(),
-        }
-    }
-}
+});
 
 /// `_thread.RLock`: reentrant, owned by the thread that holds it.
-///
-/// `_at_fork_reinit` gives the object a new lock, as CPython does (the old one may be owned by
-/// a thread that does not exist in a forked child, and only its owner may release it). The
-/// locks form a chain that only ever grows at its end: every call uses the last one, which
-/// costs one atomic load while no fork ever reinitialized it; the old ones are kept until the
-/// object goes (CPython leaks them).
 #[pyclass(name = "RLock", module = "_thread", weakref, frozen, subclass)]
 pub(crate) struct RLock {
-    first: Generation,
-}
-
-struct Generation {
     lock: pythread::RLock,
-    next: OnceLock<Box<Generation>>,
 }
 
-impl Generation {
-    fn new() -> Generation {
-        Generation {
-            lock: pythread::RLock::new(),
-            next: OnceLock::new(),
-        }
-    }
-
-    fn last(&self) -> &Generation {
-        let mut generation = self;
-        while let Some(next) = generation.next.get() {
-            generation = next;
-        }
-        generation
-    }
-}
-
-impl RLock {
-    fn lock(&self) -> &pythread::RLock {
-        &self.first.last().lock
-    }
-}
-
-#[pymethods]
-impl RLock {
+lock_methods!(RLock {
     /// Any arguments are accepted and ignored, as `rlock_new` does.
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         RLock {
-            first: Generation::new(),
+            lock: pythread::RLock::new(),
         }
     }
 
-    /// After a fork: a new, unlocked lock (the old one may be owned by a thread that is gone).
+    /// After a fork: a fresh, unlocked lock (the owner may be a thread that is gone).
     fn _at_fork_reinit(&self) {
-        self.lock().reinit_after_fork();
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn acquire(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
-        let wait = parse(args, kwargs)?;
-        let lock = self.lock();
-        acquire_with(
-            py,
-            wait,
-            || lock.try_acquire(),
-            |wait, pending| lock.acquire_with_retries(wait, pending),
-        )
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn __enter__(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
-        self.acquire(py, args, kwargs)
-    }
-
-    fn release(&self) -> PyResult<()> {
-        self.lock()
-            .release()
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.release()
+        self.lock.reinit_after_fork();
     }
 
     fn _is_owned(&self) -> bool {
-        self.lock().is_owned()
+        self.lock.is_owned()
     }
 
     fn _recursion_count(&self) -> usize {
-        self.lock().recursion_count()
+        self.lock.recursion_count()
     }
 
-    /// Releases the lock fully and returns `(count, owner)` for `_acquire_restore`.
-    fn _release_save(&self) -> PyResult<(usize, u64)> {
-        let state = self
-            .lock()
-            .release_save()
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    /// Releases the lock fully and returns `(count, owner)` for `_acquire_restore`, by the
+    /// running interpreter's rule: 3.11-3.13 let any thread release and save a held lock
+    /// (`release_save_any_thread`), 3.14 only its owner (`release_save`).
+    fn _release_save(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
+        let state = if py.version_info() >= (3, 14) {
+            self.lock.release_save()
+        } else {
+            self.lock.release_save_any_thread()
+        }
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok((state.count(), state.owner().as_u64()))
     }
 
-    /// Takes the lock back (blocking, not interruptible, the GIL released) and restores the
-    /// count. The owner becomes the calling thread: the crate mints its `Ident`s and makes none
-    /// from an integer, so a `(count, owner)` naming another thread (CPython would store it
-    /// unchecked) is restored for the caller. `threading.Condition` only ever restores its own.
+    /// `_acquire_restore((count, owner))`, parsed as CPython's `"(kk)"`: any 2-item sequence
+    /// of ints, each wrapped modulo 2**64 like the `k` format. Takes the lock back (blocking,
+    /// not interruptible, the GIL released) and restores count and owner. The owner is kept
+    /// when it names a thread the crate minted (`Ident::from_u64`); an integer that names no
+    /// thread (CPython stores it unchecked) restores the lock for the caller. A count of 0
+    /// (CPython would store a held lock with count 0) is refused before taking the lock.
     fn _acquire_restore(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (count, _owner): (usize, u64) = state.extract().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "_acquire_restore() argument 1 must be 2-item sequence, not {}",
-                state
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        let count = NonZeroUsize::new(count)
+        let (count, owner) = parse_state(state)?;
+        let count = usize::try_from(count)
+            .ok()
+            .and_then(NonZeroUsize::new)
             .ok_or_else(|| PyRuntimeError::new_err("couldn't acquire lock"))?;
-        let state = pythread::RLockState::new(count, pythread::get_ident());
-        let lock = self.lock();
+        let owner = pythread::Ident::from_u64(owner).unwrap_or_else(pythread::get_ident);
+        let state = pythread::RLockState::new(count, owner);
+        let lock = &self.lock;
         py.detach(move || lock.acquire_restore(state));
         Ok(())
     }
+});
 
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let lock = slf.get().lock();
-        let base = slf.py().get_type::<RLock>();
-        let (owner, count) = owner_and_count(lock);
-        Ok(format!(
-            "<{} {} object owner={} count={} at {:#x}>",
-            if count > 0 { "locked" } else { "unlocked" },
-            type_name(slf.as_any(), "_thread.RLock", &base)?,
-            owner,
-            count,
-            slf.as_ptr() as usize
-        ))
+/// `PyArg_ParseTuple(args, "(kk):_acquire_restore")`: a sequence (not bytes) of exactly two
+/// `int`s, each taken modulo 2**64 (`PyLong_AsUnsignedLongMask`), with getargs' messages.
+fn parse_state(state: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
+    let prefix = "_acquire_restore() argument 1";
+    let type_name = |o: &Bound<'_, PyAny>| -> String {
+        if o.is_none() {
+            "None".to_owned()
+        } else {
+            o.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        }
+    };
+    let seq = match state.cast::<PySequence>() {
+        Ok(seq) if !state.is_instance_of::<pyo3::types::PyBytes>() => seq,
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "{prefix} must be 2-item sequence, not {}",
+                type_name(state)
+            )))
+        }
+    };
+    let len = seq.len()?;
+    if len != 2 {
+        return Err(PyTypeError::new_err(format!(
+            "{prefix} must be sequence of length 2, not {len}"
+        )));
     }
+    let item = |i: usize| -> PyResult<u64> {
+        let item = seq.get_item(i)?;
+        let int = item.cast::<PyInt>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{prefix}, item {i} must be int, not {}",
+                type_name(&item)
+            ))
+        })?;
+        mask_u64(int)
+    };
+    Ok((item(0)?, item(1)?))
 }
 
-/// The owner and count CPython's repr shows, as seen from any thread. The crate's `RLock` gives
-/// them only through its `Debug` (`RLock { locked: .., owner: N, count: N }`); if that ever
-/// changes, the caller's own view (its ident and recursion count) is shown instead.
-fn owner_and_count(lock: &pythread::RLock) -> (u64, usize) {
-    let debug = format!("{lock:?}");
-    let field = |name: &str| -> Option<u64> {
-        let rest = &debug[debug.find(&format!("{name}: "))? + name.len() + 2..];
-        rest[..rest.find(|c: char| !c.is_ascii_digit())?]
-            .parse()
-            .ok()
-    };
-    match (field("owner"), field("count")) {
-        (Some(owner), Some(count)) => (owner, count as usize),
-        _ if lock.is_owned() => (pythread::get_ident().as_u64(), lock.recursion_count()),
-        _ => (0, usize::from(lock.locked())),
+/// An `int` modulo 2**64, as `PyLong_AsUnsignedLongMask` gives it (two's complement for a
+/// negative one).
+fn mask_u64(int: &Bound<'_, PyInt>) -> PyResult<u64> {
+    if let Ok(v) = int.extract::<u64>() {
+        return Ok(v);
     }
+    int.call_method1("__and__", (u64::MAX,))?.extract()
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::{guard, timeout};
 
@@ -177,6 +177,9 @@ fn thread_run(func: Bound<'_, PyAny>, args: Bound<'_, PyTuple>, kwargs: Option<B
     if let Some(kwargs) = kwargs {
         guard::release(kwargs);
     }
+    // The thread's `_local` dicts and its `_set_sentinel` lock go while it is still attached
+    // (issue 19's hook; lib.rs).
+    crate::thread_exiting(py);
     guard::release(func);
 }
 
@@ -413,16 +416,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
         .import("os")?
         .getattr("register_at_fork")?
         .call((), Some(&kwargs))?;
-    // CPython's ExceptHookArgs, taken from the real `_thread` while it is still the one in
-    // sys.modules (the module is imported before any stand-in exists).
-    let real = m.py().import("_thread")?;
-    EXCEPTHOOK_ARGS.get_or_try_init(m.py(), || {
-        Ok::<_, PyErr>(
-            real.getattr("_ExceptHookArgs")?
-                .cast_into::<PyType>()?
-                .unbind(),
-        )
-    })?;
     // hooks.py runs now, on the importing thread, never later on a module thread (where its
     // Python code would run unguarded).
     hook(m.py(), "excepthook")?;
@@ -440,23 +433,17 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     m.add_function(wrap_pyfunction!(get_native_id, home)?)?;
     m.add_function(wrap_pyfunction!(stack_size, home)?)?;
     m.add_function(wrap_pyfunction!(_excepthook, home)?)?;
-    m.add(
-        "_ExceptHookArgs",
-        EXCEPTHOOK_ARGS.get(m.py()).unwrap().bind(m.py()),
-    )?;
     Ok(())
 }
 
-static EXCEPTHOOK_ARGS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-/// _excepthook(args): `threading.excepthook`'s default, as CPython's `_thread._excepthook`;
-/// a thread without a name is shown by this module's `get_ident()`.
+/// _excepthook(args, /): `threading.excepthook`'s default, as CPython's `thread_excepthook`
+/// (hooks.py's `excepthook`, guarded); a thread that is None or has no `name` is shown by this
+/// module's `get_ident()`. `args` must be exactly the module's `_ExceptHookArgs` (hooks.rs).
 #[pyfunction]
 fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
-    let args_type = EXCEPTHOOK_ARGS.get(py).expect("set at import").bind(py);
-    if !args.is_instance(args_type)? {
+    if !args.get_type().is(crate::hooks::excepthook_args_type(py)?) {
         return Err(PyTypeError::new_err(
-            "_thread._excepthook argument type must be ExceptHookArgs",
+            "_thread.excepthook argument type must be ExceptHookArgs",
         ));
     }
     let ident = pythread::get_ident().as_u64();

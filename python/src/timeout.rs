@@ -5,26 +5,31 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyTuple};
 
-/// The seconds of a timeout argument, as `_PyTime_FromSecondsObject` accepts them: an `int` or a
-/// `float`; anything else is CPython's TypeError.
+/// The seconds of a timeout argument, as `_PyTime_FromSecondsObject` accepts them: a `float`
+/// (or subclass), else anything `PyLong_AsLongLong` takes, which includes objects with
+/// `__index__` (3.10+); anything else raises what that conversion raises ("'str' object
+/// cannot be interpreted as an integer").
 pub(crate) fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Ok(f.value());
     }
-    if let Ok(i) = obj.cast::<PyInt>() {
-        return match i.extract::<i64>() {
-            Ok(v) => Ok(v as f64),
-            Err(_) => Err(PyOverflowError::new_err(
-                "timestamp too large to convert to C PyTime_t",
-            )),
-        };
+    match obj.extract::<i64>() {
+        Ok(v) => Ok(v as f64),
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+            // The C type's name changed in 3.13 (`_PyTime_t` -> `PyTime_t`).
+            let ctype = if obj.py().version_info() >= (3, 13) {
+                "PyTime_t"
+            } else {
+                "_PyTime_t"
+            };
+            Err(PyOverflowError::new_err(format!(
+                "timestamp too large to convert to C {ctype}"
+            )))
+        }
+        Err(e) => Err(e),
     }
-    Err(PyTypeError::new_err(format!(
-        "'{}' object cannot be interpreted as an integer",
-        obj.get_type().name()?
-    )))
 }
 
 /// `lock.acquire(blocking, timeout)`'s arguments, by the crate's rules (conversion first, then

@@ -1,0 +1,393 @@
+"""The module's corrections of issue 19, each checked against CPython's own `_thread` of the
+running interpreter (3.11-3.13): the same value, or the same exception type and message. Run by
+run.py next to CPython's test files, on every interpreter."""
+
+import importlib._bootstrap
+import io
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import unittest
+
+CPYTHON = importlib._bootstrap._thread  # CPython's own, whatever sys.modules holds
+# Addresses, idents (the crate's are small integers, CPython's pthread_t values), line numbers.
+MASK = re.compile(r"0x[0-9a-f]+|\b[0-9]{5,}\b|(?<=Exception in thread )[0-9]+(?=:)")
+
+
+class Index:
+    """An object with `__index__` (and nothing else)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        return self.value
+
+
+def outcome(call):
+    try:
+        text = "-> " + repr(call())
+    except BaseException as e:  # noqa: BLE001
+        text = f"{type(e).__name__}: {e}"
+    return MASK.sub("N", text)
+
+
+def make_case(module):
+    class Corrections(unittest.TestCase):
+        def same(self, fn):
+            """fn(m) gives the same outcome for the module and for CPython's `_thread`."""
+            self.assertEqual(outcome(lambda: fn(module)), outcome(lambda: fn(CPYTHON)))
+
+        # --- RLock repr through RLock::state -------------------------------------------------
+
+        def test_rlock_repr_of_a_lock_held_by_another_thread(self):
+            r = module.RLock()
+            held, done = module.allocate_lock(), module.allocate_lock()
+            held.acquire()
+            done.acquire()
+            ident = []
+
+            def owner():
+                ident.append(module.get_ident())
+                r.acquire()
+                r.acquire()
+                held.release()
+                done.acquire(timeout=30)
+                r.release()
+                r.release()
+
+            t = threading.Thread(target=owner)
+            t.start()
+            self.assertTrue(held.acquire(timeout=30))
+            self.assertRegex(repr(r), rf"^<locked _thread.RLock object owner={ident[0]} "
+                                      r"count=2 at 0x[0-9a-f]+>$")
+            done.release()
+            t.join(30)
+            self.assertRegex(repr(r), r"^<unlocked _thread.RLock object owner=0 count=0 at ")
+
+        def test_rlock_repr_is_consistent_while_another_thread_works(self):
+            r = module.RLock()
+            stop = []
+            ident = []
+
+            def churn():
+                ident.append(module.get_ident())
+                while not stop:
+                    with r:
+                        with r:
+                            pass
+
+            t = threading.Thread(target=churn)
+            t.start()
+            try:
+                pattern = re.compile(r"<(locked|unlocked) _thread.RLock object owner=(\d+) "
+                                     r"count=(\d+) at ")
+                for _ in range(3000):
+                    state, owner, count = pattern.match(repr(r)).groups()
+                    if state == "unlocked":
+                        self.assertEqual((owner, count), ("0", "0"))
+                    else:
+                        self.assertEqual(int(owner), ident[0])
+                        self.assertIn(count, ("1", "2"))
+            finally:
+                stop.append(1)
+                t.join(30)
+
+        # --- _release_save by interpreter version -----------------------------------------------
+
+        def test_release_save_by_a_thread_that_does_not_own_the_lock(self):
+            def scenario(m):
+                r = m.RLock()
+                r.acquire()
+                r.acquire()
+                out = []
+
+                def other():
+                    out.append(outcome(lambda: r._release_save()[0]))
+                    out.append(r.acquire(False))
+                    r.release()
+
+                t = threading.Thread(target=other)
+                t.start()
+                t.join(30)
+                return out
+            self.same(scenario)
+            if sys.version_info < (3, 14):
+                self.assertEqual(scenario(module), ["-> 2", True])
+
+        def test_release_save_unacquired(self):
+            self.same(lambda m: m.RLock()._release_save())
+
+        # --- _acquire_restore: any 2-sequence, `k` wrapping ------------------------------------
+
+        def test_acquire_restore_any_two_item_sequence(self):
+            for state in ("[2, m.get_ident()]", "(2, m.get_ident())",
+                          "range(2, 4)", "(2**64 + 3, m.get_ident())", "(True, m.get_ident())"):
+                with self.subTest(state=state):
+                    def restore(m, state=state):
+                        r = m.RLock()
+                        r._acquire_restore(eval(state, {"m": m}))
+                        result = (r._recursion_count(), r._is_owned())
+                        while r._is_owned():
+                            r.release()
+                        return result
+                    self.same(restore)
+
+        def test_acquire_restore_errors(self):
+            for state in ("1", "None", "b'ab'", "(1, 2, 3)", "(1.0, 2)", "(1, 'x')", "[]"):
+                with self.subTest(state=state):
+                    self.same(lambda m, state=state: m.RLock()._acquire_restore(eval(state)))
+
+        def test_acquire_restore_for_another_live_thread(self):
+            """An owner that names a live thread (an ident the crate minted) is kept."""
+            def scenario(m):
+                r = m.RLock()
+                ready, done = m.allocate_lock(), m.allocate_lock()
+                ready.acquire()
+                done.acquire()
+                ident = []
+
+                def other():
+                    ident.append(m.get_ident())
+                    ready.release()
+                    done.acquire(timeout=30)
+
+                t = threading.Thread(target=other)
+                t.start()
+                ready.acquire(timeout=30)
+                r._acquire_restore((1, ident[0]))
+                result = (r._is_owned(), r._recursion_count(), r.acquire(False))
+                done.release()
+                t.join(30)
+                return result
+            self.same(scenario)
+
+        # --- timeouts with __index__ ------------------------------------------------------------
+
+        def test_acquire_timeout_with_index(self):
+            self.same(lambda m: m.allocate_lock().acquire(timeout=Index(0)))
+            self.same(lambda m: m.RLock().acquire(True, Index(1)))
+
+            def held(m):
+                lock = m.allocate_lock()
+                lock.acquire()
+                return lock.acquire(timeout=Index(0))
+            self.same(held)
+            # 3.11/3.12 word the message differently ("must be positive"); the module has 3.13's.
+            self.assertEqual(outcome(lambda: module.allocate_lock().acquire(timeout=Index(-5)))[:11],
+                             outcome(lambda: CPYTHON.allocate_lock().acquire(timeout=Index(-5)))[:11])
+            self.same(lambda m: m.allocate_lock().acquire(timeout=Index(2**70)))
+            self.same(lambda m: m.allocate_lock().acquire(timeout=2**70))
+            self.same(lambda m: m.allocate_lock().acquire(timeout="1"))
+
+        @unittest.skipUnless(hasattr(CPYTHON, "start_joinable_thread"), "3.13's _ThreadHandle")
+        def test_join_timeout_with_index(self):
+            def join(m):
+                h = m.start_joinable_thread(int)
+                return h.join(Index(5)), h.is_done()
+            self.same(join)
+            self.same(lambda m: m.start_joinable_thread(int).join("5"))
+
+        # --- _excepthook ------------------------------------------------------------------------
+
+        def hook_output(self, m, thread):
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                args = m._ExceptHookArgs([*sys.exc_info(), thread])
+            old = sys.stderr
+            sys.stderr = io.StringIO()
+            try:
+                result = outcome(lambda: m._excepthook(args))
+                return result, MASK.sub("N", sys.stderr.getvalue())
+            finally:
+                sys.stderr = old
+
+        def test_excepthook_thread_name_none_and_missing(self):
+            class Named:
+                name = None
+
+            class Nameless:
+                pass
+
+            class Failing:
+                @property
+                def name(self):
+                    raise KeyError("name lookup failed")
+
+            for thread in (Named(), Nameless(), Failing(), None):
+                with self.subTest(thread=type(thread).__name__):
+                    self.assertEqual(self.hook_output(module, thread),
+                                     self.hook_output(CPYTHON, thread))
+            self.assertIn("Exception in thread None:", self.hook_output(module, Named())[1])
+
+        def test_excepthook_argument_type(self):
+            self.same(lambda m: m._excepthook((1, 2, 3, 4)))
+            self.same(lambda m: m._excepthook(CPYTHON._ExceptHookArgs([1, 2, 3, 4])
+                                              if m is module else
+                                              module._ExceptHookArgs([1, 2, 3, 4])))
+
+        def test_excepthook_args_type(self):
+            for expr in ("m._ExceptHookArgs([1, 2, 3, 4])",
+                         "m._ExceptHookArgs([1, 2, 3, 4]).thread",
+                         "m._ExceptHookArgs((1, 2, 3, 4)).__reduce__()[1]",
+                         "m._ExceptHookArgs([1, 2, 3])",
+                         "m._ExceptHookArgs(5)",
+                         "m._ExceptHookArgs.n_fields, m._ExceptHookArgs.n_sequence_fields",
+                         "m._ExceptHookArgs.__match_args__",
+                         "m._ExceptHookArgs.__module__, m._ExceptHookArgs.__name__",
+                         "type('X', (m._ExceptHookArgs,), {})"):
+                with self.subTest(expr=expr):
+                    got = outcome(lambda: eval(expr, {"m": module}))
+                    want = outcome(lambda: eval(expr, {"m": CPYTHON}))
+                    # The type's own repr differs only by the masked address.
+                    self.assertEqual(got.replace(repr(module._ExceptHookArgs), "T"),
+                                     want.replace(repr(CPYTHON._ExceptHookArgs), "T"))
+
+        # --- unraisable reports -----------------------------------------------------------------
+
+        def run_child(self, body):
+            code = textwrap.dedent("""
+                import sys, types, importlib._bootstrap
+                import _thread as module
+                cpython = importlib._bootstrap._thread
+                sets = []
+                class Spy(types.ModuleType):
+                    def __setattr__(self, name, value):
+                        sets.append(name)
+                        super().__setattr__(name, value)
+                def run(m, fn):
+                    done = m.allocate_lock()
+                    done.acquire()
+                    def task():
+                        try:
+                            fn()
+                        finally:
+                            done.release()
+                    m.start_new_thread(task, ())
+                    assert done.acquire(timeout=30)
+                    import time
+                    while m._count():  # the report comes after task's finally
+                        time.sleep(0.001)
+            """) + textwrap.dedent(body)
+            proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
+                                  text=True, timeout=60)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            return proc.stdout, proc.stderr
+
+        def test_unraisable_report_never_replaces_the_hook(self):
+            out, err = self.run_child("""
+                calls = []
+                sys.unraisablehook = calls.append
+                sys.__class__ = Spy
+                def fail():
+                    raise ValueError("in thread")
+                run(module, fail)
+                run(module, fail)
+                print(sets, len(calls), calls[0].err_msg.split(" by")[0], type(calls[0].exc_value).__name__)
+            """)
+            self.assertEqual(out.split(), ["[]", "2", "Exception", "ignored", "in", "thread",
+                                           "started", "ValueError"])
+
+        def test_a_failing_hook_is_called_once(self):
+            out, err = self.run_child("""
+                for m in (module, cpython):
+                    calls = []
+                    def hook(args):
+                        calls.append(args.err_msg)
+                        raise RuntimeError("the hook fails")
+                    sys.unraisablehook = hook
+                    def fail():
+                        raise ValueError("in thread")
+                    run(m, fail)
+                    print(len(calls))
+                    sys.stderr.write("=====\\n")
+            """)
+            self.assertEqual(out.split(), ["1", "1"])
+            ours, theirs = err.split("=====\n")[:2]
+            self.assertIn("Exception ignored in sys.unraisablehook", theirs)
+            self.assertEqual(MASK.sub("N", ours), MASK.sub("N", theirs))
+
+        # --- the names the stand-in used to borrow ----------------------------------------------
+
+        def test_exit_and_exit_thread(self):
+            self.same(lambda m: m.exit())
+            self.same(lambda m: m.exit_thread())
+            self.same(lambda m: m.exit(1))
+
+        def test_interrupt_main_checks(self):
+            for signum in (-1, 0, signal.NSIG, 2**40, "x"):
+                with self.subTest(signum=signum):
+                    self.same(lambda m, s=signum: m.interrupt_main(s))
+
+        def test_interrupt_main_ignored_and_handled(self):
+            old = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+            self.addCleanup(signal.signal, signal.SIGUSR1, old)
+            self.same(lambda m: m.interrupt_main(signal.SIGUSR1))  # ignored: nothing happens
+            seen = []
+            signal.signal(signal.SIGUSR1, lambda *a: seen.append(threading.current_thread()))
+
+            def from_thread(m):
+                t = threading.Thread(target=m.interrupt_main, args=(signal.SIGUSR1,))
+                t.start()
+                t.join(30)
+                for _ in range(100):  # the handler runs at the main thread's next check
+                    if seen:
+                        break
+                return [s is threading.main_thread() for s in seen]
+            self.assertEqual(from_thread(module), [True])
+            seen.clear()
+            self.assertEqual(from_thread(CPYTHON), [True])
+
+        def test_local_arguments_and_messages(self):
+            class WithInit:
+                def __init__(self, *args, **kwargs):
+                    pass
+            for expr in ("m._local(1)", "m._local(a=1)", "m._local().x",
+                         "setattr(m._local(), '__dict__', {})",
+                         "delattr(m._local(), 'x')",
+                         "type('L', (m._local,), dict(__init__=lambda s, *a: None))(1).__dict__",
+                         "type('L', (m._local,), {})().x"):
+                with self.subTest(expr=expr):
+                    self.same(lambda m, expr=expr: eval(expr, {"m": m}))
+
+        def test_local_init_runs_again_in_each_thread(self):
+            def scenario(m):
+                class L(m._local):
+                    def __init__(self, value):
+                        self.inits = getattr(self, "inits", 0) + 1
+                        self.value = value
+                loc = L(7)
+                seen = []
+
+                def other():
+                    seen.append((loc.value, loc.inits, sorted(loc.__dict__)))
+                t = threading.Thread(target=other)
+                t.start()
+                t.join(30)
+                return seen, loc.inits
+            self.same(scenario)
+
+        @unittest.skipUnless(hasattr(CPYTHON, "_set_sentinel"), "3.11/3.12 only")
+        def test_set_sentinel_released_at_thread_exit(self):
+            def scenario(m):
+                got = []
+                ready = m.allocate_lock()
+                ready.acquire()
+
+                def task():
+                    lock = m._set_sentinel()
+                    got.append((lock.locked(), lock.acquire(False)))
+                    got.append(lock)
+                    ready.release()
+                m.start_new_thread(task, ())
+                ready.acquire(timeout=30)
+                sentinel = got[1]
+                released = sentinel.acquire(timeout=30)
+                return got[0], released, type(sentinel).__name__
+            self.same(scenario)
+
+    return Corrections
