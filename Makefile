@@ -146,3 +146,24 @@ conformance: python-module python-clippy
 		timeout $(CONFORMANCE_TIMEOUT) $(PYTHON313) python/conformance/run.py --path $(PYMODULE_DIR) \
 		|| { echo "conformance: FAILED under $(PYTHON313) (exit $$?)"; exit 1; }; \
 	else echo "conformance: no Python 3.13 found; ran under $(PYTHON) only"; fi
+
+## RustPython 0.5.0 with its `_thread` rebuilt on the crate (rustpython/, issue 20): the binary
+## target/release/pythread-rustpython, then CPython's thread tests (the installed CPython's
+## Lib/test) on it twice, with RustPython's own `_thread` and with the crate's, each class in
+## its own process under `timeout` (CONFORMANCE.md). Not part of `make test`: a cold release
+## build takes about 8 minutes and the member has about 300 dependencies. Fails when a test
+## fails on the crate's `_thread` but not on RustPython's own.
+.PHONY: rustpython rustpython-bench
+CPYTHON_LIB ?= $(shell $(PYTHON) -c 'import os, test; print(os.path.dirname(os.path.dirname(test.__file__)))')
+RUSTPYTHON_CLASS_TIMEOUT ?= 300
+RUSTPYTHON_BIN ?= target/release/pythread-rustpython
+
+rustpython:
+	$(CARGO) build --release -p pythread-rustpython
+	$(PYTHON) rustpython/conformance/run.py --binary $(RUSTPYTHON_BIN) --lib $(CPYTHON_LIB) \
+		--timeout $(RUSTPYTHON_CLASS_TIMEOUT)
+
+## Python-level speed on RustPython, its own `_thread` and the crate's side by side (BENCHMARKS.md).
+rustpython-bench:
+	$(CARGO) build --release -p pythread-rustpython
+	$(PYTHON) rustpython/bench/compare.py --binary $(RUSTPYTHON_BIN)
