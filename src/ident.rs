@@ -50,6 +50,29 @@ impl Ident {
         self.0.get()
     }
 
+    /// The ident whose number is `n` (as [`as_u64`](Ident::as_u64) returns it), or
+    /// `None` for 0, which no thread has. It names a thread only if the crate minted
+    /// that number, as the `unsigned long` of a CPython ident does: a runtime that
+    /// stored an ident as an integer (an `RLock`'s saved owner, say) gets it back.
+    /// Any other number is an ident no started thread has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use pythread::Ident;
+    ///
+    /// let me = pythread::get_ident();
+    /// assert_eq!(Ident::from_u64(me.as_u64()), Some(me));
+    /// assert_eq!(Ident::try_from(me.as_u64()), Ok(me));
+    /// assert_eq!(Ident::from_u64(0), None);
+    /// assert!(Ident::try_from(0).is_err());
+    /// # });
+    /// ```
+    pub fn from_u64(n: u64) -> Option<Ident> {
+        NonZeroU64::new(n).map(Ident)
+    }
+
     /// Mints the next ident from the process-wide counter.
     pub(crate) fn mint() -> Ident {
         global_atomic! {
@@ -72,6 +95,16 @@ fn mint_from(counter: &AtomicU64) -> Ident {
             panic!("pythread: thread idents exhausted (u64::MAX - 1 threads were started)")
         });
     Ident(NonZeroU64::new(value).expect("pythread: the ident counter starts at 1"))
+}
+
+/// [`Ident::from_u64`] as a conversion: 0 is the error (the same error as
+/// `NonZeroU64::try_from(0)`).
+impl TryFrom<u64> for Ident {
+    type Error = std::num::TryFromIntError;
+
+    fn try_from(n: u64) -> Result<Ident, Self::Error> {
+        NonZeroU64::try_from(n).map(Ident)
+    }
 }
 
 impl fmt::Debug for Ident {

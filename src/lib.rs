@@ -102,7 +102,7 @@ pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
 pub use crate::handle::{start, try_start, Builder, Handle};
 pub use crate::ident::{current_ident, get_ident, Ident};
 pub use crate::info::{get_native_id, thread_info, ThreadInfo};
-pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError};
+pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError, ReleaseErrorKind};
 pub use crate::panic::Panic;
 pub use crate::registry::{count, shutdown};
 pub use crate::rlock::{RLock, RLockGuard, RLockState};
@@ -124,6 +124,28 @@ pub fn __doc_example(example: impl FnOnce()) {
     example();
     #[cfg(loom)]
     drop(example);
+}
+
+/// Keeps a documentation example's code in a normal build and drops it in the
+/// loom build.
+///
+/// Not part of the API. Doc examples are compiled without `--cfg loom` even when
+/// the crate under test was built with it, so an example that needs the shipped
+/// build's `const fn` constructors (`static LOCK: Lock = Lock::new();`) wraps that
+/// code in this macro: its expansion was fixed when the crate was compiled.
+#[doc(hidden)]
+#[cfg(not(loom))]
+#[macro_export]
+macro_rules! __if_not_loom {
+    ($($code:tt)*) => { $($code)* };
+}
+
+/// The loom build's form of the macro above: the code is dropped.
+#[doc(hidden)]
+#[cfg(loom)]
+#[macro_export]
+macro_rules! __if_not_loom {
+    ($($code:tt)*) => {};
 }
 
 /// Controls of the loom model of the wait primitive and the clock, for the loom

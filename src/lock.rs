@@ -97,37 +97,83 @@ pub enum LockStatus {
 }
 
 /// The error of a release that had nothing to release; its message is CPython's
-/// (`RuntimeError`).
+/// (`RuntimeError`), and [`kind`](ReleaseError::kind) says which of the two it is
+/// without comparing strings.
 ///
 /// # Examples
 ///
 /// ```
 /// # pythread::__doc_example(|| {
-/// use pythread::{Lock, RLock};
+/// use pythread::{Lock, RLock, ReleaseErrorKind};
 ///
 /// let err = Lock::new().release().unwrap_err();
+/// assert_eq!(err.kind(), ReleaseErrorKind::Unlocked);
 /// assert_eq!(err.to_string(), "release unlocked lock");
 /// let err = RLock::new().release().unwrap_err();
+/// assert_eq!(err.kind(), ReleaseErrorKind::Unacquired);
 /// assert_eq!(err.to_string(), "cannot release un-acquired lock");
 /// # });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ReleaseError {
-    message: &'static str,
+    kind: ReleaseErrorKind,
+}
+
+/// Which release failed: what [`ReleaseError::kind`] returns.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// use pythread::{Lock, ReleaseErrorKind};
+///
+/// match Lock::new().release() {
+///     Err(e) if e.kind() == ReleaseErrorKind::Unlocked => {} // nothing to release
+///     other => panic!("{other:?}"),
+/// }
+/// # });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReleaseErrorKind {
+    /// A [`Lock`] that was not locked ("release unlocked lock").
+    Unlocked,
+    /// An [`RLock`](crate::RLock) the caller does not own: unowned, or owned by
+    /// another thread ("cannot release un-acquired lock").
+    Unacquired,
 }
 
 impl ReleaseError {
     pub(crate) const UNLOCKED: ReleaseError = ReleaseError {
-        message: "release unlocked lock",
+        kind: ReleaseErrorKind::Unlocked,
     };
     pub(crate) const UNACQUIRED: ReleaseError = ReleaseError {
-        message: "cannot release un-acquired lock",
+        kind: ReleaseErrorKind::Unacquired,
     };
+
+    /// Which release failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use pythread::{RLock, ReleaseErrorKind};
+    ///
+    /// let err = RLock::new().release_save().unwrap_err();
+    /// assert_eq!(err.kind(), ReleaseErrorKind::Unacquired);
+    /// # });
+    /// ```
+    pub fn kind(&self) -> ReleaseErrorKind {
+        self.kind
+    }
 }
 
 impl fmt::Display for ReleaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
+        f.write_str(match self.kind {
+            ReleaseErrorKind::Unlocked => "release unlocked lock",
+            ReleaseErrorKind::Unacquired => "cannot release un-acquired lock",
+        })
     }
 }
 
@@ -148,6 +194,10 @@ impl Error for ReleaseError {}
 /// handler runs on the waiting thread and the caller asked for that; elsewhere the
 /// wait is a mutex + condition variable that signals cannot end. The lock is 4
 /// bytes; dropping it while held is fine.
+///
+/// **No poisoning**: the lock guards no data, so a panic while it is held marks
+/// nothing; a [`LockGuard`] releases it while the panic unwinds, and a lock taken
+/// with [`acquire`](Lock::acquire) stays held until some thread releases it.
 ///
 /// # Examples
 ///
@@ -174,6 +224,10 @@ pub struct Lock {
 impl Lock {
     /// Creates an unlocked lock (`PyThread_allocate_lock`).
     ///
+    /// A `const fn`, so a lock can be a `static`, as with [`std::sync::Mutex`]. (The
+    /// loom build of the crate, `--cfg loom`, has no `const` atomics: there it is a
+    /// plain `fn`, and a model builds its locks inside `loom::model`.)
+    ///
     /// # Examples
     ///
     /// ```
@@ -181,11 +235,52 @@ impl Lock {
     /// let lock = pythread::Lock::new();
     /// assert!(!lock.locked());
     /// # });
+    /// # pythread::__if_not_loom! {
+    /// use pythread::Lock;
+    ///
+    /// static LOCK: Lock = Lock::new();
+    /// LOCK.acquire();
+    /// assert!(LOCK.locked());
+    /// LOCK.release().unwrap();
+    /// # }
     /// ```
+    #[cfg(not(loom))]
+    pub const fn new() -> Lock {
+        Lock {
+            word: AtomicU32::new(0),
+        }
+    }
+
+    /// Creates an unlocked lock (the loom build: not `const`).
+    #[cfg(loom)]
     pub fn new() -> Lock {
         Lock {
             word: AtomicU32::new(0),
         }
+    }
+
+    /// Makes this a fresh, unlocked lock, whatever it held: CPython's
+    /// `_at_fork_reinit` (`_PyThread_at_fork_reinit`). For the child of a `fork()`,
+    /// where the threads that held the lock or waited for it do not exist: their
+    /// acquisition and their waiter bookkeeping are dropped, not released.
+    ///
+    /// Call it only where no other thread can be using the lock (in the child
+    /// right after `fork()`, only the forking thread exists); on a lock that
+    /// threads are waiting for it would strand them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::Lock::new();
+    /// lock.acquire(); // held by a thread that did not survive fork(), say
+    /// lock.reinit_after_fork();
+    /// assert!(!lock.locked());
+    /// assert!(lock.try_acquire());
+    /// # });
+    /// ```
+    pub fn reinit_after_fork(&self) {
+        self.word.store(0, Ordering::Relaxed);
     }
 
     /// Acquires the lock, waiting as long as it takes (`PyThread_acquire_lock(l, 1)`).

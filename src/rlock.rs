@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::ident::{get_ident, Ident};
 use crate::lock::{Lock, LockStatus, ReleaseError};
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// What [`RLock::release_save`] took from the lock and
 /// [`RLock::acquire_restore`] puts back: the recursion count and the owner
@@ -36,7 +36,11 @@ pub struct RLockState {
 
 impl RLockState {
     /// A state with the given count and owner, as CPython's `_acquire_restore`
-    /// accepts any `(count, owner)` pair.
+    /// accepts any `(count, owner)` pair. Restoring it makes `owner` the owner,
+    /// whichever thread calls [`RLock::acquire_restore`], as in CPython: with
+    /// another thread's ident, that thread may then release the lock and the
+    /// caller may not. An owner is any [`Ident`], such as one rebuilt from an
+    /// integer by [`Ident::from_u64`].
     ///
     /// # Examples
     ///
@@ -98,6 +102,13 @@ impl RLockState {
 /// "Internal lock count overflowed" (CPython's `OverflowError` message) and leaves
 /// the lock as it was; it never wraps around.
 ///
+/// **No poisoning**: like [`Lock`] it guards no data, so a panic while it is held
+/// marks nothing. An [`RLockGuard`] releases its level while the panic unwinds;
+/// a level taken with [`acquire`](RLock::acquire) and never released stays held.
+///
+/// Another thread sees the owner and count together, never torn, through
+/// [`state`](RLock::state) (what the Python module's `repr` shows).
+///
 /// # Examples
 ///
 /// ```
@@ -127,6 +138,10 @@ pub struct RLock {
     owner: AtomicU64,
     /// Written only by the owner (or by a thread that holds `lock`).
     count: AtomicUsize,
+    /// A sequence lock over `owner` and `count`, so that [`RLock::state`] reads
+    /// them as one: odd while the one thread allowed to write them (the holder of
+    /// `lock`) is changing them, bumped to the next even value after.
+    version: AtomicU32,
 }
 
 impl RLock {
@@ -140,11 +155,83 @@ impl RLock {
     /// assert!(!lock.locked() && !lock.is_owned());
     /// # });
     /// ```
+    #[cfg(not(loom))]
+    pub const fn new() -> RLock {
+        RLock {
+            lock: Lock::new(),
+            owner: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
+            version: AtomicU32::new(0),
+        }
+    }
+
+    /// Creates an unowned lock (the loom build: not `const`, as [`Lock::new`]).
+    #[cfg(loom)]
     pub fn new() -> RLock {
         RLock {
             lock: Lock::new(),
             owner: AtomicU64::new(0),
             count: AtomicUsize::new(0),
+            version: AtomicU32::new(0),
+        }
+    }
+
+    /// Sets the owner and the count, as one change for [`RLock::state`]. Only the
+    /// thread that holds the inner lock writes them (and the inner lock's release
+    /// and acquire order one holder's writes before the next one's), so a plain
+    /// load and store of `version` suffice: there is one writer at a time.
+    fn set(&self, owner: u64, count: usize) {
+        let version = self.version.load(Ordering::Relaxed);
+        self.version
+            .store(version.wrapping_add(1), Ordering::Relaxed);
+        // Orders the odd version before the data: a reader that sees any of the
+        // new data then sees the version odd or moved on, and retries.
+        fence(Ordering::Release);
+        self.owner.store(owner, Ordering::Relaxed);
+        self.count.store(count, Ordering::Relaxed);
+        self.version
+            .store(version.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The owner and its recursion count, read as one by any thread: `None` when
+    /// the lock is unowned. Never a count paired with another owner, never an
+    /// owner with a count of 0. (CPython's `RLock.__repr__` shows these.)
+    ///
+    /// The two can only be torn if two threads change the lock at once, which only
+    /// [`release_save_any_thread`](RLock::release_save_any_thread) by a thread that
+    /// does not own the lock can do: that is a bug of the caller, in CPython 3.13 too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::sync::Arc;
+    ///
+    /// let lock = Arc::new(pythread::RLock::new());
+    /// assert_eq!(lock.state(), None);
+    /// lock.acquire();
+    /// lock.acquire();
+    /// let me = pythread::get_ident();
+    /// let seen = Arc::clone(&lock);
+    /// let state = pythread::start(move || seen.state()).join().unwrap().unwrap();
+    /// assert_eq!((state.owner(), state.count()), (me, 2));
+    /// # });
+    /// ```
+    pub fn state(&self) -> Option<RLockState> {
+        loop {
+            let before = self.version.load(Ordering::Acquire);
+            let owner = self.owner.load(Ordering::Relaxed);
+            let count = self.count.load(Ordering::Relaxed);
+            // Orders the data loads before the second look at the version.
+            fence(Ordering::Acquire);
+            if before % 2 == 0 && self.version.load(Ordering::Relaxed) == before {
+                return Some(RLockState {
+                    count: NonZeroUsize::new(count)?,
+                    owner: Ident::from_u64(owner)?,
+                });
+            }
+            // The holder is between its two stores: a few instructions.
+            crate::sync::thread::yield_now();
         }
     }
 
@@ -162,7 +249,7 @@ impl RLock {
                 let count = count
                     .checked_add(1)
                     .unwrap_or_else(|| panic!("Internal lock count overflowed"));
-                self.count.store(count, Ordering::Relaxed);
+                self.set(me.as_u64(), count);
                 true
             }
             None => false,
@@ -170,8 +257,7 @@ impl RLock {
     }
 
     fn took(&self, me: Ident, count: usize) {
-        self.owner.store(me.as_u64(), Ordering::Relaxed);
-        self.count.store(count, Ordering::Relaxed);
+        self.set(me.as_u64(), count);
     }
 
     /// Acquires the lock, waiting as long as it takes; returns at once (count + 1)
@@ -338,10 +424,11 @@ impl RLock {
     pub fn release(&self) -> Result<(), ReleaseError> {
         let me = get_ident();
         let count = self.own_count(me).ok_or(ReleaseError::UNACQUIRED)?;
-        self.count.store(count - 1, Ordering::Relaxed);
         if count == 1 {
-            self.owner.store(0, Ordering::Relaxed);
+            self.set(0, 0);
             self.release_inner();
+        } else {
+            self.set(me.as_u64(), count - 1);
         }
         Ok(())
     }
@@ -431,10 +518,48 @@ impl RLock {
         let me = get_ident();
         let count = self.own_count(me).ok_or(ReleaseError::UNACQUIRED)?;
         let count = NonZeroUsize::new(count).ok_or(ReleaseError::UNACQUIRED)?;
-        self.count.store(0, Ordering::Relaxed);
-        self.owner.store(0, Ordering::Relaxed);
+        self.set(0, 0);
         self.release_inner();
         Ok(RLockState { count, owner: me })
+    }
+
+    /// [`release_save`](RLock::release_save) under CPython 3.11-3.13's rule: any
+    /// thread may release a held lock completely and save its state, owner or not
+    /// (3.14 refuses a non-owner). The returned state names the owner, not the
+    /// caller. A Python runtime picks the method of the version it follows.
+    ///
+    /// # Errors
+    ///
+    /// [`ReleaseError`] "cannot release un-acquired lock" if the lock is unowned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::sync::Arc;
+    ///
+    /// let lock = Arc::new(pythread::RLock::new());
+    /// assert!(lock.release_save_any_thread().is_err());
+    /// lock.acquire();
+    /// let me = pythread::get_ident();
+    /// let other = Arc::clone(&lock);
+    /// let state = pythread::start(move || {
+    ///     assert!(other.release_save().is_err()); // 3.14: not the owner
+    ///     other.release_save_any_thread().unwrap() // 3.13: allowed
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!((state.owner(), state.count()), (me, 1));
+    /// assert!(!lock.locked());
+    /// # });
+    /// ```
+    pub fn release_save_any_thread(&self) -> Result<RLockState, ReleaseError> {
+        let state = self.state().ok_or(ReleaseError::UNACQUIRED)?;
+        self.set(0, 0);
+        // Not `release_inner`: racing the owner (a bug of the caller, as in
+        // CPython 3.13) can find the inner lock released already.
+        let _ = self.lock.release();
+        Ok(state)
     }
 
     /// Takes the lock back, waiting as long as it takes (signals never end this
@@ -456,8 +581,31 @@ impl RLock {
     /// ```
     pub fn acquire_restore(&self, state: RLockState) {
         self.lock.acquire();
-        self.owner.store(state.owner.as_u64(), Ordering::Relaxed);
-        self.count.store(state.count.get(), Ordering::Relaxed);
+        self.set(state.owner.as_u64(), state.count.get());
+    }
+
+    /// Makes this a fresh, unowned, unlocked lock, whatever it held: CPython's
+    /// `RLock._at_fork_reinit`, for the child of a `fork()` (see
+    /// [`Lock::reinit_after_fork`]). Call it only where no other thread can be
+    /// using the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = pythread::RLock::new();
+    /// lock.acquire();
+    /// lock.reinit_after_fork();
+    /// assert!(!lock.locked());
+    /// assert_eq!(lock.state(), None);
+    /// # });
+    /// ```
+    pub fn reinit_after_fork(&self) {
+        // A writer that vanished mid-change would have left the version odd.
+        self.version.store(0, Ordering::Relaxed);
+        self.owner.store(0, Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+        self.lock.reinit_after_fork();
     }
 
     /// Acquires the lock like [`acquire`](RLock::acquire) and returns a guard
@@ -510,6 +658,36 @@ impl RLock {
             _not_send: PhantomData,
         })
     }
+
+    /// Acquires the lock like [`acquire_timeout`](RLock::acquire_timeout) and
+    /// returns a guard that releases one level when dropped, or `None` on timeout.
+    ///
+    /// # Panics
+    ///
+    /// "Internal lock count overflowed" if the count would pass `usize::MAX`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let lock = Arc::new(pythread::RLock::new());
+    /// let guard = lock.lock_timeout(Duration::from_secs(1)).expect("free");
+    /// let other = Arc::clone(&lock);
+    /// let waited = pythread::start(move || other.lock_timeout(Duration::from_millis(5)).is_none());
+    /// assert!(waited.join().unwrap()); // held by this thread for the whole 5 ms
+    /// drop(guard);
+    /// assert!(!lock.locked());
+    /// # });
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
+        self.acquire_timeout(timeout).then(|| RLockGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
 }
 
 impl Default for RLock {
@@ -529,12 +707,11 @@ impl Default for RLock {
 
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = self.count.load(Ordering::Relaxed);
-        let owner = self.owner.load(Ordering::Relaxed);
+        let state = self.state();
         f.debug_struct("RLock")
             .field("locked", &self.locked())
-            .field("owner", &owner)
-            .field("count", &count)
+            .field("owner", &state.map_or(0, |s| s.owner().as_u64()))
+            .field("count", &state.map_or(0, |s| s.count()))
             .finish()
     }
 }
