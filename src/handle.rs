@@ -6,6 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
 use crate::completion::{Completion, Published, Waited};
+use crate::fork;
 use crate::ident::{self, current_ident, Ident};
 use crate::panic::Panic;
 use crate::registry;
@@ -46,10 +47,52 @@ pub struct Handle<T = ()>(Arc<Shared<T>>);
 struct Shared<T> {
     ident: Ident,
     completion: Completion<T>,
-    /// The OS thread's own join handle, joined at most once by
-    /// [`Handle::join_thread`]; if nobody does, it is dropped with the last
-    /// reference (a detach, as dropping a std `JoinHandle` always is).
-    os_thread: Mutex<Option<thread::JoinHandle<()>>>,
+    os_thread: OsThread,
+    /// The outcome of every join once the thread is known lost in a fork (see
+    /// [`crate::after_fork_child`]): one `Panic`, made by the first such join. Not
+    /// the completion's panic cell: the vanished thread may have been storing its
+    /// own panic there when the process forked, and that cell would then wait for
+    /// it forever. A `std` cell, not the facade's: it is filled only in a forked
+    /// child, which no loom model is.
+    lost: std::sync::OnceLock<Panic>,
+}
+
+/// The OS thread's own join handle, joined at most once by [`Handle::join_thread`];
+/// if nobody does, it is dropped with the last reference (a detach, as dropping a
+/// std `JoinHandle` always is), except for a thread lost in a fork.
+struct OsThread {
+    /// The fork generation the thread was started in (`crate::fork`).
+    generation: u64,
+    /// Copied from [`Shared::ident`], for the check in `drop`.
+    ident: Ident,
+    slot: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl OsThread {
+    /// Whether the thread did not survive a fork: then it does not exist in this
+    /// process, and its `pthread_t` may even name a thread started since.
+    #[inline]
+    fn is_lost(&self) -> bool {
+        fork::is_lost(self.generation, self.ident)
+    }
+}
+
+impl Drop for OsThread {
+    fn drop(&mut self) {
+        if self.is_lost() {
+            // Never detach (nor join) a thread that is not in this process: glibc
+            // reuses a vanished thread's descriptor for the child's next thread, and
+            // `pthread_detach` would act on that one. Leaked instead: the std
+            // handle's two `Arc`s (thread and result packet), a few dozen bytes the
+            // vanished thread's own references keep alive anyway. No lock is taken
+            // (`get_mut`): a thread that vanished may hold it.
+            let slot = self
+                .slot
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            std::mem::forget(slot.take());
+        }
+    }
 }
 
 /// Starts `f` on a new OS thread and returns its [`Handle`]: the port of
@@ -347,10 +390,16 @@ impl Builder {
         if self.stack_size != 0 {
             builder = builder.stack_size(self.stack_size);
         }
+        let ident = Ident::mint();
         let shared = Arc::new(Shared {
-            ident: Ident::mint(),
+            ident,
             completion: Completion::new(),
-            os_thread: Mutex::new(None),
+            os_thread: OsThread {
+                generation: fork::generation_at_start(),
+                ident,
+                slot: Mutex::new(None),
+            },
+            lost: std::sync::OnceLock::new(),
         });
         let theirs = Arc::clone(&shared);
         // Daemon threads (the default) take nothing of the non-daemon list.
@@ -362,11 +411,8 @@ impl Builder {
             registry::register(
                 list,
                 shared.ident,
-                std::sync::Arc::new(move || {
-                    // Uninterruptible, no deadline: returns only once finished.
-                    let _finished = registered.completion.wait(None, false);
-                    registered.join_os_thread();
-                }),
+                shared.os_thread.generation,
+                std::sync::Arc::new(move |interruptible| registered.wait_exit(interruptible)),
             );
         }
         let spawned = {
@@ -393,7 +439,12 @@ impl Builder {
             }
         };
         // Kept for `join_thread`; dropped unjoined (a detach) with the last reference.
-        *lock(&shared.os_thread) = Some(os_thread);
+        // In the fork gate: the started thread may fork at once, and this brief lock
+        // must not be held by this thread then (`crate::fork`).
+        {
+            let _gate = fork::gate();
+            *lock(&shared.os_thread.slot) = Some(os_thread);
+        }
         Ok(Handle(shared))
     }
 }
@@ -565,7 +616,7 @@ impl<T> Handle<T> {
     /// ```
     #[inline]
     pub fn is_finished(&self) -> bool {
-        self.0.completion.is_finished()
+        self.0.completion.is_finished() || self.0.os_thread.is_lost()
     }
 
     /// Waits for the thread's function to finish and for its OS thread to exit,
@@ -612,6 +663,12 @@ impl<T> Handle<T> {
     /// A clone being dropped on another thread at the same moment may still be
     /// counted as existing (as for `Arc::try_unwrap`).
     ///
+    /// For a thread lost in a fork (see [`after_fork_child`](crate::after_fork_child)),
+    /// whose vanished thread still holds its own reference: `Ok(Err(panic))` with
+    /// the panic its joins return; but `Err` again if its function had returned a
+    /// value before the fork (the value cannot be moved out; borrow it with
+    /// [`join_ref`](Handle::join_ref)).
+    ///
     /// # Panics
     ///
     /// Panics with "cannot join current thread" when called from the thread's own
@@ -640,7 +697,13 @@ impl<T> Handle<T> {
                 .completion
                 .into_outcome()
                 .expect("pythread: the function finished before its thread exited")),
-            Err(shared) => Err(Handle(shared)),
+            // A thread lost in a fork keeps its own reference forever (its stack is
+            // gone with it): the outcome is then a `Panic`, given as a clone, unless
+            // the function had returned before the fork and its value cannot move.
+            Err(shared) => match shared.poll() {
+                Some(Err(panic)) if shared.os_thread.is_lost() => Ok(Err(panic.clone())),
+                _ => Err(Handle(shared)),
+            },
         }
     }
 
@@ -649,7 +712,7 @@ impl<T> Handle<T> {
     #[inline(never)]
     #[track_caller]
     fn join_slow(&self) -> Result<&T, Panic> {
-        if let Some(outcome) = self.0.completion.poll() {
+        if let Some(outcome) = self.0.poll() {
             return view(outcome);
         }
         self.refuse_self_join();
@@ -666,7 +729,7 @@ impl<T> Handle<T> {
     #[inline(never)]
     #[track_caller]
     fn join_timeout_slow(&self, timeout: Duration) -> Option<Result<&T, Panic>> {
-        if let Some(outcome) = self.0.completion.poll() {
+        if let Some(outcome) = self.0.poll() {
             return Some(view(outcome));
         }
         // Before the zero-timeout answer: polling its own handle from inside is the
@@ -733,7 +796,7 @@ impl<T> Handle<T> {
         timeout: Option<Duration>,
         mut pending_calls: impl FnMut() -> Result<(), E>,
     ) -> Result<Option<Result<&T, Panic>>, E> {
-        let outcome = match self.0.completion.poll() {
+        let outcome = match self.0.poll() {
             Some(outcome) => outcome,
             None => {
                 self.refuse_self_join();
@@ -938,11 +1001,45 @@ impl<T: Clone> Handle<T> {
 }
 
 impl<T> Shared<T> {
+    /// The published outcome, or for a thread lost in a fork (whose function had
+    /// not finished before it) the `Panic` that says so; `None` while running.
+    /// Every join's slow path starts here, so that none ever waits for a lost thread.
+    fn poll(&self) -> Option<Published<'_, T>> {
+        if let Some(outcome) = self.completion.poll() {
+            return Some(outcome);
+        }
+        if self.os_thread.is_lost() {
+            return Some(Err(self.lost.get_or_init(|| {
+                Panic::new(self.ident, Box::new(fork::LOST_MESSAGE))
+            })));
+        }
+        None
+    }
+
+    /// `shutdown`'s join of a registered thread (see `registry::Join`): waits for
+    /// the function (`false` if `interruptible` and interrupted first), then for
+    /// the OS thread's exit.
+    fn wait_exit(&self, interruptible: bool) -> bool {
+        if self.poll().is_none() {
+            match self.completion.wait(None, interruptible) {
+                Waited::Finished(_) => {}
+                Waited::Interrupted => return false,
+                Waited::TimedOut => unreachable!("a wait without a deadline never times out"),
+            }
+        }
+        self.join_os_thread();
+        true
+    }
+
     /// Joins the OS thread, once: the first caller takes the std handle and joins it
     /// while holding the lock, so that every other caller returns only after that
-    /// join has returned.
+    /// join has returned. Not for a thread lost in a fork (decided before the lock,
+    /// which a vanished thread may hold): there is nothing to join.
     fn join_os_thread(&self) {
-        let mut os_thread = lock(&self.os_thread);
+        if self.os_thread.is_lost() {
+            return;
+        }
+        let mut os_thread = lock(&self.os_thread.slot);
         if let Some(os_thread) = os_thread.take() {
             // The thread's body catches every panic of `f`; a panic after that (in a
             // thread-local destructor) aborts the process, so this is always `Ok`.
@@ -967,6 +1064,7 @@ impl<T> Clone for Handle<T> {
 impl<T> fmt::Debug for Handle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.0.completion.poll() {
+            None if self.0.os_thread.is_lost() => "lost in fork",
             None => "running",
             Some(Ok(_)) => "returned",
             Some(Err(_)) => "panicked",

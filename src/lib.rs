@@ -48,6 +48,9 @@
 //! | `PyThread_get_thread_native_id` | [`get_native_id`] |
 //! | `PyThread_tss_alloc`, `_create`, `_is_created`, `_set`, `_get`, `_delete`, `_free` | [`Tss`] (see its table) |
 //! | `_thread._count`, `_thread._shutdown`, `start_joinable_thread(daemon=...)` | [`count`], [`shutdown`], [`Builder::daemon`] |
+//! | `_thread._shutdown` (3.13: interruptible, pending calls) | [`shutdown_with_retries`] |
+//! | `PyOS_BeforeFork`, `PyOS_AfterFork_Parent` (the thread layer's part) | [`before_fork`], [`after_fork_parent`] |
+//! | `PyOS_AfterFork_Child` / `_PyThread_AfterFork` (the thread layer's part) | [`after_fork_child`] |
 //! | `_thread.stack_size(size)` for one thread | [`Builder::stack_size`] |
 //! | `PyThread_ParseTimeoutArg` | [`parse_timeout_arg`] |
 //! | `_thread.lock.acquire` argument rules, `_thread.TIMEOUT_MAX` | [`parse_acquire_args`], [`TIMEOUT_MAX_SECS`] |
@@ -87,6 +90,7 @@
 
 mod completion;
 mod cpython;
+mod fork;
 mod handle;
 mod ident;
 mod info;
@@ -99,12 +103,13 @@ mod timeout;
 mod tss;
 
 pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
+pub use crate::fork::{after_fork_child, after_fork_parent, before_fork};
 pub use crate::handle::{start, try_start, Builder, Handle};
 pub use crate::ident::{current_ident, get_ident, Ident};
 pub use crate::info::{get_native_id, thread_info, ThreadInfo};
 pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError, ReleaseErrorKind};
 pub use crate::panic::Panic;
-pub use crate::registry::{count, shutdown};
+pub use crate::registry::{count, shutdown, shutdown_with_retries};
 pub use crate::rlock::{RLock, RLockGuard, RLockState};
 pub use crate::timeout::{
     parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,

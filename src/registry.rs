@@ -13,12 +13,16 @@ use crate::sync::{lock, Mutex};
 use crate::sync::{AtomicU64, Ordering};
 
 /// How `shutdown` joins one registered thread: waits for its function to finish and
-/// for its OS thread to exit (`Handle::join_thread`, type-erased).
+/// for its OS thread to exit (`Handle::join_thread`, type-erased). Called with
+/// `interruptible` true, it returns `false`, without the OS join, when the wait was
+/// interrupted (a signal handler ran on the calling thread) before the function
+/// finished; otherwise it returns `true` once the function has finished and the OS
+/// thread has exited (at once for a thread lost in a fork).
 ///
 /// A `std` `Arc` (not the facade's) because it holds a `dyn Fn`, an unsized
 /// coercion that loom's `Arc` cannot make; it only owns the closure, and everything
 /// the closure synchronizes on goes through the facade.
-pub(crate) type Join = std::sync::Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Join = std::sync::Arc<dyn Fn(bool) -> bool + Send + Sync>;
 
 /// The count of running started fns, as a started thread holds it: a zero-sized
 /// token, taken by the starting thread and moved into the started one.
@@ -73,6 +77,14 @@ impl Counter {
         RUNNING.with(|n| n.set(n.get() - 1));
     }
 
+    /// In the child after a fork: the count is the forking thread's own function,
+    /// if it was started by this crate and still runs, and nothing else (the other
+    /// threads do not exist and will never decrement it).
+    #[cfg(not(loom))]
+    pub(crate) fn reset_after_fork(survivor_running: bool) {
+        RUNNING.store(u64::from(survivor_running), Ordering::Relaxed);
+    }
+
     fn load() -> u64 {
         #[cfg(not(loom))]
         return RUNNING.load(Ordering::Relaxed);
@@ -81,8 +93,17 @@ impl Counter {
     }
 }
 
+/// A registered non-daemon thread: its ident, the fork generation it was started
+/// in (so that `shutdown` skips a thread lost in a fork, see `crate::fork`), and how
+/// to join it.
+pub(crate) struct Entry {
+    ident: Ident,
+    generation: u64,
+    join: Join,
+}
+
 /// The non-daemon threads whose function has not ended, in start order.
-pub(crate) type List = Mutex<Vec<(Ident, Join)>>;
+pub(crate) type List = Mutex<Vec<Entry>>;
 
 /// What a non-daemon thread keeps of the list, taken when it is started: a
 /// reference to the one static; under loom an `Arc` of the execution's list, since
@@ -117,9 +138,13 @@ fn as_list(list: &NonDaemon) -> &List {
     list
 }
 
-/// Registers a non-daemon thread, before it is started.
-pub(crate) fn register(list: &List, ident: Ident, join: Join) {
-    lock(list).push((ident, join));
+/// Registers a non-daemon thread started in fork `generation`, before it is started.
+pub(crate) fn register(list: &List, ident: Ident, generation: u64, join: Join) {
+    lock(list).push(Entry {
+        ident,
+        generation,
+        join,
+    });
 }
 
 /// Removes a non-daemon thread: when its function has ended, or its start failed.
@@ -127,7 +152,7 @@ pub(crate) fn unregister(list: &List, ident: Ident) {
     let removed = {
         let mut list = lock(list);
         list.iter()
-            .position(|(id, _)| *id == ident)
+            .position(|entry| entry.ident == ident)
             .map(|at| list.remove(at))
     };
     // The closure holds a reference to the thread's shared state: dropped after the
@@ -178,11 +203,13 @@ pub fn count() -> usize {
 /// thread to exit, as [`join_thread`](crate::Handle::join_thread) does, until none
 /// is left; so a non-daemon thread started meanwhile by a thread being waited for
 /// is waited for too (it is registered before its starter's function ends).
-/// Called from a started non-daemon thread, it does not wait for itself.
+/// Called from a started non-daemon thread, it does not wait for itself. In a
+/// child process, after [`after_fork_child`](crate::after_fork_child), threads that
+/// did not survive the fork are not waited for.
 ///
-/// Unlike CPython's, the wait is not interruptible (it calls no pending calls). Two
-/// non-daemon threads that call `shutdown` at once wait for each other forever, as
-/// in CPython.
+/// The wait is not interruptible (it calls no pending calls);
+/// [`shutdown_with_retries`] is CPython 3.13's interruptible form. Two non-daemon
+/// threads that call `shutdown` at once wait for each other forever, as in CPython.
 ///
 /// # Examples
 ///
@@ -202,18 +229,74 @@ pub fn count() -> usize {
 /// # });
 /// ```
 pub fn shutdown() {
+    match shutdown_with_retries(|| Ok::<(), std::convert::Infallible>(())) {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
+}
+
+/// [`shutdown`], interruptibly: CPython 3.13's `_thread._shutdown()`, which joins
+/// each non-daemon thread as `_ThreadHandle.join()` does and, when that join
+/// raises, reports the error and returns.
+///
+/// Each wait is the one of [`Handle::join_with_retries`](crate::Handle::join_with_retries)
+/// without a deadline: whenever it is interrupted (on Linux: a signal handler
+/// installed without `SA_RESTART` ran on this thread) before the thread's function
+/// finished, `pending_calls` runs (CPython's `Py_MakePendingCalls`): `Ok(())`
+/// resumes the wait, `Err(e)` ends `shutdown_with_retries` with `Err(e)` at once,
+/// leaving the remaining threads registered (a later call waits for them again).
+/// `Ok(())` once no registered thread other than the caller's is left.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// #[derive(Debug)]
+/// struct KeyboardInterrupt;
+/// // A runtime's pending calls: here they never raise.
+/// let check_signals = || -> Result<(), KeyboardInterrupt> { Ok(()) };
+///
+/// let worker = pythread::Builder::new().daemon(false).start(|| 6 * 7);
+/// pythread::shutdown_with_retries(check_signals).unwrap();
+/// assert!(worker.is_finished());
+/// # });
+/// ```
+pub fn shutdown_with_retries<E>(mut pending_calls: impl FnMut() -> Result<(), E>) -> Result<(), E> {
     let me = current_ident();
     let list = non_daemon();
     loop {
         let next = lock(as_list(&list))
             .iter()
-            .find(|(ident, _)| Some(*ident) != me)
-            .map(|(_, join)| std::sync::Arc::clone(join));
-        match next {
-            // The thread unregisters itself before its outcome is published, so once
-            // `join` returns it is gone from the list.
-            Some(join) => join(),
-            None => return,
+            .find(|entry| {
+                Some(entry.ident) != me && !crate::fork::is_lost(entry.generation, entry.ident)
+            })
+            .map(|entry| std::sync::Arc::clone(&entry.join));
+        let Some(join) = next else {
+            return Ok(());
+        };
+        // The thread unregisters itself before its outcome is published, so once
+        // `join` returns `true` it is gone from the list.
+        while !join(true) {
+            pending_calls()?;
         }
     }
+}
+
+/// The registry's lock, held by [`crate::before_fork`] across `fork()`.
+#[cfg(not(loom))]
+pub(crate) type ForkGuard = crate::sync::MutexGuard<'static, Vec<Entry>>;
+
+/// Takes the registry's lock for [`crate::before_fork`].
+#[cfg(not(loom))]
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    lock(&NON_DAEMON)
+}
+
+/// Whether the registry's lock is free (taken and released at once), for the
+/// unit tests of `crate::fork`. (Two attributes: cargo-mutants skips an item it
+/// sees marked `#[cfg(test)]`.)
+#[cfg(test)]
+#[cfg(not(loom))]
+pub(crate) fn try_lock_for_test() -> bool {
+    NON_DAEMON.try_lock().is_ok()
 }

@@ -15,6 +15,7 @@ use std::fmt;
 // loom does not model; the state that threads race on is behind the facade's Mutex.
 use std::sync::{Arc, Weak};
 
+use crate::fork;
 use crate::sync::{global_atomic, lock, thread_local_const, Mutex, Ordering};
 
 /// A thread-specific storage key: each thread sees only the value it set itself.
@@ -41,7 +42,9 @@ use crate::sync::{global_atomic, lock, thread_local_const, Mutex, Ordering};
 ///   usable again, empty on every thread.
 ///
 /// A `Tss<T>` is `Send + Sync` and is usually shared as a `static` (through
-/// [`std::sync::LazyLock`]) or in an `Arc`. Every call takes the key's lock briefly;
+/// [`std::sync::LazyLock`]) or in an `Arc`. Every call takes the key's lock briefly
+/// (inside the crate's fork gate, so that no key's lock is held by a thread that
+/// vanished in a [`fork`](crate::before_fork));
 /// `T`'s code (`Clone` in [`get`](Tss::get), `Drop` anywhere) never runs while it
 /// is held, except `Clone` in `get`, which must not use the same key.
 ///
@@ -103,7 +106,10 @@ trait Erased: Send + Sync {
 
 impl<T: Send + 'static> Erased for Shared<T> {
     fn thread_exited(&self, thread: u64) {
-        let value = lock(&self.state).values.remove(&thread);
+        let value = {
+            let _gate = fork::gate();
+            lock(&self.state).values.remove(&thread)
+        };
         drop(value); // after the lock is released
     }
 }
@@ -204,6 +210,7 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn create(&self) {
+        let _gate = fork::gate();
         lock(&self.shared.state).created = true;
     }
 
@@ -222,6 +229,7 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn is_created(&self) -> bool {
+        let _gate = fork::gate();
         lock(&self.shared.state).created
     }
 
@@ -254,6 +262,7 @@ impl<T: Send + 'static> Tss<T> {
         let Ok(thread) = thread else {
             return Err(value);
         };
+        let _gate = fork::gate();
         let mut state = lock(&self.shared.state);
         if !state.created {
             return Err(value);
@@ -283,6 +292,7 @@ impl<T: Send + 'static> Tss<T> {
         T: Clone,
     {
         let thread = THREAD.try_with(ThreadState::id).ok()?;
+        let _gate = fork::gate();
         lock(&self.shared.state).values.get(&thread).cloned()
     }
 
@@ -302,6 +312,7 @@ impl<T: Send + 'static> Tss<T> {
     /// ```
     pub fn take(&self) -> Option<T> {
         let thread = THREAD.try_with(ThreadState::id).ok()?;
+        let _gate = fork::gate();
         let value = lock(&self.shared.state).values.remove(&thread);
         value
     }
@@ -336,6 +347,7 @@ impl<T: Send + 'static> Tss<T> {
     /// ```
     pub fn delete(&self) {
         let values = {
+            let _gate = fork::gate();
             let mut state = lock(&self.shared.state);
             if !state.created {
                 return;
@@ -356,10 +368,52 @@ impl<T: Send + 'static> Default for Tss<T> {
 
 impl<T: Send + 'static> fmt::Debug for Tss<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let _gate = fork::gate();
         let state = lock(&self.shared.state);
         f.debug_struct("Tss")
             .field("created", &state.created)
             .field("threads_with_values", &state.values.len())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    struct SetOnDrop(Arc<AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// `ThreadState::register` forgets keys that are gone: a thread that sees many
+    /// keys come and go keeps a short list (the live key and the last one it set),
+    /// and still drops its value of the live key when it exits.
+    #[test]
+    fn a_thread_keeps_only_live_keys() {
+        let live = Arc::new(Tss::new());
+        live.create();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (live, dropped) = (Arc::clone(&live), Arc::clone(&dropped));
+            std::thread::spawn(move || {
+                live.set(SetOnDrop(dropped)).ok().unwrap();
+                for i in 0..100 {
+                    let key = Tss::new();
+                    key.create();
+                    key.set(i).unwrap();
+                }
+                THREAD.with(|state| state.keys.borrow().len())
+            })
+        };
+        assert_eq!(thread.join().unwrap(), 2, "dead keys were kept");
+        assert!(
+            dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the live key was forgotten: its value was not dropped at exit"
+        );
     }
 }

@@ -226,3 +226,57 @@ fn plain_joins_are_not_interrupted() {
     wait_until("the joiner returned", || joiner.is_finished());
     assert_eq!(joiner.join().unwrap(), (Some(9), Some(Some(9))));
 }
+
+/// `shutdown_with_retries` (issue 18): each interruption of its wait for a
+/// non-daemon thread runs `pending_calls` once; `Ok(())` resumes the wait, the
+/// first `Err` ends it with that error and leaves the thread registered, so a
+/// later `shutdown` still waits for it. CPython 3.13's `_thread._shutdown()`.
+#[test]
+fn shutdown_with_retries_runs_pending_calls_until_one_fails() {
+    let _serial = setup();
+    let (release, gate) = mpsc::channel::<()>();
+    let worker = pythread::Builder::new().daemon(false).start(move || {
+        let _ = gate.recv_timeout(WATCHDOG);
+        9
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (who_tx, who_rx) = mpsc::channel();
+    let shutter = {
+        let calls = Arc::clone(&calls);
+        thread::spawn(move || {
+            who_tx.send(Joiner::me()).unwrap();
+            pythread::shutdown_with_retries(|| {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Ok(())
+                } else {
+                    Err("KeyboardInterrupt")
+                }
+            })
+        })
+    };
+    let who = recv(&who_rx, "the shutting thread's ids");
+    for round in 1..=2 {
+        who.wait_asleep();
+        who.signal();
+        wait_until("pending_calls ran", || {
+            calls.load(Ordering::SeqCst) == round
+        });
+    }
+    who.wait_asleep(); // resumed after two Ok(())s
+    assert!(!shutter.is_finished());
+    who.signal();
+    wait_until("shutdown_with_retries returned", || shutter.is_finished());
+    assert_eq!(shutter.join().unwrap(), Err("KeyboardInterrupt"));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(
+        !worker.is_finished(),
+        "the interrupted shutdown did not wait it out"
+    );
+    // Still registered: a plain shutdown waits for it.
+    drop(release);
+    let shutter = thread::spawn(pythread::shutdown);
+    wait_until("shutdown returned", || shutter.is_finished());
+    shutter.join().unwrap();
+    assert!(worker.is_finished());
+    assert_eq!(worker.join().unwrap(), 9);
+}

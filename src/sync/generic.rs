@@ -80,10 +80,45 @@ fn notify(word: &AtomicU32) {
     bucket.condvar.notify_all();
 }
 
+/// Every bucket's mutex, in table order, for `crate::before_fork`: no waiter or
+/// waker holds one while the process forks. A bucket mutex is a leaf (nothing
+/// else is locked while it is held), so taking them all cannot deadlock.
+pub(crate) fn lock_all() -> Vec<std::sync::MutexGuard<'static, ()>> {
+    TABLE
+        .iter()
+        .map(|bucket| bucket.mutex.lock().unwrap_or_else(PoisonError::into_inner))
+        .collect()
+}
+
 pub(crate) fn wake_one(word: &AtomicU32) {
     notify(word);
 }
 
 pub(crate) fn wake_all(word: &AtomicU32) {
     notify(word);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `lock_all` (for `before_fork`) holds every bucket until its guards drop.
+    #[test]
+    fn lock_all_holds_every_bucket() {
+        let held = lock_all();
+        assert_eq!(held.len(), BUCKETS);
+        assert!(TABLE.iter().all(|bucket| bucket.mutex.try_lock().is_err()));
+        drop(held);
+        // The other unit tests of this backend may hold a bucket for a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for bucket in &TABLE {
+            while bucket.mutex.try_lock().is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a bucket stayed locked"
+                );
+                std::thread::yield_now();
+            }
+        }
+    }
 }

@@ -100,6 +100,11 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     backend::wake_all(word)
 }
 
+/// The portable backend's bucket mutexes, for `crate::before_fork` to hold across
+/// `fork()` (the futex backend has no lock).
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+pub(crate) use self::generic::lock_all as lock_buckets_for_fork;
+
 /// The current time on the crate's clock.
 #[inline]
 pub(crate) fn now() -> Instant {
