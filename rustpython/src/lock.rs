@@ -101,7 +101,7 @@ pub(crate) mod locks {
         /// In a forked child: unlocked, whatever the parent's threads left in it.
         #[pymethod]
         fn _at_fork_reinit(&self) {
-            let _ = self.lock.release(); // PROVISIONAL until the api merge
+            self.lock.reinit_after_fork();
         }
     }
 
@@ -214,8 +214,7 @@ pub(crate) mod locks {
             let Some(count) = NonZeroUsize::new(count) else {
                 return Ok(());
             };
-            let _ = owner;
-            let owner = pythread::get_ident(); // PROVISIONAL
+            let owner = pythread::Ident::from_u64(owner).unwrap_or_else(pythread::get_ident);
             let state = pythread::RLockState::new(count, owner);
             let lock = &self.lock;
             vm.allow_threads(|| lock.acquire_restore(state));
@@ -225,30 +224,18 @@ pub(crate) mod locks {
         /// In a forked child: unlocked and unowned, whatever the parent's threads left.
         #[pymethod]
         fn _at_fork_reinit(&self) {
-            // PROVISIONAL until the api merge
+            self.lock.reinit_after_fork();
         }
     }
 
     impl Representable for RLock {
         fn repr_str(zelf: &Py<Self>, _vm: &VirtualMachine) -> PyResult<String> {
             // One consistent read of owner and count, from any thread.
-            let (status, owner, count) = if zelf.lock.is_owned() {
-                (
-                    "locked",
-                    pythread::get_ident().as_u64(),
-                    zelf.lock.recursion_count(),
-                )
-            } else {
-                (
-                    if zelf.lock.locked() {
-                        "locked"
-                    } else {
-                        "unlocked"
-                    },
-                    0,
-                    0,
-                )
-            }; // PROVISIONAL
+            // One consistent read of owner and count, from any thread.
+            let (status, owner, count) = match zelf.lock.state() {
+                Some(state) => ("locked", state.owner().as_u64(), state.count()),
+                None => ("unlocked", 0, 0),
+            };
             Ok(format!(
                 "<{status} {} object owner={owner} count={count} at {:#x}>",
                 zelf.class().slot_name(),

@@ -7,7 +7,8 @@
 //! Python arguments, detaches waits from the VM and runs the signal handlers when a wait is
 //! interrupted. With `PYTHREAD_RUSTPYTHON_OWN=1` the interpreter keeps RustPython's own
 //! `_thread`, for side-by-side comparisons (`make rustpython`, BENCHMARKS.md).
-#![forbid(unsafe_code)]
+// One `unsafe` call, audited where it is: `pthread_atfork` (fork.rs).
+#![deny(unsafe_code)]
 
 mod fork;
 mod local;

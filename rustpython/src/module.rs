@@ -1,6 +1,6 @@
 //! The `_thread` module itself: the module-level names, and what importing it sets up
-//! (`sys.thread_info` from the crate, the fork hook, the few names borrowed from RustPython's
-//! own module).
+//! (`sys.thread_info` from the crate, the fork handlers, the few names borrowed from
+//! RustPython's own module).
 
 use crate::local::locals;
 use crate::lock::locks;
@@ -84,7 +84,7 @@ pub(crate) mod _thread {
     pub(crate) fn module_exec(vm: &VirtualMachine, module: &Py<PyModule>) -> PyResult<()> {
         __module_exec(vm, module);
         super::set_thread_info(vm)?;
-        crate::fork::register(vm);
+        crate::fork::install();
         let own = rustpython_vm::import::import_builtin(vm, super::OWN_MODULE)?;
         for name in super::BORROWED {
             if let Ok(value) = own.get_attr(name, vm) {

@@ -1,9 +1,8 @@
 //! Threads: `start_new_thread`, `start_joinable_thread` and `_ThreadHandle`, every thread a
-//! crate thread (`pythread::Builder`), every join the crate's; plus what a forked child must
-//! forget about the parent's threads.
+//! crate thread (`pythread::Builder`), every join the crate's. In a forked child the crate
+//! finishes the handles of the threads that did not survive (`fork.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 /// `stack_size()`: the size new threads get, 0 = the platform default.
 pub(crate) static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
@@ -11,33 +10,6 @@ pub(crate) static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
 /// `_get_main_thread_ident()`: the crate's ident of the thread that started the interpreter
 /// (set by `main`), and in a forked child the thread that forked.
 pub(crate) static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
-
-/// The `set_done` flags of the handles of started threads, by ident: in a forked child every
-/// thread but the forking one is gone, and CPython marks their handles done there.
-#[allow(clippy::type_complexity)]
-static STARTED: Mutex<Vec<(u64, Weak<AtomicBool>)>> = Mutex::new(Vec::new());
-
-fn track(ident: u64, flag: &Arc<AtomicBool>) {
-    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-    // Forget handles that are gone, at each power of two, so the list stays bounded.
-    if started.len() >= 64 && started.len().is_power_of_two() {
-        started.retain(|(_, w)| w.strong_count() > 0);
-    }
-    started.push((ident, Arc::downgrade(flag)));
-}
-
-/// In a forked child, before any Python code: the forking thread is the main thread, and the
-/// handles of every other thread read as done (their threads do not exist here).
-pub(crate) fn after_fork_child() {
-    let me = pythread::get_ident().as_u64();
-    MAIN_IDENT.store(me, Ordering::Release);
-    let started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-    for (ident, flag) in started.iter() {
-        if let Some(flag) = flag.upgrade().filter(|_| *ident != me) {
-            flag.store(true, Ordering::Release);
-        }
-    }
-}
 
 #[rustpython_vm::pymodule(sub)]
 pub(crate) mod threads {
@@ -53,7 +25,7 @@ pub(crate) mod threads {
         pyclass, AsObject, FromArgs, Py, PyObjectRef, PyPayload, PyRef, PyResult, VirtualMachine,
     };
 
-    use super::{track, MAIN_IDENT, STACK_SIZE};
+    use super::{MAIN_IDENT, STACK_SIZE};
     use crate::wait::{interrupted, wait_interruptibly};
 
     /// Starts `func(*args, **kwargs)` on a crate thread that runs it in a new thread of the VM
@@ -182,7 +154,7 @@ pub(crate) mod threads {
         state: Mutex<State>,
         /// `_set_done()` was called: the handle reads as done and `join` returns at once
         /// (after a fork, or for a foreign thread that threading saw exit).
-        set_done: Arc<AtomicBool>,
+        set_done: AtomicBool,
     }
 
     impl std::fmt::Debug for ThreadHandle {
@@ -195,7 +167,7 @@ pub(crate) mod threads {
         fn with_state(state: State) -> ThreadHandle {
             ThreadHandle {
                 state: Mutex::new(state),
-                set_done: Arc::new(AtomicBool::new(false)),
+                set_done: AtomicBool::new(false),
             }
         }
 
@@ -390,10 +362,7 @@ pub(crate) mod threads {
                 return Err(vm.new_runtime_error("thread already started"));
             }
             match spawn(vm, function, FuncArgs::default(), args.daemon) {
-                Ok(h) => {
-                    track(h.ident().as_u64(), &handle.set_done);
-                    *state = State::Started(h);
-                }
+                Ok(h) => *state = State::Started(h),
                 Err(_) => {
                     *state = State::Failed;
                     return Err(cant_start(vm));
@@ -421,10 +390,10 @@ pub(crate) mod threads {
     }
 
     /// _shutdown(): joins every non-daemon thread still running, except the caller's own
-    /// (the crate's registry), detached.
+    /// (the crate's registry), detached and interruptibly (3.13).
     #[pyfunction]
-    fn _shutdown(vm: &VirtualMachine) {
-        vm.allow_threads(pythread::shutdown);
+    fn _shutdown(vm: &VirtualMachine) -> PyResult<()> {
+        wait_interruptibly(vm, None, |_| pythread::shutdown_with_retries(interrupted))
     }
 
     /// _count(): how many functions started by this module are running now.
