@@ -155,13 +155,14 @@ conformance: python-module python-clippy
 ## fails on the crate's `_thread` but not on RustPython's own.
 .PHONY: rustpython rustpython-bench
 CPYTHON_LIB ?= $(shell $(PYTHON) -c 'import os, test; print(os.path.dirname(os.path.dirname(test.__file__)))')
-RUSTPYTHON_CLASS_TIMEOUT ?= 300
+RUSTPYTHON_CLASS_TIMEOUT ?= 600
+RUSTPYTHON_TEST_TIMEOUT ?= 90
 RUSTPYTHON_BIN ?= target/release/pythread-rustpython
 
 rustpython:
 	$(CARGO) build --release -p pythread-rustpython
 	$(PYTHON) rustpython/conformance/run.py --binary $(RUSTPYTHON_BIN) --lib $(CPYTHON_LIB) \
-		--timeout $(RUSTPYTHON_CLASS_TIMEOUT)
+		--timeout $(RUSTPYTHON_CLASS_TIMEOUT) --test-timeout $(RUSTPYTHON_TEST_TIMEOUT)
 
 ## Python-level speed on RustPython, its own `_thread` and the crate's side by side (BENCHMARKS.md).
 rustpython-bench:

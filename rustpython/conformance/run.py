@@ -4,11 +4,11 @@ Usage: python3 run.py --binary PATH --lib CPYTHON_LIB [--timeout S] [--out DIR] 
 
 For each mode (`own`: PYTHREAD_RUSTPYTHON_OWN=1, RustPython's `_thread`; `crate`: the pythread
 crate's), lists the test classes of each module, then runs each class in its own process
-(`one.py`) under `timeout`, the installed CPython's Lib on the interpreter's path after
-RustPython's own Lib (PYTHONPATH is `settings.path_list`, which RustPython puts after its
-stdlib). A test that is still running when the class's time is up, or that the process died
-in, counts as failed ("hang"/"crash") and the class is run again without it, so the tests after
-it still run; a test that never ran is "not run". Prints one table: per class, passed / failed /
+(`one.py`) under `timeout` and a per-test watchdog, the installed CPython's Lib on the
+interpreter's path after RustPython's own Lib (PYTHONPATH is `settings.path_list`, which
+RustPython puts after its stdlib). A test that gives no result within the per-test time (or
+the class's), or that the process died in, counts as failed ("hang"/"crash") and the class is
+run again without it, so the tests after it still run; a test that never ran is "not run". Prints one table: per class, passed / failed /
 skipped / not run in each mode, then every test whose outcome differs between the modes, then
 the failures' reasons. Results go to OUT/{own,crate}.json. Exits non-zero when a test that
 passed with RustPython's own `_thread` does not pass with the crate's.
@@ -17,8 +17,11 @@ passed with RustPython's own `_thread` does not pass with the crate's.
 import argparse
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["test.test_thread", "test.test_threadsignals", "test.test_threading"]
@@ -26,27 +29,55 @@ MODES = {"own": {"PYTHREAD_RUSTPYTHON_OWN": "1"}, "crate": {"PYTHREAD_RUSTPYTHON
 MAX_ATTEMPTS = 8
 
 
-def run_one(binary, env, timeout, args):
-    """Runs one.py with `args` under `timeout`; returns (events, exit status, stderr tail)."""
+def run_one(binary, env, timeout, test_timeout, args):
+    """Runs one.py with `args` under `timeout` (the whole process) and a watchdog (no event
+    for `test_timeout` seconds: the process group is killed); returns (events, exit status or
+    "hang", stderr tail)."""
     cmd = ["timeout", "-k", "5", str(timeout), binary, os.path.join(HERE, "one.py")] + args
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    lines = queue.Queue()
+    errs = []
+
+    def pump(stream, sink, end):
+        for line in stream:
+            sink(line.decode("utf-8", "replace"))
+        end()
+
+    threading.Thread(target=pump, args=(proc.stdout, lines.put, lambda: lines.put(None)),
+                     daemon=True).start()
+    err_reader = threading.Thread(target=pump, args=(proc.stderr, errs.append, lambda: None),
+                                  daemon=True)
+    err_reader.start()
     events = []
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+    hung = False
+    while True:
+        try:
+            line = lines.get(timeout=test_timeout)
+        except queue.Empty:
+            hung = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        if line is None:
+            break
         if line.startswith("{"):
             try:
                 events.append(json.loads(line))
             except ValueError:
                 pass
-    tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-    return events, proc.returncode, " | ".join(tail)
+    status = proc.wait()
+    err_reader.join(5)
+    if status in (124, 137):
+        hung = True
+    tail = " | ".join("".join(errs).strip().splitlines()[-3:])
+    return events, "hang" if hung else status, tail
 
 
-def run_class(binary, env, timeout, module, cls, ids):
+def run_class(binary, env, timeout, test_timeout, module, cls, ids):
     outcomes = {}  # id -> (outcome, reason)
     skip = []
     for _ in range(MAX_ATTEMPTS):
-        events, status, tail = run_one(binary, env, timeout, [module, cls] + skip)
+        events, status, tail = run_one(binary, env, timeout, test_timeout, [module, cls] + skip)
         started = None
         done = False
         for ev in events:
@@ -61,11 +92,11 @@ def run_class(binary, env, timeout, module, cls, ids):
             break
         if started is None:
             # Died outside any test (import, a class fixture): the rest is "not run".
-            reason = "hang" if status in (124, 137) else "exit %s" % status
+            reason = "hang" if status == "hang" else "exit %s" % status
             outcomes.setdefault("%s.%s" % (module, cls), ("error", "%s outside a test: %s"
                                                               % (reason, tail)))
             break
-        why = ("hang: still running after the class's %ss" % timeout if status in (124, 137)
+        why = ("hang: no result within %ss" % test_timeout if status == "hang"
                else "crash: exit status %s: %s" % (status, tail))
         outcomes[started] = ("failed", why)
         skip.append(started)
@@ -80,7 +111,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--binary", required=True)
     p.add_argument("--lib", required=True, help="the installed CPython's Lib directory")
-    p.add_argument("--timeout", type=int, default=300, help="seconds per class and attempt")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per class and attempt")
+    p.add_argument("--test-timeout", type=int, default=90,
+                   help="seconds one test may run (no event) before the process is killed")
     p.add_argument("--out", default="target/rustpython-conformance")
     p.add_argument("--modes", default="own,crate")
     p.add_argument("modules", nargs="*", default=MODULES)
@@ -92,7 +125,8 @@ def main():
         env.pop("PYTHONHOME", None)
         results[mode] = {}
         for module in a.modules:
-            events, status, tail = run_one(a.binary, env, a.timeout, ["--list", module])
+            events, status, tail = run_one(a.binary, env, a.timeout, a.timeout,
+                                           ["--list", module])
             listed = [ev for ev in events if "cls" in ev]
             if not listed:
                 results[mode]["%s (import)" % module] = {
@@ -101,8 +135,8 @@ def main():
                 continue
             for ev in listed:
                 name = "%s.%s" % (module.rpartition(".")[2], ev["cls"])
-                counts, outcomes = run_class(a.binary, env, a.timeout, module, ev["cls"],
-                                             ev["ids"])
+                counts, outcomes = run_class(a.binary, env, a.timeout, a.test_timeout, module,
+                                             ev["cls"], ev["ids"])
                 results[mode][name] = {"counts": counts, "outcomes": outcomes, "ids": ev["ids"]}
                 print("%-6s %-45s %s" % (mode, name, counts), file=sys.stderr, flush=True)
         with open(os.path.join(a.out, mode + ".json"), "w") as f:

@@ -7,7 +7,7 @@ pub(crate) mod locks {
     use std::num::NonZeroUsize;
     use std::time::Duration;
 
-    use rustpython_vm::builtins::{PyType, PyTypeRef};
+    use rustpython_vm::builtins::{PyTupleRef, PyType, PyTypeRef};
     use rustpython_vm::function::{FuncArgs, TimeoutSeconds};
     use rustpython_vm::types::{Constructor, Representable};
     use rustpython_vm::{pyclass, AsObject, FromArgs, Py, PyPayload, PyResult, VirtualMachine};
@@ -209,8 +209,14 @@ pub(crate) mod locks {
         /// restores the count and owner. An owner that is not an ident the crate minted is
         /// restored as the calling thread.
         #[pymethod]
-        fn _acquire_restore(&self, state: (usize, u64), vm: &VirtualMachine) -> PyResult<()> {
-            let (count, owner) = state;
+        fn _acquire_restore(&self, state: PyTupleRef, vm: &VirtualMachine) -> PyResult<()> {
+            let [count, owner] = state.as_slice() else {
+                return Err(
+                    vm.new_type_error("_acquire_restore() argument 1 must be a 2-item tuple")
+                );
+            };
+            let count: usize = count.clone().try_into_value(vm)?;
+            let owner: u64 = owner.clone().try_into_value(vm)?;
             let Some(count) = NonZeroUsize::new(count) else {
                 return Ok(());
             };

@@ -21,7 +21,6 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use rustpython::{InterpreterBuilder, InterpreterBuilderExt};
-use rustpython_vm::builtins::{PyModuleDef, PyModuleSlots};
 
 fn main() -> ExitCode {
     // The interpreter runs its main thread here.
@@ -36,25 +35,9 @@ fn main() -> ExitCode {
     rustpython::run(builder)
 }
 
-/// Registers this `_thread` in place of RustPython's (the interpreter keeps one definition per
-/// name, the last one added), and RustPython's own under `module::OWN_MODULE`, for the names
-/// this one borrows from it.
+/// Registers this `_thread` in place of RustPython's: the interpreter keeps one definition per
+/// name, the last one added.
 fn with_crate_thread(builder: InterpreterBuilder) -> InterpreterBuilder {
-    let ctx = builder.ctx.clone();
-    let own = rustpython_vm::stdlib::builtin_module_defs(&ctx)
-        .into_iter()
-        .find(|def| def.name.as_str() == "_thread")
-        .expect("RustPython has a built-in _thread module");
-    let renamed: &'static PyModuleDef = Box::leak(Box::new(PyModuleDef {
-        name: ctx.intern_str(module::OWN_MODULE),
-        doc: own.doc,
-        methods: own.methods,
-        slots: PyModuleSlots {
-            create: own.slots.create,
-            exec: own.slots.exec,
-        },
-    }));
-    builder
-        .add_native_module(renamed)
-        .add_native_module(module::_thread::module_def(&ctx))
+    let def = module::_thread::module_def(&builder.ctx);
+    builder.add_native_module(def)
 }

@@ -6,10 +6,6 @@ use crate::local::locals;
 use crate::lock::locks;
 use crate::thread::threads;
 
-/// The name RustPython's own `_thread` is registered under beside this one (`main.rs`), for the
-/// names this module borrows from it.
-pub(crate) const OWN_MODULE: &str = "_rustpython_thread";
-
 /// Names taken from RustPython's own module as they are: none of them starts, joins or locks
 /// anything. `_excepthook`/`_ExceptHookArgs` print a thread's uncaught exception;
 /// `set_name` names the OS thread (`pthread_setname_np`).
@@ -85,7 +81,7 @@ pub(crate) mod _thread {
         __module_exec(vm, module);
         super::set_thread_info(vm)?;
         crate::fork::install();
-        let own = rustpython_vm::import::import_builtin(vm, super::OWN_MODULE)?;
+        let own = super::own_module(vm)?;
         for name in super::BORROWED {
             if let Ok(value) = own.get_attr(name, vm) {
                 module.as_object().set_attr(name, value, vm)?;
@@ -93,6 +89,23 @@ pub(crate) mod _thread {
         }
         Ok(())
     }
+}
+
+/// A private instance of RustPython's own `_thread` (never in `sys.modules`), made from its
+/// definition, so the borrowed functions keep `_thread` as their `__module__`.
+fn own_module(
+    vm: &rustpython_vm::VirtualMachine,
+) -> rustpython_vm::PyResult<rustpython_vm::PyRef<rustpython_vm::builtins::PyModule>> {
+    let def = rustpython_vm::stdlib::builtin_module_defs(&vm.ctx)
+        .into_iter()
+        .find(|def| def.name.as_str() == "_thread")
+        .expect("RustPython has a built-in _thread module");
+    let module = def.create_module(vm)?;
+    module.__init_methods(vm)?;
+    if let Some(exec) = def.slots.exec {
+        exec(vm, &module)?;
+    }
+    Ok(module)
 }
 
 /// `sys.thread_info` as the crate describes its threads and locks (`pythread::thread_info`),
