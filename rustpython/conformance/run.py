@@ -5,8 +5,8 @@ Usage: python3 run.py --binary PATH --lib CPYTHON_LIB [--timeout S] [--out DIR] 
 For each mode (`own`: PYTHREAD_RUSTPYTHON_OWN=1, RustPython's `_thread`; `crate`: the pythread
 crate's), lists the test classes of each module, then runs each class in its own process
 (`one.py`) under `timeout` and a per-test watchdog, the installed CPython's Lib on the
-interpreter's path after RustPython's own Lib (PYTHONPATH is `settings.path_list`, which
-RustPython puts after its stdlib). A test that gives no result within the per-test time (or
+interpreter's path after RustPython's own Lib (PYTHREAD_RUSTPYTHON_PATH, which the binary
+appends to `sys.path` even under `-I`, so the interpreters the tests start find `test` too). A test that gives no result within the per-test time (or
 the class's), or that the process died in, counts as failed ("hang"/"crash") and the class is
 run again without it, so the tests after it still run; a test that never ran is "not run". Prints one table: per class, passed / failed /
 skipped / not run in each mode, then every test whose outcome differs between the modes, then
@@ -121,8 +121,9 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     results = {}
     for mode in a.modes.split(","):
-        env = dict(os.environ, PYTHONPATH=a.lib, **MODES[mode])
+        env = dict(os.environ, PYTHREAD_RUSTPYTHON_PATH=a.lib, **MODES[mode])
         env.pop("PYTHONHOME", None)
+        env.pop("PYTHONPATH", None)
         results[mode] = {}
         for module in a.modules:
             events, status, tail = run_one(a.binary, env, a.timeout, a.timeout,
