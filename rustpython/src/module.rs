@@ -8,8 +8,15 @@ use crate::thread::threads;
 
 /// Names taken from RustPython's own module as they are: none of them starts, joins or locks
 /// anything. `_excepthook`/`_ExceptHookArgs` print a thread's uncaught exception;
-/// `set_name` names the OS thread (`pthread_setname_np`).
-const BORROWED: [&str; 3] = ["_excepthook", "_ExceptHookArgs", "set_name"];
+/// `set_name` names the OS thread (`pthread_setname_np`); the `_stop_the_world_*` pair reads
+/// and resets the VM's stop-the-world statistics.
+const BORROWED: [&str; 5] = [
+    "_excepthook",
+    "_ExceptHookArgs",
+    "set_name",
+    "_stop_the_world_stats",
+    "_stop_the_world_reset_stats",
+];
 
 #[rustpython_vm::pymodule(name = "_thread", with(locks, threads, locals))]
 pub(crate) mod _thread {
