@@ -137,10 +137,13 @@ pub(crate) mod threads {
         /// A thread started by this module.
         Started(pythread::Handle),
         /// `_make_thread_handle(ident)`: a thread this module did not start (the main
-        /// thread); it is done when `_set_done` releases `exiting`.
+        /// thread); it is done when `_set_done` releases `exiting`, or when it did not
+        /// survive a fork (`lost_in_fork`).
         Foreign {
             ident: u64,
             exiting: Arc<pythread::Lock>,
+            /// The process the handle was made in.
+            pid: u32,
         },
         /// The start failed: done, ident 0.
         Failed,
@@ -230,7 +233,8 @@ pub(crate) mod threads {
                 State::Failed => return Ok(()),
                 _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
                 State::Started(h) => Target::Thread(h.clone()),
-                State::Foreign { ident, exiting } => Target::Foreign(*ident, exiting.clone()),
+                State::Foreign { ident, pid, .. } if lost_in_fork(*ident, *pid) => return Ok(()),
+                State::Foreign { ident, exiting, .. } => Target::Foreign(*ident, exiting.clone()),
             };
             let me = pythread::get_ident();
             match target {
@@ -279,7 +283,7 @@ pub(crate) mod threads {
                 State::Failed => true,
                 _ if self.set_done.load(Ordering::Acquire) => true,
                 State::Started(h) => h.is_finished(),
-                State::Foreign { .. } => false,
+                State::Foreign { ident, pid, .. } => lost_in_fork(*ident, *pid),
             }
         }
 
@@ -372,6 +376,15 @@ pub(crate) mod threads {
         Ok(handle)
     }
 
+    /// Whether the foreign thread `ident`, whose handle was made in process `pid`, is gone in
+    /// this forked child: CPython's `_PyThread_AfterFork` marks every handle but the forking
+    /// thread's done, and threading.py counts on it (a forked child joins the parent's main
+    /// thread). The crate does so for its own handles; a foreign thread survived only if it
+    /// is the thread that forked last (`MAIN_IDENT`, set in the child by `fork.rs`).
+    fn lost_in_fork(ident: u64, pid: u32) -> bool {
+        pid != std::process::id() && ident != MAIN_IDENT.load(Ordering::Acquire)
+    }
+
     /// _make_thread_handle(ident): a handle for a thread this module did not start
     /// (threading's main thread); it is done once `_set_done()` is called.
     #[pyfunction]
@@ -381,6 +394,7 @@ pub(crate) mod threads {
         ThreadHandle::with_state(State::Foreign {
             ident,
             exiting: Arc::new(exiting),
+            pid: std::process::id(),
         })
     }
 
