@@ -169,3 +169,16 @@ rustpython:
 rustpython-bench:
 	$(CARGO) build --release -p pythread-rustpython
 	$(PYTHON) rustpython/bench/compare.py --binary $(RUSTPYTHON_BIN)
+
+## User-space instructions per operation on RustPython, both `_thread`s (callgrind; deterministic,
+## unlike the timings under load; see BENCHMARKS.md).
+RUSTPYTHON_INSTR_N ?= 20000
+.PHONY: rustpython-instructions
+rustpython-instructions:
+	$(CARGO) build --release -p pythread-rustpython
+	@for row in acquire_release with_lock rlock; do for own in 1 0; do \
+		count() { PYTHREAD_RUSTPYTHON_OWN=$$own valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+			$(RUSTPYTHON_BIN) rustpython/bench/instructions.py $$row $$1 2>&1 | sed -n 's/.*Collected : //p'; }; \
+		base=$$(count 0); full=$$(count $(RUSTPYTHON_INSTR_N)); \
+		echo "$$row $$( [ $$own = 1 ] && echo own || echo crate ): $$(( (full - base) / $(RUSTPYTHON_INSTR_N) )) instructions per operation"; \
+	done; done
