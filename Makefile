@@ -164,6 +164,7 @@ rustpython:
 	$(PYTHON) rustpython/conformance/run.py --binary $(RUSTPYTHON_BIN) --lib $(CPYTHON_LIB) \
 		--timeout $(RUSTPYTHON_CLASS_TIMEOUT) --test-timeout $(RUSTPYTHON_TEST_TIMEOUT)
 	timeout 20 $(RUSTPYTHON_BIN) rustpython/conformance/untimed.py
+	timeout 300 $(RUSTPYTHON_BIN) rustpython/conformance/fork_stress.py
 
 ## Python-level speed on RustPython, its own `_thread` and the crate's side by side (BENCHMARKS.md).
 rustpython-bench:
