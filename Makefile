@@ -224,3 +224,41 @@ bench-python: conformance-wheel
 		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
 		$$venv/bin/python python/bench.py; \
 	done
+
+
+## RustPython 0.5.0 with its `_thread` rebuilt on the crate (rustpython/, issue 20): the binary
+## target/release/pythread-rustpython, then CPython's thread tests (the installed CPython's
+## Lib/test) on it twice, with RustPython's own `_thread` and with the crate's, each class in
+## its own process under `timeout` (CONFORMANCE.md). Not part of `make test`: a cold release
+## build takes about 8 minutes and the member has about 300 dependencies. Fails when a test
+## fails on the crate's `_thread` but not on RustPython's own.
+.PHONY: rustpython rustpython-bench
+CPYTHON_LIB ?= $(shell $(PYTHON) -c 'import os, test; print(os.path.dirname(os.path.dirname(test.__file__)))')
+RUSTPYTHON_CLASS_TIMEOUT ?= 600
+RUSTPYTHON_TEST_TIMEOUT ?= 90
+RUSTPYTHON_BIN ?= target/release/pythread-rustpython
+
+rustpython:
+	$(CARGO) build --release -p pythread-rustpython
+	$(PYTHON) rustpython/conformance/run.py --binary $(RUSTPYTHON_BIN) --lib $(CPYTHON_LIB) \
+		--timeout $(RUSTPYTHON_CLASS_TIMEOUT) --test-timeout $(RUSTPYTHON_TEST_TIMEOUT)
+	timeout 20 $(RUSTPYTHON_BIN) rustpython/conformance/untimed.py
+	timeout 300 $(RUSTPYTHON_BIN) rustpython/conformance/fork_stress.py
+
+## Python-level speed on RustPython, its own `_thread` and the crate's side by side (BENCHMARKS.md).
+rustpython-bench:
+	$(CARGO) build --release -p pythread-rustpython
+	$(PYTHON) rustpython/bench/compare.py --binary $(RUSTPYTHON_BIN)
+
+## User-space instructions per operation on RustPython, both `_thread`s (callgrind; deterministic,
+## unlike the timings under load; see BENCHMARKS.md).
+RUSTPYTHON_INSTR_N ?= 20000
+.PHONY: rustpython-instructions
+rustpython-instructions:
+	$(CARGO) build --release -p pythread-rustpython
+	@for row in acquire_release with_lock rlock; do for own in 1 0; do \
+		count() { PYTHREAD_RUSTPYTHON_OWN=$$own valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+			$(RUSTPYTHON_BIN) rustpython/bench/instructions.py $$row $$1 2>&1 | sed -n 's/.*Collected : //p'; }; \
+		base=$$(count 0); full=$$(count $(RUSTPYTHON_INSTR_N)); \
+		echo "$$row $$( [ $$own = 1 ] && echo own || echo crate ): $$(( (full - base) / $(RUSTPYTHON_INSTR_N) )) instructions per operation"; \
+	done; done

@@ -1,0 +1,49 @@
+//! `os.fork` and the crate: the crate's `before_fork` / `after_fork_parent` /
+//! `after_fork_child` run inside `fork()` itself, as `pthread_atfork` handlers.
+//!
+//! Why not `os.register_at_fork` (RustPython keeps its callbacks in `vm.state`): RustPython's
+//! `os.fork` runs those callbacks first, then takes the import lock and stops the world (every
+//! other thread that is attached to the VM parks at its next safe point), then calls `fork()`.
+//! `before_fork` holds the crate's registry lock and fork gate from its call until the
+//! `after_fork_*` call; run from a callback, it would hold them while the world is being
+//! stopped, and a thread blocked on one of them while attached (in a `_local` access, a
+//! thread start, a `_local` being freed) never reaches a safe point: the fork would wait
+//! forever. Inside `fork()` every other thread is parked at a safe point (never inside a call
+//! into the crate: no Python code runs inside one) or detached, and a detached thread holds the
+//! crate's brief locks only briefly: `before_fork` waits for them and the child gets none held.
+//! This is also where CPython takes the runtime's locks (`PyOS_BeforeFork`, after the import
+//! lock). The handlers run for every `fork()` in the process (`os.fork`, a `fork()`-based
+//! `subprocess`), as `before_fork` asks: before any fork.
+
+use std::sync::atomic::Ordering;
+use std::sync::Once;
+
+/// Installs the handlers once per process (they are inherited by forked children).
+pub(crate) fn install() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: `pthread_atfork` only records the three function pointers; each is an
+        // `extern "C" fn()` with no arguments, as it requires, valid for the whole process.
+        // They call safe crate functions, which do not unwind (a panic would abort: the
+        // functions are `extern "C"`).
+        #[allow(unsafe_code)]
+        let status = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        assert_eq!(status, 0, "pthread_atfork failed: {status}");
+    });
+}
+
+extern "C" fn prepare() {
+    pythread::before_fork();
+}
+
+extern "C" fn parent() {
+    pythread::after_fork_parent();
+}
+
+/// In the child, before `fork()` returns: the crate's threads other than this one are lost
+/// (their handles read as done, their joins return at once), and this thread is the main
+/// thread (`_get_main_thread_ident`), as CPython's `PyOS_AfterFork_Child` makes it.
+extern "C" fn child() {
+    pythread::after_fork_child();
+    crate::thread::MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+}

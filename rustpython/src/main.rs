@@ -1,0 +1,64 @@
+//! `pythread-rustpython`: the RustPython 0.5.0 interpreter with its `_thread` module rebuilt on
+//! the pythread crate, run like `python` (`pythread-rustpython script.py args...`,
+//! `pythread-rustpython -c CODE`; every option of RustPython's own command line).
+//!
+//! The module is glue: threads, idents, locks, joins, timeouts, the thread count, the
+//! non-daemon registry and thread-local storage are the crate's; this binary only parses
+//! Python arguments, detaches waits from the VM and runs the signal handlers when a wait is
+//! interrupted. With `PYTHREAD_RUSTPYTHON_OWN=1` the interpreter keeps RustPython's own
+//! `_thread`, for side-by-side comparisons (`make rustpython`, BENCHMARKS.md).
+//! `PYTHREAD_RUSTPYTHON_PATH` appends directories to `sys.path` (see `append_extra_path`).
+// One `unsafe` call, audited where it is: `pthread_atfork` (fork.rs).
+#![deny(unsafe_code)]
+
+mod fork;
+mod local;
+mod lock;
+mod module;
+mod thread;
+mod wait;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use rustpython::{InterpreterBuilder, InterpreterBuilderExt};
+
+fn main() -> ExitCode {
+    // The interpreter runs its main thread here.
+    thread::MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+    let builder = InterpreterBuilder::new()
+        .init_stdlib()
+        .init_hook(append_extra_path);
+    let own = std::env::var_os("PYTHREAD_RUSTPYTHON_OWN").is_some_and(|v| v == "1");
+    let builder = if own {
+        builder
+    } else {
+        with_crate_thread(builder)
+    };
+    rustpython::run(builder)
+}
+
+/// Appends the directories of `PYTHREAD_RUSTPYTHON_PATH` (`:`-separated) to `sys.path`, after
+/// RustPython's own Lib and `PYTHONPATH`: how `make rustpython` gives the interpreter the
+/// installed CPython's `Lib/test`. Unlike `PYTHONPATH` it is kept under `-I` and `-E`, which
+/// CPython's tests pass to the interpreters they start (`script_helper`), so those see the
+/// `test` package too.
+fn append_extra_path(vm: &mut rustpython_vm::VirtualMachine) {
+    let Some(extra) = std::env::var_os("PYTHREAD_RUSTPYTHON_PATH") else {
+        return;
+    };
+    let state = rustpython_vm::common::rc::PyRc::get_mut(&mut vm.state)
+        .expect("init hooks run before the interpreter state is shared");
+    state
+        .config
+        .paths
+        .module_search_paths
+        .extend(std::env::split_paths(&extra).map(|dir| dir.to_string_lossy().into_owned()));
+}
+
+/// Registers this `_thread` in place of RustPython's: the interpreter keeps one definition per
+/// name, the last one added.
+fn with_crate_thread(builder: InterpreterBuilder) -> InterpreterBuilder {
+    let def = module::_thread::module_def(&builder.ctx);
+    builder.add_native_module(def)
+}
