@@ -103,6 +103,12 @@ impl Clone for SlowClone {
 }
 
 fn main() {
+    // Under `--cfg loom` the crate's primitives work only inside a loom model, and
+    // no model forks: this binary needs a normal build.
+    if cfg!(loom) {
+        eprintln!("tests/fork.rs needs a normal build: not --cfg loom");
+        return;
+    }
     quiet_expected_panics();
     let began = Instant::now();
     // First, before anything calls `before_fork`: a stray `after_fork_child` in a
