@@ -127,6 +127,13 @@ fn main() {
     );
     release.send(()).unwrap();
     assert_eq!(bounded_join(&live, "the live thread").ok(), Some(true));
+    // Not lost: `into_output` of a panicked thread with another clone alive gives
+    // the handle back, as always (only a lost thread's handle gives its panic).
+    let panicked = pythread::start(|| -> u32 { panic!("boom before fork") });
+    let other = panicked.clone();
+    assert!(bounded_join(&panicked, "the panicking thread").is_err());
+    assert!(panicked.into_output().is_err(), "another clone exists");
+    assert!(matches!(other.into_output(), Ok(Err(_))));
     key().set("main".to_string()).unwrap();
     let rounds = std::env::var("FORK_ROUNDS")
         .ok()
