@@ -193,6 +193,16 @@ impl RLock {
             .store(version.wrapping_add(2), Ordering::Release);
     }
 
+    /// The owner's own change of its count (a nested acquire or release), without
+    /// the version: the owner stays, and either count is the owner's, so a reader
+    /// pairs it with the right owner whichever it sees. A reader that saw the
+    /// version of the `set` that made this thread the owner sees that `set`'s count
+    /// or a later one (the version's release and acquire order them), never the
+    /// previous owner's. This keeps the reentrant paths to one store.
+    fn set_count(&self, count: usize) {
+        self.count.store(count, Ordering::Relaxed);
+    }
+
     /// The owner and its recursion count, read as one by any thread: `None` when
     /// the lock is unowned. Never a count paired with another owner, never an
     /// owner with a count of 0. (CPython's `RLock.__repr__` shows these.)
@@ -249,7 +259,7 @@ impl RLock {
                 let count = count
                     .checked_add(1)
                     .unwrap_or_else(|| panic!("Internal lock count overflowed"));
-                self.set(me.as_u64(), count);
+                self.set_count(count);
                 true
             }
             None => false,
@@ -428,7 +438,7 @@ impl RLock {
             self.set(0, 0);
             self.release_inner();
         } else {
-            self.set(me.as_u64(), count - 1);
+            self.set_count(count - 1);
         }
         Ok(())
     }
