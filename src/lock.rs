@@ -33,9 +33,10 @@
 //!
 //! The fairness rule is CPython 3.14's `PyMutex`: a waiter that has waited 1 ms,
 //! counted from the start of its acquisition (kept across the retries of
-//! `acquire_with_retries`), is no longer barged past: it sets `STARVING` (a
-//! sleeper wakes when its millisecond is up to do so), and the next release
-//! hands the lock to it.
+//! `acquire_with_retries`), is no longer barged past: it sets `STARVING` (an
+//! uninterruptible sleeper wakes when its millisecond is up to do so; an
+//! interruptible one, which must not be awake when a signal comes, at its first
+//! wake-up after it), and the next release hands the lock to it.
 //!
 //! # Who gets a handoff, and what it is
 //!
@@ -770,12 +771,17 @@ impl Lock {
             {
                 continue;
             }
-            // Until it has asked, a sleeper also wakes when its millisecond is up, to
-            // ask: otherwise it would ask only once some release woke it, and a
-            // release wakes one sleeper of several (the re-takers sleep too).
+            // Until it has asked, an uninterruptible sleeper also wakes when its
+            // millisecond is up, to ask: otherwise it would ask only once some
+            // release woke it, and a release wakes one sleeper of several (the
+            // re-takers sleep too). An interruptible one does not: a signal that
+            // arrives while it is awake finds no system call to end with `EINTR`
+            // and is lost until the next wake-up, and a wake-up 1 ms after entry
+            // is just when a caller who saw it block would signal it (the signal
+            // benchmark hung on exactly that). It asks at its first wake-up.
             let until = match deadline {
                 Some(d) if d <= fair_at => deadline,
-                _ if !starving && now() < fair_at => Some(fair_at),
+                _ if !intr && !starving && now() < fair_at => Some(fair_at),
                 _ => deadline,
             };
             let woke = sync::wait(&self.word, state | PARKED, until);

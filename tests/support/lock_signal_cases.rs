@@ -247,11 +247,9 @@ fn forty_signals_do_not_shorten_or_stretch_a_timeout() {
 /// No polling: threads blocked with no deadline in `acquire_timed(-1, true)`,
 /// `acquire_with_retries(None, ..)` and `join_with_retries(None, ..)` (each wait a
 /// finite kernel timeout of 68 years under the futex backend, so that a handler
-/// with `SA_RESTART` still ends it) sleep through 2 s without a wake-up, counted
-/// by the kernel (`voluntary_ctxt_switches`), except one for a lock waiter: when
-/// its 1 ms is up it wakes to ask for the handoff (it may have done so before it
-/// was seen asleep). The 2 s are the span measured, not a synchronization: the
-/// threads are seen asleep in `futex` first.
+/// with `SA_RESTART` still ends it) sleep through 2 s without one wake-up,
+/// counted by the kernel (`voluntary_ctxt_switches`). The 2 s are the span
+/// measured, not a synchronization: the threads are seen asleep in `futex` first.
 #[test]
 fn idle_untimed_waiters_make_no_wake_ups() {
     let _serial = setup();
@@ -282,11 +280,7 @@ fn idle_untimed_waiters_make_no_wake_ups() {
     std::thread::sleep(Duration::from_secs(2)); // the span measured
     let after: Vec<u64> = waiters.iter().map(|w| w.1.voluntary_switches()).collect();
     eprintln!("wake-ups in 2 s (lock, lock retries, join retries): {before:?} -> {after:?}");
-    assert!(
-        after[0] - before[0] <= 1 && after[1] - before[1] <= 1,
-        "an idle untimed lock waiter woke up more than once (its handoff request)"
-    );
-    assert_eq!(after[2], before[2], "an idle untimed joiner woke up");
+    assert_eq!(after, before, "an idle untimed waiter woke up");
     lock.release().unwrap();
     drop(release);
     for (_, _, thread) in waiters {
