@@ -208,12 +208,14 @@ impl Error for ReleaseError {}
 /// may [`release`](Lock::release) it, and a thread that acquires it again blocks
 /// (it is not reentrant; see [`RLock`](crate::RLock) for that). Releasing an
 /// unlocked lock is an [`Err`], never a double unlock: every release that
-/// returns `Ok` ends exactly one acquisition that returned true (so of two
-/// threads racing to release one held lock, exactly one gets `Ok`).
+/// returns `Ok` ends exactly one acquisition that returned true.
 ///
 /// A blocked thread is never starved: a thread that has waited more than 1 ms
-/// (from the start of its acquisition) is handed the lock at the next release
-/// instead of being barged past (CPython 3.14's rule). That handoff is its
+/// (from the start of its acquisition) asks to be handed the lock, and the next
+/// release hands it over instead of letting others barge past (CPython 3.14's
+/// rule). An uninterruptible waiter asks when its 1 ms ends (it wakes for that);
+/// an interruptible one at its first wake-up after it, so that it is asleep
+/// whenever a signal may end its wait. That handoff is its
 /// acquisition even if another thread releases the lock before the waiter
 /// returns (then the waiter's own release may get `Err`, as in CPython 3.14). On Linux a wait ends with [`LockStatus::Intr`] when a signal
 /// handler runs on the waiting thread and the caller asked for that; elsewhere the
