@@ -783,7 +783,8 @@ impl Lock {
             // benchmark hung on exactly that). It asks at its first wake-up.
             let until = match deadline {
                 Some(d) if d <= fair_at => deadline,
-                _ if !intr && !starving && now() < fair_at => Some(fair_at),
+                // (Once it has asked, `fair_at` has passed: no `!starving` needed.)
+                _ if !intr && now() < fair_at => Some(fair_at),
                 _ => deadline,
             };
             let woke = sync::wait(&self.word, state | PARKED, until);
@@ -1470,30 +1471,59 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_sleeper_asks_when_its_millisecond_is_up() {
+        // Untimed, and timed with a deadline far past its millisecond.
+        for timed in [false, true] {
+            let lock = Arc::new(Lock::new());
+            lock.acquire();
+            let (l, done) = (Arc::clone(&lock), Arc::new(AtomicBool::new(false)));
+            let d = Arc::clone(&done);
+            let before = std::time::Instant::now(); // before the waiter enters
+            let (tid, waiter) = spawn_with_tid(move || {
+                if timed {
+                    assert!(l.acquire_timeout(WATCHDOG));
+                } else {
+                    l.acquire();
+                }
+                d.store(true, Ordering::SeqCst);
+            });
+            wait_for("the waiter asked for the handoff, asleep", || {
+                state(&lock) & STARVING != 0
+            });
+            assert!(before.elapsed() >= FAIR_AFTER, "asked before 1 ms");
+            wait_for("the waiter asleep again", || sleeping_waiters(&lock) == 1);
+            let switches = voluntary_switches(tid);
+            let asleep = std::time::Instant::now();
+            // The span measured, not a synchronization: no more wake-ups.
+            wait_for("20 ms to pass", || asleep.elapsed() >= 20 * FAIR_AFTER);
+            assert_eq!(voluntary_switches(tid), switches, "polled while starving");
+            lock.release().unwrap();
+            assert!(!lock.try_acquire(), "barged past a starving waiter");
+            waiter.join().unwrap();
+            assert!(done.load(Ordering::SeqCst));
+            lock.release().unwrap();
+            assert_eq!(state(&lock), 0);
+        }
+    }
+
+    /// A deadline that comes before the waiter's millisecond ends the wait: the
+    /// waiter does not sleep on to its millisecond (an hour away here) to ask.
+    #[test]
+    fn a_deadline_before_the_millisecond_ends_the_wait() {
         let lock = Arc::new(Lock::new());
         lock.acquire();
-        let (l, done) = (Arc::clone(&lock), Arc::new(AtomicBool::new(false)));
-        let d = Arc::clone(&done);
-        let before = std::time::Instant::now(); // before the waiter enters
-        let (tid, waiter) = spawn_with_tid(move || {
-            l.acquire();
-            d.store(true, Ordering::SeqCst);
+        let start = now();
+        let deadline = start + Duration::from_millis(20);
+        let (tx, rx) = mpsc::channel();
+        let l = Arc::clone(&lock);
+        std::thread::spawn(move || {
+            let status = l.acquire_slow(Some(deadline), false, start + Duration::from_secs(3600));
+            tx.send((status, now())).unwrap();
         });
-        wait_for("the waiter asked for the handoff, asleep", || {
-            state(&lock) & STARVING != 0
-        });
-        assert!(before.elapsed() >= FAIR_AFTER, "asked before 1 ms");
-        wait_for("the waiter asleep again", || sleeping_waiters(&lock) == 1);
-        let switches = voluntary_switches(tid);
-        let asleep = std::time::Instant::now();
-        // The span measured, not a synchronization: no more wake-ups.
-        wait_for("20 ms to pass", || asleep.elapsed() >= 20 * FAIR_AFTER);
-        assert_eq!(voluntary_switches(tid), switches, "polled while starving");
+        let (status, returned) = rx
+            .recv_timeout(WATCHDOG)
+            .expect("watchdog: a wait with a 20 ms deadline did not end");
+        assert_eq!(status, LockStatus::Failure);
+        assert!(returned >= deadline, "returned before its deadline");
         lock.release().unwrap();
-        assert!(!lock.try_acquire(), "barged past a starving waiter");
-        waiter.join().unwrap();
-        assert!(done.load(Ordering::SeqCst));
-        lock.release().unwrap();
-        assert_eq!(state(&lock), 0);
     }
 }
