@@ -116,3 +116,38 @@ fn state_is_never_torn() {
         assert_eq!(lock.state(), None);
     });
 }
+
+/// Another thread restores a state that names this one as the owner
+/// (`RLockState::new` with this thread's ident, as CPython allows) while this
+/// one releases: this thread sees itself as the owner with the restored count,
+/// or not as the owner at all, never as an owner with a count of 0 (whose
+/// release would wrap the count to `usize::MAX`). Bite (TESTING.md): with
+/// `own_count`'s `count > 0` written `count >= 0` (the mutant that the plain
+/// suite cannot tell apart), loom finds the wrapped count.
+#[test]
+fn a_restore_naming_this_thread_is_never_half_seen() {
+    check(
+        "rlock: a_restore_naming_this_thread_is_never_half_seen",
+        Some(3),
+        || {
+            let lock = Arc::new(RLock::new());
+            let me = pythread::get_ident();
+            let restorer = {
+                let lock = Arc::clone(&lock);
+                thread::spawn(move || {
+                    let two = std::num::NonZeroUsize::new(2).unwrap();
+                    lock.acquire_restore(pythread::RLockState::new(two, me));
+                })
+            };
+            let released = lock.release().is_ok();
+            restorer.join().unwrap();
+            let state = lock.state().expect("owned after the restore");
+            let expected = if released { 1 } else { 2 };
+            assert_eq!((state.owner(), state.count()), (me, expected));
+            for _ in 0..expected {
+                lock.release().unwrap();
+            }
+            assert!(!lock.locked());
+        },
+    );
+}
