@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import unittest
 
 CPYTHON = importlib._bootstrap._thread  # CPython's own, whatever sys.modules holds
@@ -362,6 +363,52 @@ def make_case(module):
                 t.join(30)
                 outcomes[key] = outcomes.get(key, 0) + 1
             self.assertEqual(outcomes, {"KeyboardInterrupt": 5000})
+
+        @unittest.skipUnless(sys.platform == "linux", "reads /proc")
+        def test_locked_while_a_woken_waiter_waits_for_the_gil(self):
+            # 3.11 to 3.13 report the flag an acquisition sets once its thread holds the GIL
+            # again (3.11/3.12's threading._shutdown relies on it: CPython's
+            # test_1_join_on_shutdown failed without it on a loaded machine). The main thread
+            # releases to a blocked waiter and keeps the GIL (a long switch interval, no call
+            # that releases it) while the waiter takes the lock. Without the flag the module
+            # answered True, where CPython answers False.
+            def scenario(m):
+                lock, done = m.allocate_lock(), m.allocate_lock()
+                lock.acquire()
+                done.acquire()
+                tids = []
+
+                def waiter():
+                    tids.append(m.get_native_id())
+                    lock.acquire()
+                    lock.release()
+                    done.release()
+                m.start_new_thread(waiter, ())
+                deadline, in_a_row = time.monotonic() + 30, 0
+                while in_a_row < 3:  # asleep three looks in a row: blocked in the acquire
+                    if time.monotonic() > deadline:
+                        raise AssertionError("watchdog: the waiter never blocked")
+                    time.sleep(0.001)
+                    if tids:
+                        with open(f"/proc/self/task/{tids[0]}/stat") as f:
+                            state = f.read().rsplit(")", 1)[1].split()[0]
+                        in_a_row = in_a_row + 1 if state == "S" else 0
+                old = sys.getswitchinterval()
+                sys.setswitchinterval(100)
+                try:
+                    lock.release()
+                    # The span in which the waiter takes the lock; the answer below does not
+                    # depend on it, only whether the check can tell the two rules apart.
+                    end = time.monotonic() + 0.2
+                    while time.monotonic() < end:
+                        pass
+                    seen = lock.locked()
+                finally:
+                    sys.setswitchinterval(old)
+                if not done.acquire(timeout=30):
+                    raise AssertionError("watchdog: the waiter did not finish")
+                return seen
+            self.same(scenario)
 
         def test_local_arguments_and_messages(self):
             class WithInit:

@@ -6,6 +6,7 @@
 //! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
@@ -26,25 +27,73 @@ pub(crate) trait Backend: Sync {
         pending: &mut dyn FnMut() -> PyResult<()>,
     ) -> PyResult<bool>;
     fn release(&self) -> Result<(), pythread::ReleaseError>;
+    /// Called with the GIL held after every acquisition that succeeded.
+    fn acquired(&self) {}
     /// Whether the repr says "locked", and what it shows after "object" (RLock's owner and
     /// count), read once so that the two agree.
     fn repr_state(&self) -> (bool, String);
 }
 
-impl Backend for pythread::Lock {
+/// Whether `locked()` and the repr report [`Flagged::held`] (CPython 3.11 to 3.13) rather
+/// than the lock itself (3.14 on, not measured here: its `_thread.lock` is a `PyMutex`); set
+/// once at import.
+static REPORT_THE_FLAG: AtomicBool = AtomicBool::new(false);
+
+/// The crate's `Lock` and the flag CPython 3.11 to 3.13 keep beside theirs
+/// (`lockobject.locked`): set by an acquisition once its thread holds the GIL again, cleared
+/// by a release just before the lock is. Their `locked()` and repr report the flag (measured
+/// against each by `corrections.py`), so a
+/// thread that holds the GIL never sees a waiter's acquisition before that waiter runs Python
+/// code again: threading's `_shutdown` asserts `not lock.locked()` right after releasing the
+/// main thread's `_tstate_lock`, which a joiner of the main thread waits for (CPython's
+/// `test_1_join_on_shutdown`; reporting the lock itself failed that assertion in 70 of 200
+/// runs on a loaded machine, and the flag in none).
+pub(crate) struct Flagged {
+    pub(crate) lock: pythread::Lock,
+    held: AtomicBool,
+}
+
+impl Flagged {
+    /// `lock.locked()` as the running interpreter's `_thread` answers it.
+    fn locked(&self) -> bool {
+        if REPORT_THE_FLAG.load(Ordering::Relaxed) {
+            self.held.load(Ordering::Relaxed)
+        } else {
+            self.lock.locked()
+        }
+    }
+
+    /// After a fork: unlocked, and the flag with it.
+    fn reinit_after_fork(&self) {
+        self.lock.reinit_after_fork();
+        self.held.store(false, Ordering::Relaxed);
+    }
+
+    /// A release by this module: the flag first (`lock_PyThread_release_lock`'s order), so
+    /// that an acquisition the release lets in is never cleared by it.
+    pub(crate) fn release(&self) -> Result<(), pythread::ReleaseError> {
+        self.held.store(false, Ordering::Relaxed);
+        self.lock.release()
+    }
+}
+
+impl Backend for Flagged {
     const TP_NAME: &'static str = "_thread.lock";
     fn try_acquire(&self) -> bool {
-        pythread::Lock::try_acquire(self)
+        self.lock.try_acquire()
     }
     fn acquire_with_retries(
         &self,
         wait: Option<Duration>,
         pending: &mut dyn FnMut() -> PyResult<()>,
     ) -> PyResult<bool> {
-        pythread::Lock::acquire_with_retries(self, wait, pending)
+        self.lock.acquire_with_retries(wait, pending)
     }
     fn release(&self) -> Result<(), pythread::ReleaseError> {
-        pythread::Lock::release(self)
+        Flagged::release(self)
+    }
+    fn acquired(&self) {
+        self.held.store(true, Ordering::Relaxed);
     }
     fn repr_state(&self) -> (bool, String) {
         (self.locked(), String::new())
@@ -92,12 +141,17 @@ fn acquire<B: Backend>(
         parse(args, kwargs)?
     };
     if lock.try_acquire() {
+        lock.acquired();
         return Ok(true);
     }
     if wait == Some(Duration::ZERO) {
         return Ok(false);
     }
-    py.detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))
+    let acquired = py.detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))?;
+    if acquired {
+        lock.acquired();
+    }
+    Ok(acquired)
 }
 
 /// `acquire`'s arguments (by position or name, `"|pO"`) to a wait: `None` forever,
@@ -190,13 +244,16 @@ macro_rules! lock_methods {
 /// `_thread.lock`: a binary semaphore that any thread may release.
 #[pyclass(name = "lock", module = "_thread", weakref, frozen)]
 pub(crate) struct Lock {
-    pub(crate) lock: pythread::Lock,
+    pub(crate) lock: Flagged,
 }
 
 impl Lock {
     pub(crate) fn new() -> Lock {
         Lock {
-            lock: pythread::Lock::new(),
+            lock: Flagged {
+                lock: pythread::Lock::new(),
+                held: AtomicBool::new(false),
+            },
         }
     }
 }
@@ -359,6 +416,7 @@ fn mask_u64(int: &Bound<'_, PyInt>) -> PyResult<u64> {
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
+    REPORT_THE_FLAG.store(m.py().version_info() < (3, 14), Ordering::Relaxed);
     m.add_class::<Lock>()?;
     m.add_class::<RLock>()?;
     m.add("LockType", m.py().get_type::<Lock>())?;
