@@ -1464,44 +1464,57 @@ mod tests {
         eprintln!("no_request_before_a_millisecond: only {decided} of 50 cases decided");
     }
 
-    /// The 1 ms runs from the acquisition's start (CPython's rule), and a waiter
-    /// asleep when it ends wakes by itself to ask for the handoff: no release and
-    /// no other wake-up comes here, and the request appears (once: the waiter then
-    /// sleeps again without polling), 1 ms or more after the waiter entered.
+    /// A waiter asleep when its millisecond ends wakes by itself to ask for the
+    /// handoff: no release and no other wake-up comes here, and the request
+    /// appears (once: the waiter then sleeps again without polling), not before
+    /// its millisecond. Its acquisition is dated 100 ms ahead, so that it is seen
+    /// asleep before it may ask (a case where it asked before it was seen asleep,
+    /// as on a machine too loaded to run it within 100 ms, decides nothing and is
+    /// retried; five such cases in a row are reported, not failed).
     #[cfg(target_os = "linux")]
     #[test]
     fn a_sleeper_asks_when_its_millisecond_is_up() {
         // Untimed, and timed with a deadline far past its millisecond.
         for timed in [false, true] {
-            let lock = Arc::new(Lock::new());
-            lock.acquire();
-            let (l, done) = (Arc::clone(&lock), Arc::new(AtomicBool::new(false)));
-            let d = Arc::clone(&done);
-            let before = std::time::Instant::now(); // before the waiter enters
-            let (tid, waiter) = spawn_with_tid(move || {
-                if timed {
-                    assert!(l.acquire_timeout(WATCHDOG));
-                } else {
-                    l.acquire();
+            let mut decided = false;
+            for _ in 0..5 {
+                let lock = Arc::new(Lock::new());
+                lock.acquire();
+                let entered = now() + 100 * FAIR_AFTER;
+                let fair_at = entered + FAIR_AFTER;
+                let deadline = timed.then(|| now() + WATCHDOG);
+                let l = Arc::clone(&lock);
+                let (tid, waiter) =
+                    spawn_with_tid(move || l.acquire_slow(deadline, false, entered));
+                wait_for("the waiter asleep", || sleeping_waiters(&lock) == 1);
+                let asked_early = state(&lock) & STARVING != 0;
+                if !asked_early {
+                    wait_for("the waiter asked for the handoff, asleep", || {
+                        state(&lock) & STARVING != 0
+                    });
+                    assert!(now() >= fair_at, "asked before its millisecond");
+                    wait_for("the waiter asleep again", || sleeping_waiters(&lock) == 1);
+                    let switches = voluntary_switches(tid);
+                    let asleep = std::time::Instant::now();
+                    // The span measured, not a synchronization: no more wake-ups.
+                    wait_for("20 ms to pass", || asleep.elapsed() >= 20 * FAIR_AFTER);
+                    assert_eq!(voluntary_switches(tid), switches, "polled while starving");
                 }
-                d.store(true, Ordering::SeqCst);
-            });
-            wait_for("the waiter asked for the handoff, asleep", || {
-                state(&lock) & STARVING != 0
-            });
-            assert!(before.elapsed() >= FAIR_AFTER, "asked before 1 ms");
-            wait_for("the waiter asleep again", || sleeping_waiters(&lock) == 1);
-            let switches = voluntary_switches(tid);
-            let asleep = std::time::Instant::now();
-            // The span measured, not a synchronization: no more wake-ups.
-            wait_for("20 ms to pass", || asleep.elapsed() >= 20 * FAIR_AFTER);
-            assert_eq!(voluntary_switches(tid), switches, "polled while starving");
-            lock.release().unwrap();
-            assert!(!lock.try_acquire(), "barged past a starving waiter");
-            waiter.join().unwrap();
-            assert!(done.load(Ordering::SeqCst));
-            lock.release().unwrap();
-            assert_eq!(state(&lock), 0);
+                lock.release().unwrap();
+                if !asked_early {
+                    assert!(!lock.try_acquire(), "barged past a starving waiter");
+                }
+                assert_eq!(waiter.join().unwrap(), LockStatus::Acquired);
+                lock.release().unwrap();
+                assert_eq!(state(&lock), 0);
+                if !asked_early {
+                    decided = true;
+                    break;
+                }
+            }
+            if !decided {
+                eprintln!("a_sleeper_asks: timed {timed}: 5 cases, none decided (loaded machine)");
+            }
         }
     }
 
