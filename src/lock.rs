@@ -690,8 +690,9 @@ impl Lock {
     /// holder is likely to release soon, and the release will not hand the lock to
     /// somebody else; once it does, the starving waiter needs a CPU more than a
     /// spinner does: with spinners, the worst wait under two re-takers was 1 ms
-    /// longer more often) and returns whether a barging try took the lock meanwhile. Only a matter of speed: how
-    /// long, or whether at all, a thread spins changes no outcome (under loom it
+    /// longer more often) and returns whether a barging try took the lock
+    /// meanwhile. Only a matter of speed: how long, or whether at all, a thread
+    /// spins changes no outcome (under loom it
     /// never spins), so its mutants are excluded by name in `.cargo/mutants.toml`
     /// (TESTING.md).
     fn spin_before_parking(&self) -> bool {
@@ -1516,6 +1517,54 @@ mod tests {
                 eprintln!("a_sleeper_asks: timed {timed}: 5 cases, none decided (loaded machine)");
             }
         }
+    }
+
+    /// An interruptible waiter does not wake by itself (a signal must find it
+    /// asleep): asleep through its 1 ms, it has not asked, and it asks at its
+    /// first wake-up after it (a spurious one here). Its acquisition is dated
+    /// 50 ms ahead, so that it is seen asleep before its 1 ms ends (a case where
+    /// it was not, on a loaded machine, decides nothing and is retried; five such
+    /// cases in a row are reported, not failed).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_interruptible_sleeper_asks_at_its_first_wake_up() {
+        for _ in 0..5 {
+            let lock = Arc::new(Lock::new());
+            lock.acquire();
+            let entered = now() + 50 * FAIR_AFTER;
+            let fair_at = entered + FAIR_AFTER;
+            let l = Arc::clone(&lock);
+            let (tid, waiter) = spawn_with_tid(move || l.acquire_slow(None, true, entered));
+            wait_for("the waiter asleep", || sleeping_waiters(&lock) == 1);
+            let decided = now() < fair_at;
+            if decided {
+                // Time, not synchronization: its 1 ms must have passed.
+                wait_for("its 1 ms to pass", || now() >= fair_at + FAIR_AFTER);
+                let switches = voluntary_switches(tid);
+                assert_eq!(state(&lock) & STARVING, 0, "asked without a wake-up");
+                assert_eq!(voluntary_switches(tid), switches, "woke by itself");
+                sync::wake_one(&lock.word); // one spurious wake-up
+                wait_for("the waiter asleep again", || {
+                    voluntary_switches(tid) > switches && sleeping_waiters(&lock) == 1
+                });
+                assert_ne!(
+                    state(&lock) & STARVING,
+                    0,
+                    "no request at its first wake-up"
+                );
+            }
+            lock.release().unwrap();
+            if decided {
+                assert!(!lock.try_acquire(), "barged past a starving waiter");
+            }
+            assert_eq!(waiter.join().unwrap(), LockStatus::Acquired);
+            lock.release().unwrap();
+            assert_eq!(state(&lock), 0);
+            if decided {
+                return;
+            }
+        }
+        eprintln!("an_interruptible_sleeper_asks: 5 cases, none decided (loaded machine)");
     }
 
     /// A deadline that comes before the waiter's millisecond ends the wait: the
