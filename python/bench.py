@@ -21,13 +21,19 @@ def load_threading_on(thread_module):
     spec = importlib.util.find_spec("threading")
     fresh = importlib.util.module_from_spec(
         importlib.util.spec_from_file_location("threading", spec.origin))
-    saved = sys.modules.get("_thread"), sys.modules.get("threading")
+    saved = {name: sys.modules.get(name) for name in ("_thread", "threading")}
     sys.modules["_thread"] = thread_module
     sys.modules["threading"] = fresh
     try:
         spec.loader.exec_module(fresh)
     finally:
-        sys.modules["_thread"], sys.modules["threading"] = saved
+        # Put back what was there; a name that was not imported is removed, not set to None
+        # (which would make the next find_spec("threading") fail).
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
     return fresh
 
 
