@@ -1223,17 +1223,8 @@ mod tests {
         (tid_rx.recv_timeout(WATCHDOG).unwrap(), thread)
     }
 
-    /// The kernel's count of the times thread `tid` blocked (it went to sleep,
-    /// woke and slept again: each sleep after the first is one more).
     #[cfg(target_os = "linux")]
-    fn voluntary_switches(tid: i32) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("voluntary_ctxt_switches in /proc status")
-    }
+    use crate::sync::tests::voluntary_switches;
 
     /// A plain release (nobody starving) wakes one sleeper, not all of them: the
     /// waiter it does not wake stays asleep without a single context switch.

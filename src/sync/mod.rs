@@ -284,7 +284,7 @@ mod loom_once_lock {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
@@ -529,7 +529,7 @@ mod tests {
 
     /// The kernel's count of the times thread `tid` went to sleep.
     #[cfg(target_os = "linux")]
-    fn voluntary_switches(tid: i32) -> u64 {
+    pub(crate) fn voluntary_switches(tid: i32) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
         status
             .lines()
