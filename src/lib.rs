@@ -153,6 +153,46 @@ macro_rules! __if_not_loom {
     ($($code:tt)*) => {};
 }
 
+/// The crate's `cfg(loom)` synchronization facade (`src/sync/`), for the `_threadmodule.c`
+/// layer (the workspace crate `threadmodule/`): its shared state is built from these, so that
+/// under `--cfg loom` its models run on the same loom primitives and model clock as the
+/// crate's. Not part of the API: a normal build re-exports `std`'s types and clock.
+#[doc(hidden)]
+pub mod __sync {
+    // The facade's own choice (`src/sync/mod.rs`), the same types: its items are crate-private.
+    #[cfg(loom)]
+    pub use loom::sync::{
+        atomic::{AtomicU32, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    };
+    #[cfg(not(loom))]
+    pub use std::sync::{
+        atomic::{AtomicU32, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    };
+
+    /// Locks `mutex`, ignoring poison (the crate's rule).
+    pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        crate::sync::lock(mutex)
+    }
+
+    /// A deadline on the crate's clock (under loom, the model clock).
+    #[derive(Clone, Copy, Debug)]
+    pub struct Deadline(crate::sync::Instant);
+
+    impl Deadline {
+        /// `timeout` from now; `None` when the clock cannot hold it (wait forever).
+        pub fn after(timeout: std::time::Duration) -> Option<Deadline> {
+            crate::sync::deadline_after(timeout).map(Deadline)
+        }
+
+        /// What is left of it: zero once it has passed.
+        pub fn remaining(self) -> std::time::Duration {
+            self.0.saturating_duration_since(crate::sync::now())
+        }
+    }
+}
+
 /// Controls of the loom model of the wait primitive and the clock, for the loom
 /// suite in `loom_tests/`. Not part of the API; exists only under `--cfg loom`.
 #[doc(hidden)]
