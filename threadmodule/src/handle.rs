@@ -16,7 +16,10 @@ enum State {
     /// `start_joinable_thread` is starting it (`THREAD_HANDLE_STARTING`): reads as not started.
     Starting,
     /// A thread started by the module: the crate's handle and the thread's host ident.
-    Started { thread: pythread::Handle, ident: u64 },
+    Started {
+        thread: pythread::Handle,
+        ident: u64,
+    },
     /// `_make_thread_handle(ident)`: a thread the module did not start (threading's main
     /// thread). It is done when `_set_done` releases `exiting`, or when it did not survive a
     /// fork (`generation` behind the module's and `ident` not the forking thread's).

@@ -201,9 +201,9 @@ impl ModuleState {
     /// # });
     /// ```
     pub fn shutdown<R: Runtime>(&self, rt: &R) {
-        if let Err(exc) =
-            wait_interruptibly(rt, None, |_| pythread::shutdown_with_retries(crate::interrupted))
-        {
+        if let Err(exc) = wait_interruptibly(rt, None, |_| {
+            pythread::shutdown_with_retries(crate::interrupted)
+        }) {
             rt.write_unraisable(exc);
         }
     }

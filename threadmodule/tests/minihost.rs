@@ -1,0 +1,568 @@
+//! The layer's behaviour, on the Rust-only host (`threadmodule::minihost`), with real threads:
+//! start, join, join timeouts, exception reports, `SystemExit`, refusing starts at shutdown,
+//! `_shutdown`, `_set_done` racing a join, lost foreign threads after a fork, the `locked`
+//! flag, RLock `_release_save` / `_acquire_restore` with owner idents of other threads, and
+//! waits interrupted by a real signal re-running the pending calls.
+//!
+//! Every blocking step runs under [`bounded`], which fails with a message instead of hanging.
+#![cfg(not(loom))]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use threadmodule::minihost::{
+    MiniException, MiniFunction, MiniHost, MiniInterpreter, IDENT_OFFSET,
+};
+use threadmodule::{
+    Error, LockObject, LockedReport, ModuleState, RLockObject, ReleaseSaveRule, Runtime,
+    StartOptions, ThreadHandle,
+};
+
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Runs `f` on its own thread and fails the test if it has not returned within
+/// [`WATCHDOG`].
+fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("watchdog: {what} did not finish within {WATCHDOG:?}"),
+    }
+}
+
+fn err(e: Error) -> MiniException {
+    MiniException::Error(e)
+}
+
+/// A gate a test thread waits on (attached threads wait with the interpreter lock released).
+fn gate() -> Arc<pythread::Lock> {
+    let gate = Arc::new(pythread::Lock::new());
+    gate.acquire();
+    gate
+}
+
+fn waits_for(gate: &Arc<pythread::Lock>) -> impl Fn(&MiniHost) -> Result<(), MiniException> {
+    let gate = Arc::clone(gate);
+    move |host: &MiniHost| {
+        host.allow_threads(|| gate.acquire());
+        let _ = gate.release();
+        Ok(())
+    }
+}
+
+#[test]
+fn start_join_reports_the_exception_and_ignores_system_exit() {
+    bounded("start/join", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let raising = ThreadHandle::new(&module);
+        let exiting = ThreadHandle::new(&module);
+        let f = MiniFunction::new("raiser", |_| Err(MiniException::raised("ValueError: boom")));
+        let g = MiniFunction::new("exiter", |_| Err(MiniException::SystemExit));
+        raising
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        exiting
+            .start(&host, &StartOptions::new(), interp.runner(g))
+            .unwrap();
+        raising.join(&host, None).unwrap();
+        exiting.join(&host, None).unwrap();
+        assert!(raising.is_done() && exiting.is_done());
+        assert_eq!(
+            interp.reports(),
+            ["Exception ignored in thread started by raiser: ValueError: boom"]
+        );
+        assert_eq!(interp.exited(), 2, "thread_exiting ran on both threads");
+    });
+}
+
+#[test]
+fn idents_are_the_hosts_own() {
+    bounded("idents", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let (tx, rx) = mpsc::channel();
+        let f = MiniFunction::new("f", move |_| {
+            tx.send((MiniHost::get_ident(), pythread::get_ident().as_u64()))
+                .unwrap();
+            Ok(())
+        });
+        let ident = threadmodule::start_new_thread(&host, &module, interp.runner(f)).unwrap();
+        drop(host);
+        let (seen, crate_ident) = rx.recv().unwrap();
+        assert_eq!(
+            ident, seen,
+            "start_new_thread returns the thread's host ident"
+        );
+        assert_eq!(seen, crate_ident + IDENT_OFFSET);
+
+        let host = interp.attach();
+        let (tx, rx) = mpsc::channel();
+        let handle = ThreadHandle::new(&module);
+        let f = MiniFunction::new("g", move |_| {
+            tx.send(MiniHost::get_ident())
+                .map_err(|_| MiniException::raised("send"))
+        });
+        handle
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        handle.join(&host, None).unwrap();
+        assert_eq!(handle.ident(), rx.recv().unwrap());
+    });
+}
+
+#[test]
+fn join_timeout_waits_at_least_the_timeout_then_join_ends_it() {
+    bounded("join timeout", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let gate = gate();
+        let handle = ThreadHandle::new(&module);
+        let f = MiniFunction::new("blocked", waits_for(&gate));
+        handle
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        let timeout = threadmodule::join_timeout(Some(0.05)).unwrap();
+        let started = Instant::now();
+        handle.join(&host, timeout).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(!handle.is_done());
+        handle.join(&host, Some(Duration::ZERO)).unwrap();
+        assert!(!handle.is_done());
+        let _ = gate.release();
+        handle.join(&host, None).unwrap();
+        assert!(handle.is_done());
+    });
+}
+
+#[test]
+fn joining_ones_own_handle_is_refused() {
+    bounded("self join", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let handle = Arc::new(ThreadHandle::new(&module));
+        let (tx, rx) = mpsc::channel();
+        let gate = gate();
+        let f = {
+            let handle = Arc::clone(&handle);
+            let gate = Arc::clone(&gate);
+            MiniFunction::new("self-joiner", move |host| {
+                host.allow_threads(|| gate.acquire());
+                tx.send(handle.join(host, None)).unwrap();
+                Ok(())
+            })
+        };
+        handle
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        let _ = gate.release();
+        handle.join(&host, None).unwrap();
+        assert_eq!(rx.recv().unwrap(), Err(err(Error::CannotJoinCurrentThread)));
+        // A foreign handle naming the caller too.
+        let me = ThreadHandle::foreign(&module, MiniHost::get_ident());
+        assert_eq!(
+            me.join(&host, None),
+            Err(err(Error::CannotJoinCurrentThread))
+        );
+    });
+}
+
+#[test]
+fn starts_are_refused_at_shutdown() {
+    bounded("shutdown refusal", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        interp.set_finalizing(true);
+        let ran = Arc::new(AtomicBool::new(false));
+        let f = {
+            let ran = Arc::clone(&ran);
+            MiniFunction::new("late", move |_| {
+                ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        let handle = ThreadHandle::new(&module);
+        assert_eq!(
+            handle.start(&host, &StartOptions::new(), interp.runner(f.clone())),
+            Err(err(Error::StartAtShutdown))
+        );
+        assert_eq!(handle.ident(), 0);
+        assert_eq!(
+            handle.join(&host, None),
+            Err(err(Error::ThreadNotStarted)),
+            "a refused start leaves the handle not started"
+        );
+        assert_eq!(
+            threadmodule::start_new_thread(&host, &module, interp.runner(f)),
+            Err(err(Error::StartAtShutdown))
+        );
+        assert!(!ran.load(Ordering::SeqCst));
+    });
+}
+
+#[test]
+fn a_failed_start_leaves_a_done_handle() {
+    bounded("failed start", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let handle = ThreadHandle::new(&module);
+        let bad = StartOptions::new().name("a\0b");
+        let f = MiniFunction::new("never", |_| panic!("a failed start ran its function"));
+        assert_eq!(
+            handle.start(&host, &bad, interp.runner(f)),
+            Err(err(Error::CantStartNewThread))
+        );
+        assert!(handle.is_done());
+        assert_eq!(handle.ident(), 0);
+        assert_eq!(handle.join(&host, None), Ok(()));
+        assert_eq!(handle.set_done(&host), Ok(()));
+    });
+}
+
+#[test]
+fn shutdown_joins_non_daemon_threads() {
+    bounded("_shutdown", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let finished = Arc::new(AtomicBool::new(false));
+        let gate = gate();
+        let f = {
+            let finished = Arc::clone(&finished);
+            let wait = waits_for(&gate);
+            MiniFunction::new("worker", move |host| {
+                wait(host)?;
+                finished.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        let handle = ThreadHandle::new(&module);
+        handle
+            .start(&host, &StartOptions::new().daemon(false), interp.runner(f))
+            .unwrap();
+        let opener = std::thread::spawn({
+            let gate = Arc::clone(&gate);
+            move || {
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = gate.release();
+            }
+        });
+        module.shutdown(&host);
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "_shutdown returned before the non-daemon thread ended"
+        );
+        opener.join().unwrap();
+        assert!(interp.unraisable().is_empty());
+    });
+}
+
+#[test]
+fn set_done_racing_a_join_of_a_foreign_handle() {
+    for _ in 0..50 {
+        bounded("_set_done racing join", || {
+            let interp = MiniInterpreter::new();
+            let module = ModuleState::new(1);
+            let main = Arc::new(ThreadHandle::foreign(&module, 1));
+            let joiners: Vec<_> = (0..2)
+                .map(|_| {
+                    let (interp, main) = (interp.clone(), Arc::clone(&main));
+                    std::thread::spawn(move || {
+                        let host = interp.attach();
+                        main.join(&host, None)
+                    })
+                })
+                .collect();
+            main.set_done(&interp.attach()).unwrap();
+            for joiner in joiners {
+                assert_eq!(joiner.join().unwrap(), Ok(()));
+            }
+            assert!(main.is_done());
+            main.join(&interp.attach(), None).unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_foreign_thread_lost_in_a_fork_reads_as_done() {
+    let interp = MiniInterpreter::new();
+    let host = interp.attach();
+    let module = ModuleState::new(10);
+    let lost = ThreadHandle::foreign(&module, 10);
+    let survivor = ThreadHandle::foreign(&module, 20);
+    module.__forked(20);
+    assert_eq!(module.get_main_thread_ident(), 20);
+    assert!(lost.is_done());
+    lost.join(&host, None).unwrap(); // at once
+    assert!(!survivor.is_done(), "the forking thread survives");
+    let later = ThreadHandle::foreign(&module, 30);
+    assert!(
+        !later.is_done(),
+        "a handle made after the fork names a live thread"
+    );
+}
+
+#[test]
+fn the_locked_flag_follows_the_module_not_the_lock() {
+    let interp = MiniInterpreter::new();
+    let host = interp.attach();
+    let lock = LockObject::new();
+    assert_eq!(lock.acquire(&host, None), Ok(true));
+    assert!(lock.locked(LockedReport::Flag) && lock.locked(LockedReport::Lock));
+    lock.release().unwrap();
+    // Taken behind the module's back (a waiter that has not re-taken the interpreter lock).
+    lock.lock().acquire();
+    assert!(!lock.locked(LockedReport::Flag));
+    assert!(lock.locked(LockedReport::Lock));
+    lock.release().unwrap();
+    assert_eq!(lock.release(), Err(Error::ReleaseUnlocked));
+    assert_eq!(
+        threadmodule::acquire_timeout(true, -2.0).map_err(|e| e.message()),
+        Err("timeout value must be a non-negative number".to_owned())
+    );
+}
+
+#[test]
+fn rlock_release_save_and_acquire_restore_use_host_idents() {
+    bounded("rlock", || {
+        let interp = MiniInterpreter::new();
+        let rlock = Arc::new(RLockObject::new());
+        // Thread A takes it twice and keeps it.
+        let (tx, rx) = mpsc::channel();
+        let (resume, wait_resume) = mpsc::channel::<()>();
+        let a = {
+            let (interp, rlock) = (interp.clone(), Arc::clone(&rlock));
+            std::thread::spawn(move || {
+                let host = interp.attach();
+                rlock.acquire(&host, None).unwrap();
+                rlock.acquire(&host, None).unwrap();
+                assert_eq!(rlock.recursion_count::<MiniHost>(), 2);
+                tx.send(MiniHost::get_ident()).unwrap();
+                drop(host);
+                wait_resume.recv().unwrap();
+                let host = interp.attach();
+                // The restore made A the owner again, though B took the lock.
+                assert!(rlock.is_owned::<MiniHost>());
+                rlock.release::<MiniHost>().unwrap();
+                rlock.release::<MiniHost>().unwrap();
+                assert!(!rlock.locked());
+                drop(host);
+            })
+        };
+        let a_ident = rx.recv().unwrap();
+        let host = interp.attach();
+        assert!(!rlock.is_owned::<MiniHost>());
+        assert_eq!(rlock.recursion_count::<MiniHost>(), 0);
+        assert_eq!(rlock.state(), (a_ident, 2));
+        assert_eq!(rlock.release::<MiniHost>(), Err(Error::ReleaseUnacquired));
+        assert_eq!(
+            rlock.release_save::<MiniHost>(ReleaseSaveRule::Owner),
+            Err(Error::ReleaseUnacquired),
+            "3.14: only the owner"
+        );
+        let saved = rlock
+            .release_save::<MiniHost>(ReleaseSaveRule::AnyThread)
+            .unwrap();
+        assert_eq!(
+            saved,
+            (2, a_ident),
+            "3.11-3.13: any thread; the owner is A's host ident"
+        );
+        assert!(!rlock.locked());
+        rlock.acquire_restore(&host, saved).unwrap();
+        assert!(!rlock.is_owned::<MiniHost>(), "B restored A's ownership");
+        assert_eq!(rlock.release::<MiniHost>(), Err(Error::ReleaseUnacquired));
+        assert_eq!(
+            rlock.acquire_restore(&host, (0, a_ident)),
+            Err(err(Error::CouldntAcquireLock))
+        );
+        drop(host);
+        resume.send(()).unwrap();
+        a.join().unwrap();
+    });
+}
+
+// ---- Waits interrupted by a real signal (Linux: the crate's futex wait reports EINTR). ----
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// A SIGUSR1 handler without `SA_RESTART`, installed once.
+fn install_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a zeroed `sigaction` with a handler that does nothing (async-signal-safe),
+        // no flags; installed once for the process.
+        #[allow(unsafe_code)]
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+    });
+}
+
+/// Runs `wait` on a thread attached to `interp`, signalling it every millisecond until it
+/// returns; returns its result.
+fn interrupted_wait<T: Send + 'static>(
+    interp: &MiniInterpreter,
+    wait: impl FnOnce(&MiniHost) -> T + Send + 'static,
+    until_signalled: impl Fn() -> bool,
+) -> T {
+    install_handler();
+    let (tx, rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let interp2 = interp.clone();
+    let waiter = std::thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        #[allow(unsafe_code)]
+        let me = unsafe { libc::pthread_self() };
+        tx.send(me as u64).unwrap();
+        let host = interp2.attach();
+        let result = wait(&host);
+        drop(host);
+        done_tx.send(()).unwrap();
+        result
+    });
+    let thread = rx.recv().unwrap() as libc::pthread_t;
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        if until_signalled() || done_rx.try_recv().is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watchdog: the wait was never interrupted"
+        );
+        // SAFETY: the waiter has not been joined yet, so its pthread_t is valid.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::pthread_kill(thread, libc::SIGUSR1);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    waiter.join().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_acquire_runs_the_pending_calls_and_ends_with_their_exception() {
+    bounded("interrupted acquire", || {
+        let interp = MiniInterpreter::new();
+        let lock = Arc::new(LockObject::new());
+        lock.lock().acquire();
+        interp.add_pending_call(|| Err(MiniException::raised("KeyboardInterrupt")));
+        let l = Arc::clone(&lock);
+        let got = interrupted_wait(&interp, move |host| l.acquire(host, None), || false);
+        assert_eq!(got, Err(MiniException::raised("KeyboardInterrupt")));
+        assert!(interp.pending_runs() >= 1);
+        assert!(!lock.locked(LockedReport::Flag));
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_acquire_resumes_when_the_pending_calls_succeed() {
+    bounded("resumed acquire", || {
+        let interp = MiniInterpreter::new();
+        let lock = Arc::new(LockObject::new());
+        lock.lock().acquire();
+        let l = Arc::clone(&lock);
+        let runs = interp.clone();
+        let releaser = Arc::clone(&lock);
+        let released = AtomicBool::new(false);
+        // Once the pending calls have run twice, the lock is released: the resumed wait takes it.
+        let got = interrupted_wait(
+            &interp,
+            move |host| l.acquire(host, None),
+            move || {
+                if runs.pending_runs() >= 2 && !released.swap(true, Ordering::SeqCst) {
+                    releaser.lock().release().unwrap();
+                }
+                false
+            },
+        );
+        assert_eq!(got, Ok(true));
+        assert!(interp.pending_runs() >= 2);
+        assert!(lock.locked(LockedReport::Flag));
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn interruptions_never_extend_a_timed_acquire() {
+    bounded("timed acquire", || {
+        let interp = MiniInterpreter::new();
+        let lock = Arc::new(LockObject::new());
+        lock.lock().acquire();
+        let l = Arc::clone(&lock);
+        let elapsed = Arc::new(AtomicU64::new(0));
+        let e = Arc::clone(&elapsed);
+        let got = interrupted_wait(
+            &interp,
+            move |host| {
+                let started = Instant::now();
+                let got = l.acquire(host, Some(Duration::from_millis(200)));
+                e.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                got
+            },
+            || false,
+        );
+        assert_eq!(got, Ok(false));
+        let ms = elapsed.load(Ordering::SeqCst);
+        assert!((200..10_000).contains(&ms), "took {ms} ms");
+        assert!(
+            interp.pending_runs() >= 1,
+            "no interruption reached the wait"
+        );
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_join_and_shutdown_end_with_the_pending_calls_exception() {
+    bounded("interrupted join", || {
+        let interp = MiniInterpreter::new();
+        let module = ModuleState::new(1);
+        let gate = gate();
+        let handle = Arc::new(ThreadHandle::new(&module));
+        {
+            let host = interp.attach();
+            let f = MiniFunction::new("blocked", waits_for(&gate));
+            handle
+                .start(&host, &StartOptions::new().daemon(false), interp.runner(f))
+                .unwrap();
+        }
+        interp.add_pending_call(|| Err(MiniException::raised("KeyboardInterrupt")));
+        let h = Arc::clone(&handle);
+        let got = interrupted_wait(&interp, move |host| h.join(host, None), || false);
+        assert_eq!(got, Err(MiniException::raised("KeyboardInterrupt")));
+        assert!(!handle.is_done());
+
+        interp.add_pending_call(|| Err(MiniException::raised("KeyboardInterrupt")));
+        let m = Arc::clone(&module);
+        interrupted_wait(&interp, move |host| m.shutdown(host), || false);
+        assert_eq!(
+            interp.unraisable(),
+            [MiniException::raised("KeyboardInterrupt")]
+        );
+        let _ = gate.release();
+        handle.join(&interp.attach(), None).unwrap();
+        assert!(handle.is_done());
+    });
+}
