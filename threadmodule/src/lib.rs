@@ -21,7 +21,7 @@
 //! | `ThreadHandle_join`'s timeout (`_PyTime_FromSecondsObject`, `_PyTime_ROUND_TIMEOUT`) | [`join_timeout`] |
 //! | `lockobject` (`_thread.lock`) and its 3.11-3.13 `locked` flag | [`LockObject`], [`LockedReport`] |
 //! | `rlockobject` (`_thread.RLock`), `_release_save`, `_acquire_restore` | [`RLockObject`], [`ReleaseSaveRule`] |
-//! | `local_new`'s initialization-arguments rule (`_local`) | [`local_check_init_args`] |
+//! | `localobject` (`_local`): per-thread dicts, the initialization-arguments rule | [`LocalDicts`], [`release_thread_dicts`], [`local_check_init_args`] |
 //! | the module's exceptions and messages | [`Error`], [`ErrorKind`] |
 //!
 //! [`minihost`] is a complete host with no interpreter (closures as functions, a lock as the
@@ -61,7 +61,7 @@ mod runtime;
 
 pub use crate::error::{Error, ErrorKind};
 pub use crate::handle::ThreadHandle;
-pub use crate::local::local_check_init_args;
+pub use crate::local::{local_check_init_args, release_thread_dicts, LocalDicts};
 pub use crate::lock::{LockObject, LockedReport, RLockObject, ReleaseSaveRule};
 pub use crate::module::{
     acquire_timeout, join_timeout, start_new_thread, thread_run, ModuleState, StartOptions,

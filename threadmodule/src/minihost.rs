@@ -171,6 +171,7 @@ impl MiniInterpreter {
     /// See [`MiniInterpreter`].
     pub fn attach(&self) -> MiniHost {
         self.0.gil.acquire();
+        ATTACHED.with(|a| a.set(a.get() + 1));
         MiniHost {
             interp: self.clone(),
         }
@@ -312,7 +313,34 @@ pub struct MiniHost {
     interp: MiniInterpreter,
 }
 
+std::thread_local! {
+    /// How many [`MiniHost`]s this OS thread holds attached (for [`MiniHost::is_attached`]; under
+    /// loom, whose model threads share one OS thread, it means nothing).
+    static ATTACHED: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
 impl MiniHost {
+    /// Whether the calling OS thread is attached (holds the interpreter lock through a
+    /// [`MiniHost`] outside [`Runtime::allow_threads`]): what a test asks in a finalizer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use threadmodule::minihost::{MiniHost, MiniInterpreter};
+    /// use threadmodule::Runtime;
+    ///
+    /// let host = MiniInterpreter::new().attach();
+    /// assert!(MiniHost::is_attached());
+    /// assert!(!host.allow_threads(MiniHost::is_attached));
+    /// drop(host);
+    /// assert!(!MiniHost::is_attached());
+    /// # });
+    /// ```
+    pub fn is_attached() -> bool {
+        ATTACHED.with(|a| a.get() > 0)
+    }
+
     /// The interpreter this thread is attached to.
     ///
     /// # Examples
@@ -330,6 +358,7 @@ impl MiniHost {
 
 impl Drop for MiniHost {
     fn drop(&mut self) {
+        ATTACHED.with(|a| a.set(a.get() - 1));
         let _ = self.interp.0.gil.release();
     }
 }
@@ -343,9 +372,11 @@ impl Runtime for MiniHost {
     }
 
     fn allow_threads<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        ATTACHED.with(|a| a.set(a.get() - 1));
         let _ = self.interp.0.gil.release();
         let result = f();
         self.interp.0.gil.acquire();
+        ATTACHED.with(|a| a.set(a.get() + 1));
         result
     }
 
@@ -390,6 +421,7 @@ impl Runtime for MiniHost {
     }
 
     fn thread_exiting(&self) {
+        crate::release_thread_dicts();
         self.interp.0.exited.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -16,8 +16,8 @@ use threadmodule::minihost::{
     MiniException, MiniFunction, MiniHost, MiniInterpreter, IDENT_OFFSET,
 };
 use threadmodule::{
-    Error, LockObject, LockedReport, ModuleState, RLockObject, ReleaseSaveRule, Runtime,
-    StartOptions, ThreadHandle,
+    Error, LocalDicts, LockObject, LockedReport, ModuleState, RLockObject, ReleaseSaveRule,
+    Runtime, StartOptions, ThreadHandle,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -395,6 +395,96 @@ fn rlock_release_save_and_acquire_restore_use_host_idents() {
         drop(host);
         resume.send(()).unwrap();
         a.join().unwrap();
+    });
+}
+
+/// A `_local`'s dict: records, when dropped, whether its thread was attached.
+struct Dict {
+    value: u32,
+    dropped_attached: Arc<std::sync::Mutex<Vec<(u32, bool)>>>,
+}
+
+impl Drop for Dict {
+    fn drop(&mut self) {
+        self.dropped_attached
+            .lock()
+            .unwrap()
+            .push((self.value, MiniHost::is_attached()));
+    }
+}
+
+#[test]
+fn local_dicts_are_per_thread_and_go_attached_when_a_module_thread_ends() {
+    bounded("_local", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let local = Arc::new(LocalDicts::<Dict>::new());
+        let make = |value: u32| {
+            let log = Arc::clone(&log);
+            move || Dict {
+                value,
+                dropped_attached: log,
+            }
+        };
+        assert!(threadmodule::local_check_init_args(true, false).is_err());
+        let mine = local.get_or_init(|d| d.value, make(1), |_| Ok::<(), ()>(()));
+        assert_eq!(mine, Ok(1));
+        let inits = Arc::new(AtomicU64::new(0));
+        let f = {
+            let (local, inits, make2, make3) =
+                (Arc::clone(&local), Arc::clone(&inits), make(2), make(3));
+            MiniFunction::new("user", move |_| {
+                // `__init__` raising: the dict is forgotten and made again on the next access.
+                let failed = local.get_or_init(
+                    |d| d.value,
+                    make3.clone(),
+                    |_| Err(MiniException::raised("init")),
+                );
+                assert_eq!(failed, Err(MiniException::raised("init")));
+                let first = local.get_or_init(
+                    |d| d.value,
+                    make2.clone(),
+                    |_| {
+                        inits.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    },
+                )?;
+                let again = local.get_or_init(
+                    |d| d.value,
+                    make2.clone(),
+                    |_| {
+                        inits.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    },
+                )?;
+                assert_eq!((first, again), (2, 2));
+                Ok(())
+            })
+        };
+        let handle = ThreadHandle::new(&module);
+        handle
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        handle.join(&host, None).unwrap();
+        assert!(interp.reports().is_empty(), "{:?}", interp.reports());
+        assert_eq!(
+            inits.load(Ordering::SeqCst),
+            1,
+            "__init__ runs once per thread"
+        );
+        assert_eq!(
+            *log.lock().unwrap(),
+            [(3, true), (2, true)],
+            "the failed dict, then the thread's dict at its end, both attached"
+        );
+        assert_eq!(
+            local.with(|d| d.map(|d| d.value)),
+            Some(1),
+            "the main thread's dict stays"
+        );
+        drop(host);
     });
 }
 
