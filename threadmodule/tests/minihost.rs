@@ -408,7 +408,7 @@ impl Drop for Dict {
     fn drop(&mut self) {
         self.dropped_attached
             .lock()
-            .unwrap()
+            .unwrap_or_else(|e| e.into_inner())
             .push((self.value, MiniHost::is_attached()));
     }
 }
