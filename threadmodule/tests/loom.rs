@@ -241,3 +241,61 @@ fn an_interrupted_join_ends_with_the_pending_calls_exception() {
         },
     );
 }
+
+/// A started thread's handle: a join racing `_set_done` and the thread's end. The join
+/// returns (at `_set_done` or at the end), the handle's ident is the host ident the thread
+/// sees (published by the start handshake before the start returns), and the function ran
+/// once, its exception reported.
+#[test]
+fn a_join_racing_set_done_and_the_threads_end() {
+    check(
+        "a_join_racing_set_done_and_the_threads_end",
+        Some(2),
+        || {
+            let interp = MiniInterpreter::new();
+            let module = ModuleState::new(1);
+            let handle = Arc::new(ThreadHandle::new(&module));
+            let seen = Arc::new(loom::sync::atomic::AtomicU64::new(0));
+            let host = interp.attach();
+            let s = Arc::clone(&seen);
+            let f = MiniFunction::new("f", move |_| {
+                s.store(MiniHost::get_ident(), loom::sync::atomic::Ordering::Release);
+                Err(MiniException::raised("boom"))
+            });
+            handle
+                .start(&host, &StartOptions::new(), interp.runner(f))
+                .unwrap();
+            let ident = handle.ident();
+            assert_ne!(
+                ident, 0,
+                "the start returned before the thread published its ident"
+            );
+            drop(host);
+            let joiner = {
+                let (interp, handle) = (interp.clone(), Arc::clone(&handle));
+                thread::spawn(move || {
+                    let host = interp.attach();
+                    handle.join(&host, None)
+                })
+            };
+            let host = interp.attach();
+            handle.set_done(&host).unwrap();
+            drop(host);
+            assert_eq!(joiner.join().unwrap(), Ok(()));
+            assert!(handle.is_done());
+            let host = interp.attach();
+            handle.join(&host, None).unwrap();
+            drop(host);
+            // The thread may still be running (a set_done join returns at once): wait for it
+            // through the crate, then check what it saw.
+            while interp.exited() == 0 {
+                thread::yield_now();
+            }
+            assert_eq!(seen.load(loom::sync::atomic::Ordering::Acquire), ident);
+            assert_eq!(
+                interp.reports(),
+                ["Exception ignored in thread started by f: boom"]
+            );
+        },
+    );
+}
