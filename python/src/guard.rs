@@ -156,3 +156,49 @@ pub(crate) fn set_interrupt(_py: Python<'_>, signum: c_int) -> bool {
     // (`int PyErr_SetInterruptEx(int)`, stable ABI since 3.10). It runs no Python code.
     unsafe { pyo3::ffi::PyErr_SetInterruptEx(signum) == 0 }
 }
+
+// --- `_local` (local.rs): the thread state's dict and descriptor slots ---------------------------
+//
+// Calls that run no Python code (so no guard is needed): they only read interpreter state.
+
+/// `PyThreadState_GetDict()`: the calling thread state's own dict, where CPython keeps
+/// per-thread state (local.rs keeps the thread's `_local` keys there, so they live and die with
+/// the thread state). `None` only if the thread state has none and it cannot be made.
+pub(crate) fn thread_state_dict(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
+    // SAFETY: the thread is attached (`py` proves it), which is all PyThreadState_GetDict
+    // needs; it returns a borrowed reference to a dict owned by the thread state (or NULL,
+    // without an exception set), which stays alive for as long as this thread state does,
+    // so certainly for the borrow `from_borrowed_ptr_or_opt` turns into a new reference.
+    let dict = unsafe { Bound::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyThreadState_GetDict()) };
+    dict.and_then(|d| d.cast_into::<PyDict>().ok())
+}
+
+/// Whether `descr`'s type fills `slot` (`Py_tp_descr_get` or `Py_tp_descr_set`): CPython's
+/// own test for a descriptor (`tp_descr_get != NULL`) and a data descriptor
+/// (`PyDescr_IsData`: `tp_descr_set != NULL`, which a Python class with `__set__` or
+/// `__delete__` has).
+fn has_type_slot(descr: &Bound<'_, PyAny>, slot: c_int) -> bool {
+    // SAFETY: attached (the `Bound`), and `descr`'s type is a live type object for as long as
+    // `descr` is; PyType_GetSlot reads a slot of any type since 3.10 (stable ABI) and returns
+    // NULL for an empty one. The pointer is only compared with NULL, never called.
+    !unsafe { pyo3::ffi::PyType_GetSlot(descr.get_type_ptr(), slot) }.is_null()
+}
+
+/// `descr` is a descriptor (its type has `__get__`).
+pub(crate) fn is_descriptor(descr: &Bound<'_, PyAny>) -> bool {
+    has_type_slot(descr, pyo3::ffi::Py_tp_descr_get)
+}
+
+/// `descr` is a data descriptor (its type has `__set__` or `__delete__`).
+pub(crate) fn is_data_descriptor(descr: &Bound<'_, PyAny>) -> bool {
+    has_type_slot(descr, pyo3::ffi::Py_tp_descr_set)
+}
+
+/// `name == "__dict__"` for an exact `str` (no Python code can run: `str`'s own comparison).
+pub(crate) fn exact_str_is_dunder_dict(name: &Bound<'_, pyo3::types::PyString>) -> bool {
+    debug_assert!(name.is_exact_instance_of::<pyo3::types::PyString>());
+    // SAFETY: attached (the `Bound`), `name` is a live `str` (the type proves it) and the
+    // second argument a NUL-terminated ASCII C string; PyUnicode_CompareWithASCIIString
+    // (stable ABI) compares code points and never fails or sets an exception for a `str`.
+    unsafe { pyo3::ffi::PyUnicode_CompareWithASCIIString(name.as_ptr(), c"__dict__".as_ptr()) == 0 }
+}

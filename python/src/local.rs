@@ -1,84 +1,224 @@
-//! `_thread._local` on the crate's `Tss<T>`: one key per `_local` object, whose value in each
-//! thread is that thread's attribute dict.
+//! `_thread._local`, laid out as CPython's own `localobject` (3.13.15's `_threadmodule.c`):
+//! each `_local` owns one dict per thread, keyed by that thread state's key object; the thread
+//! state owns only its key and a sentinel, and the sentinel's death drops the thread's dict
+//! from every `_local` through a weakref callback.
 //!
-//! As CPython's `localobject`: `_local(*args, **kw)` is refused with "Initialization arguments
-//! are not supported" unless the class defines `__init__`; the creating thread's dict is made
-//! at construction; any other thread's dict is made on its first attribute access, which then
-//! runs the class's `__init__(*args, **kw)` (and forgets the dict again if that raises);
+//! - A thread's key and sentinel (two `_localdummy` objects) live in its thread state's dict
+//!   (`PyThreadState_GetDict`, guard.rs), so they follow CPython's thread-state lifetime
+//!   exactly: a thread that ends, a C thread whose every call into Python gets a fresh thread
+//!   state (ctypes callbacks), the other threads' states that a forked child deletes. When the
+//!   thread state's dict is cleared, the sentinel dies and each `_local` that has a dict for that
+//!   thread drops it there, on that thread. A thread started by this module drops its sentinel
+//!   itself, through the guard, before it detaches for the last time
+//!   ([`release_thread_dicts`]).
+//! - A `_local`'s death drops every thread's dict (they are its own), and the garbage collector
+//!   sees them all (`__traverse__`), so a cycle through a `_local` and its values is collected;
+//!   the thread state never holds a dict, only the dummies, which reference nothing.
+//! - The read path takes no lock: the thread state's dict, then the `_local`'s dict of dicts,
+//!   both under the GIL.
+//!
+//! As CPython's `localobject` also: `_local(*args, **kw)` is refused with "Initialization
+//! arguments are not supported" unless the class defines `__init__`; the creating thread's dict
+//! is made at construction; any other thread's dict is made on its first attribute access, which
+//! then runs the class's `__init__(*args, **kw)` (and forgets the dict again if that raises);
 //! `__dict__` is the calling thread's dict and cannot be assigned; a subclass's descriptors
 //! (properties, methods, `__slots__`) work through the generic lookup, done here against the
-//! thread's dict. The garbage collector sees every thread's dict (`Tss::for_each`), so a cycle
-//! through a `_local` is collected. A thread's dicts go when the thread ends: a thread started
-//! by this module drops them, with the GIL held, before it detaches
-//! ([`release_thread_dicts`]); any other thread's go with its thread-local destructors (the
-//! crate's `Tss` exit path). Every dict goes when the `_local` object does.
+//! thread's dict.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Mutex;
 
-use pyo3::exceptions::{PyAttributeError, PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyFrozenSet, PySet, PyString, PyTuple, PyType, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
 
-type Dicts = pythread::Tss<Py<PyDict>>;
+use crate::guard;
 
 /// The constructor's `(args, kwargs)`.
 type InitArgs = (Py<PyTuple>, Option<Py<PyDict>>);
 
+/// `_thread._localdummy`: a thread state's key into every `_local`'s dicts, or its sentinel.
+/// Hashed by identity; references nothing, so the thread state is in no cycle through it.
+#[pyclass(name = "_localdummy", module = "_thread", frozen, weakref)]
+struct LocalDummy;
+
+/// The entries of the thread state's dict that hold the thread's key and sentinel: keys that
+/// no other code can name (objects of their own, not strings).
+static KEY_ENTRY: PyOnceLock<Py<LocalDummy>> = PyOnceLock::new();
+static SENTINEL_ENTRY: PyOnceLock<Py<LocalDummy>> = PyOnceLock::new();
+
+fn entry<'py>(
+    py: Python<'py>,
+    cell: &'py PyOnceLock<Py<LocalDummy>>,
+) -> PyResult<&'py Py<LocalDummy>> {
+    cell.get_or_try_init(py, || Py::new(py, LocalDummy))
+}
+
+fn thread_state_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    guard::thread_state_dict(py).ok_or_else(|| PyRuntimeError::new_err("thread state has no dict"))
+}
+
+/// The calling thread state's key, made (with its sentinel) on first use.
+fn thread_key(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let tdict = thread_state_dict(py)?;
+    let key_entry = entry(py, &KEY_ENTRY)?;
+    if let Some(key) = tdict.get_item(key_entry)? {
+        return Ok(key);
+    }
+    let key = Bound::new(py, LocalDummy)?.into_any();
+    let sentinel = Bound::new(py, LocalDummy)?;
+    tdict.set_item(entry(py, &SENTINEL_ENTRY)?, sentinel)?;
+    tdict.set_item(key_entry, &key)?;
+    Ok(key)
+}
+
+/// The calling thread state's sentinel (made by [`thread_key`]).
+fn thread_sentinel(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    thread_state_dict(py)?
+        .get_item(entry(py, &SENTINEL_ENTRY)?)?
+        .ok_or_else(|| PyRuntimeError::new_err("the thread state's _local sentinel is gone"))
+}
+
+/// Drops the calling thread's dict of every `_local`, now (the caller holds the GIL): the
+/// module's threads call it before they detach for the last time, so that the dicts' finalizers
+/// run through the guard rather than inside the thread state's teardown. A finalizer that uses
+/// a `_local` again makes a new key and sentinel, which the next round drops.
+pub(crate) fn release_thread_dicts(py: Python<'_>) {
+    let (Some(key_entry), Some(sentinel_entry)) = (KEY_ENTRY.get(py), SENTINEL_ENTRY.get(py))
+    else {
+        return; // no `_local` was ever used
+    };
+    let Some(tdict) = guard::thread_state_dict(py) else {
+        return;
+    };
+    while let Ok(Some(sentinel)) = tdict.get_item(sentinel_entry) {
+        let key = tdict.get_item(key_entry).ok().flatten();
+        let _ = tdict.del_item(key_entry);
+        let _ = tdict.del_item(sentinel_entry);
+        // The sentinel's last reference: every `_local`'s watchdog drops this thread's dict.
+        guard::release(sentinel);
+        if let Some(key) = key {
+            guard::release(key);
+        }
+    }
+}
+
+/// A `_local`'s dicts: `{thread key: that thread's dict}`, and the weakrefs to each such
+/// thread's sentinel. An object of its own (owned by the `_local` alone), so that each watchdog
+/// can reach it weakly from the moment the `_local` is made.
+#[pyclass(name = "_localdicts", module = "_thread", frozen, weakref)]
+struct LocalDicts {
+    dicts: Py<PyDict>,
+    watchdogs: Py<PySet>,
+}
+
+#[pymethods]
+impl LocalDicts {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.dicts)?;
+        visit.call(&self.watchdogs)
+    }
+
+    /// Breaks cycles through the dicts (CPython's `local_clear`).
+    fn __clear__(&self) {
+        Python::attach(|py| {
+            self.dicts.bind(py).clear();
+            self.watchdogs.bind(py).clear();
+        });
+    }
+}
+
+/// The callback of a watchdog (a weakref to a thread's sentinel): the thread state is being
+/// cleared, so its dict leaves the `_local` (CPython's `clear_locals`).
+#[pyclass(frozen)]
+struct ClearLocals {
+    dicts: Py<PyWeakrefReference>,
+    key: Py<PyAny>,
+}
+
+#[pymethods]
+impl ClearLocals {
+    fn __call__(&self, py: Python<'_>, watchdog: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Some(dicts) = self.dicts.bind(py).upgrade() else {
+            return Ok(()); // the `_local` is gone, and its dicts with it
+        };
+        let dicts = dicts.cast_into::<LocalDicts>()?;
+        let me = dicts.get();
+        let forget = forget_thread(py, me, self.key.bind(py), watchdog);
+        guard::release(dicts);
+        forget
+    }
+}
+
+/// Removes one thread's dict and watchdog from a `_local`; the dict's last reference goes
+/// through the guard.
+fn forget_thread(
+    py: Python<'_>,
+    dicts: &LocalDicts,
+    key: &Bound<'_, PyAny>,
+    watchdog: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let map = dicts.dicts.bind(py);
+    let dict = map.get_item(key)?;
+    if dict.is_some() {
+        map.del_item(key)?;
+    }
+    dicts.watchdogs.bind(py).discard(watchdog)?;
+    if let Some(dict) = dict {
+        guard::release(dict);
+    }
+    Ok(())
+}
+
 /// `_thread._local`: thread-local data.
 #[pyclass(name = "_local", module = "_thread", weakref, frozen, subclass)]
 pub(crate) struct Local {
-    dicts: Arc<Dicts>,
+    dicts: Py<LocalDicts>,
     /// The constructor's arguments, passed to `__init__` in each new thread. `None` once the
     /// garbage collector has cleared the object.
     init: Mutex<Option<InitArgs>>,
 }
 
-thread_local! {
-    /// The keys this thread has made a dict in: what [`release_thread_dicts`] empties.
-    static USED: RefCell<Vec<Weak<Dicts>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Drops the calling thread's dict of every `_local` it used, now (the caller holds the GIL):
-/// the module's threads call it before they detach for the last time. A dict's finalizer
-/// that uses a `_local` again makes a new dict, which the next round drops.
-pub(crate) fn release_thread_dicts(py: Python<'_>) {
-    loop {
-        let used = USED.with(|u| std::mem::take(&mut *u.borrow_mut()));
-        if used.is_empty() {
-            return;
-        }
-        for key in used {
-            if let Some(dict) = key.upgrade().and_then(|key| key.take()) {
-                // A dict's last reference can run any `__del__`: through the guard, as every
-                // other release at a module thread's end (guard.rs).
-                crate::guard::release(dict.into_bound(py));
-            }
-        }
-    }
-}
-
 fn object_init(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.get_type::<PyAny>().getattr("__init__")
+    py.get_type::<PyAny>().getattr(intern!(py, "__init__"))
 }
 
 /// Whether `ty` defines `__init__` (its `tp_init` is not `object`'s).
 fn has_init(ty: &Bound<'_, PyType>) -> PyResult<bool> {
-    Ok(!ty.getattr("__init__")?.is(object_init(ty.py())?))
+    Ok(!ty
+        .getattr(intern!(ty.py(), "__init__"))?
+        .is(object_init(ty.py())?))
 }
 
 impl Local {
-    /// A new dict for the calling thread.
-    fn new_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// A new dict for the calling thread (whose key is `key`), and the watchdog that drops it
+    /// when the thread state goes (CPython's `create_localsdict`).
+    fn new_dict<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyWeakrefReference>)> {
+        let py = key.py();
+        let sentinel = thread_sentinel(py)?;
+        let holder = self.dicts.bind(py);
+        let me = holder.get();
         let dict = PyDict::new(py);
-        // `Err` only on a thread already running its thread-local destructors; the dict is
-        // then this access's only.
-        if self.dicts.set(dict.clone().unbind()).is_ok() {
-            let weak = Arc::downgrade(&self.dicts);
-            USED.with(|u| u.borrow_mut().push(weak));
+        me.dicts.bind(py).set_item(key, &dict)?;
+        let watchdog = ClearLocals {
+            dicts: PyWeakrefReference::new(holder.as_any())?.unbind(),
+            key: key.clone().unbind(),
+        };
+        let watchdog = PyWeakrefReference::new_with(&sentinel, watchdog)
+            .and_then(|w| me.watchdogs.bind(py).add(&w).map(|()| w));
+        match watchdog {
+            Ok(watchdog) => Ok((dict, watchdog)),
+            Err(err) => {
+                let _ = me.dicts.bind(py).del_item(key);
+                Err(err)
+            }
         }
-        Ok(dict)
     }
 }
 
@@ -86,10 +226,11 @@ impl Local {
 fn thread_dict<'py>(slf: &Bound<'py, Local>) -> PyResult<Bound<'py, PyDict>> {
     let py = slf.py();
     let me = slf.get();
-    if let Some(dict) = me.dicts.with(|d| d.map(|d| d.bind(py).clone())) {
-        return Ok(dict);
+    let key = thread_key(py)?;
+    if let Some(dict) = me.dicts.get().dicts.bind(py).get_item(&key)? {
+        return Ok(dict.cast_into::<PyDict>()?);
     }
-    let dict = me.new_dict(py)?;
+    let (dict, watchdog) = me.new_dict(&key)?;
     let ty = slf.get_type();
     if has_init(&ty)? {
         let init = me
@@ -101,13 +242,14 @@ fn thread_dict<'py>(slf: &Bound<'py, Local>) -> PyResult<Bound<'py, PyDict>> {
         let (args, kwargs) = init.unwrap_or_else(|| (PyTuple::empty(py).unbind(), None));
         let mut call_args = vec![slf.clone().into_any()];
         call_args.extend(args.bind(py).iter());
-        let result = ty.getattr("__init__")?.call(
-            PyTuple::new(py, call_args)?,
+        let result = guard::call(
+            &ty.getattr(intern!(py, "__init__"))?,
+            &PyTuple::new(py, call_args)?,
             kwargs.as_ref().map(|k| k.bind(py)),
         );
         if let Err(err) = result {
             // Forgotten, so that the next access makes a new dict and runs `__init__` again.
-            drop(me.dicts.take());
+            forget_thread(py, me.dicts.get(), &key, watchdog.as_any())?;
             return Err(err);
         }
     }
@@ -119,17 +261,33 @@ thread_local! {
     static LAST_ATTRIBUTE_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
 }
 
+/// `name == "__dict__"` by CPython's rule (`PyObject_RichCompareBool`: any object may compare
+/// equal), by identity first (the interned name), then by value.
+fn is_dunder_dict(name: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let dunder = intern!(name.py(), "__dict__");
+    if name.is(dunder) {
+        return Ok(true);
+    }
+    match name.cast_exact::<PyString>() {
+        Ok(name) => Ok(guard::exact_str_is_dunder_dict(name)),
+        Err(_) => name.eq(dunder),
+    }
+}
+
+fn is_exact_local(slf: &Bound<'_, Local>) -> bool {
+    slf.get_type_ptr() == slf.py().get_type::<Local>().as_type_ptr()
+}
+
 /// `local_getattro`: `__dict__` is the thread's dict; the class itself looks in the dict first.
 fn getattribute<'py>(
     slf: &Bound<'py, Local>,
-    name: &Bound<'py, PyString>,
+    name: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dict = thread_dict(slf)?;
-    let name = name.as_any();
     if is_dunder_dict(name)? {
         return Ok(dict.into_any());
     }
-    if slf.get_type().is(slf.py().get_type::<Local>()) {
+    if is_exact_local(slf) {
         // The class itself has no attribute a dict entry could hide but `__class__` and
         // `__dict__`: the dict first, as CPython's fast path.
         if let Some(value) = dict.get_item(name)? {
@@ -145,8 +303,9 @@ fn type_lookup<'py>(
     ty: &Bound<'py, PyType>,
     name: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    for cls in ty.getattr("__mro__")?.try_iter()? {
-        let dict = cls?.getattr("__dict__")?;
+    let py = ty.py();
+    for cls in ty.getattr(intern!(py, "__mro__"))?.try_iter()? {
+        let dict = cls?.getattr(intern!(py, "__dict__"))?;
         if dict.contains(name)? {
             return Ok(Some(dict.get_item(name)?));
         }
@@ -154,18 +313,56 @@ fn type_lookup<'py>(
     Ok(None)
 }
 
+/// The names of `object`'s data descriptors (`__class__`): `object` cannot be modified.
+static OBJECT_DATA_DESCRIPTORS: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+
+/// Whether `name` may name a data descriptor of the exact `_local` type: it is in `_local`'s
+/// own `__dict__` (which can be modified) or a data descriptor of `object`.
+fn exact_local_may_have_descriptor(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let object_data = OBJECT_DATA_DESCRIPTORS.get_or_try_init(py, || {
+        let names = PySet::empty(py)?;
+        for (name, value) in py
+            .get_type::<PyAny>()
+            .getattr(intern!(py, "__dict__"))?
+            .call_method0(intern!(py, "items"))?
+            .try_iter()?
+            .map(|item| item?.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>())
+            .collect::<PyResult<Vec<_>>>()?
+        {
+            if guard::is_data_descriptor(&value) {
+                names.add(name)?;
+            }
+        }
+        PyFrozenSet::new(py, names.iter()).map(Bound::unbind)
+    })?;
+    static LOCAL_TYPE_DICT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let local_dict = LOCAL_TYPE_DICT.get_or_try_init(py, || {
+        py.get_type::<Local>()
+            .getattr(intern!(py, "__dict__"))
+            .map(Bound::unbind)
+    })?;
+    Ok(object_data.bind(py).contains(name)? || local_dict.bind(py).contains(name)?)
+}
+
 /// `tp_name`: `_thread._local` for the class itself, the bare name for a Python subclass.
 fn tp_name(slf: &Bound<'_, Local>) -> PyResult<String> {
-    let ty = slf.get_type();
-    if ty.is(slf.py().get_type::<Local>()) {
+    if is_exact_local(slf) {
         Ok("_thread._local".to_owned())
     } else {
-        Ok(ty.name()?.to_string())
+        Ok(slf.get_type().name()?.to_string())
     }
 }
 
-fn is_dunder_dict(name: &Bound<'_, PyAny>) -> PyResult<bool> {
-    name.eq("__dict__")
+/// "attribute name must be string, not 'int'", as CPython's generic lookup says.
+fn check_name<'a, 'py>(name: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyString>> {
+    name.cast::<PyString>().map_err(|_| {
+        let tname = name
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".to_owned());
+        PyTypeError::new_err(format!("attribute name must be string, not '{tname}'"))
+    })
 }
 
 /// `_PyObject_GenericGetAttrWithDict(self, name, dict)`: a data descriptor of the type, else
@@ -175,25 +372,33 @@ fn generic_getattr<'py>(
     name: &Bound<'py, PyAny>,
     dict: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let name = check_name(name)?.as_any();
+    let py = slf.py();
     let ty = slf.get_type();
     let descr = type_lookup(&ty, name)?;
-    let mut getter = None;
+    let get = |descr: &Bound<'py, PyAny>| {
+        let get = descr.get_type().getattr(intern!(py, "__get__"))?;
+        guard::call(
+            &get,
+            &PyTuple::new(
+                py,
+                [descr.clone(), slf.clone().into_any(), ty.clone().into_any()],
+            )?,
+            None,
+        )
+    };
     if let Some(descr) = &descr {
-        let dty = descr.get_type();
-        if let Some(get) = dty.getattr_opt("__get__")? {
-            if dty.hasattr("__set__")? || dty.hasattr("__delete__")? {
-                return get.call1((descr, slf, &ty));
-            }
-            getter = Some(get);
+        if guard::is_descriptor(descr) && guard::is_data_descriptor(descr) {
+            return get(descr);
         }
     }
     if let Some(value) = dict.get_item(name)? {
         return Ok(value);
     }
-    match (getter, descr) {
-        (Some(get), Some(descr)) => get.call1((descr, slf, &ty)),
-        (None, Some(descr)) => Ok(descr),
-        _ => Err(PyAttributeError::new_err(format!(
+    match descr {
+        Some(descr) if guard::is_descriptor(&descr) => get(&descr),
+        Some(descr) => Ok(descr),
+        None => Err(PyAttributeError::new_err(format!(
             "'{}' object has no attribute '{}'",
             tp_name(slf)?,
             name.str()?
@@ -201,34 +406,50 @@ fn generic_getattr<'py>(
     }
 }
 
-/// `_PyObject_GenericSetAttrWithDict(self, name, value, dict)` (`value` None = delete): a data
-/// descriptor of the type, else the dict.
-fn generic_setattr(
+/// `local_setattro` (`value` None = delete): `__dict__` is read-only; then
+/// `_PyObject_GenericSetAttrWithDict(self, name, value, dict)`: a data descriptor of the type,
+/// else the dict.
+fn setattr(
     slf: &Bound<'_, Local>,
     name: &Bound<'_, PyAny>,
     value: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    let py = slf.py();
     let dict = thread_dict(slf)?;
     if is_dunder_dict(name)? {
         return Err(PyAttributeError::new_err(format!(
-            "'{}' object attribute '__dict__' is read-only",
-            tp_name(slf)?
+            "'{}' object attribute {} is read-only",
+            tp_name(slf)?,
+            name.repr()?
         )));
     }
-    let ty = slf.get_type();
-    if let Some(descr) = type_lookup(&ty, name)? {
+    let name = check_name(name)?.as_any();
+    let descr = if is_exact_local(slf) && !exact_local_may_have_descriptor(py, name)? {
+        None
+    } else {
+        type_lookup(&slf.get_type(), name)?
+    };
+    if let Some(descr) = descr.filter(guard::is_data_descriptor) {
         let dty = descr.get_type();
-        if dty.hasattr("__set__")? || dty.hasattr("__delete__")? {
-            return match value {
-                Some(value) => dty.getattr("__set__")?.call1((descr, slf, value)).map(drop),
-                None => dty.getattr("__delete__")?.call1((descr, slf)).map(drop),
-            };
-        }
+        return match value {
+            Some(value) => guard::call(
+                &dty.getattr(intern!(py, "__set__"))?,
+                &PyTuple::new(py, [descr, slf.clone().into_any(), value.clone()])?,
+                None,
+            )
+            .map(guard::release),
+            None => guard::call(
+                &dty.getattr(intern!(py, "__delete__"))?,
+                &PyTuple::new(py, [descr, slf.clone().into_any()])?,
+                None,
+            )
+            .map(guard::release),
+        };
     }
     match value {
         Some(value) => dict.set_item(name, value),
         None => dict.del_item(name).map_err(|e| {
-            if e.is_instance_of::<PyKeyError>(slf.py()) {
+            if e.is_instance_of::<PyKeyError>(py) {
                 match (tp_name(slf), name.str()) {
                     (Ok(t), Ok(n)) => {
                         PyAttributeError::new_err(format!("'{t}' object has no attribute '{n}'"))
@@ -258,8 +479,13 @@ impl Local {
                 "Initialization arguments are not supported",
             ));
         }
-        let dicts = Arc::new(Dicts::new());
-        dicts.create();
+        let dicts = Py::new(
+            py,
+            LocalDicts {
+                dicts: PyDict::new(py).unbind(),
+                watchdogs: PySet::empty(py)?.unbind(),
+            },
+        )?;
         let local = Local {
             dicts,
             init: Mutex::new(Some((
@@ -268,13 +494,13 @@ impl Local {
             ))),
         };
         // The creating thread's dict; the `__init__` that the type's call runs next fills it.
-        local.new_dict(py)?;
+        local.new_dict(&thread_key(py)?)?;
         Ok(local)
     }
 
     fn __getattribute__<'py>(
         slf: &Bound<'py, Self>,
-        name: &Bound<'py, PyString>,
+        name: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         getattribute(slf, name).inspect_err(|err| {
             if err.is_instance_of::<PyAttributeError>(slf.py()) {
@@ -286,38 +512,32 @@ impl Local {
     /// PyO3 calls `__getattr__` whenever `__getattribute__` raised AttributeError (and, without
     /// one, raises a bare `AttributeError(name)`): this re-raises the error that
     /// `__getattribute__` raised, message and all.
-    fn __getattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<()> {
+    fn __getattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>) -> PyResult<()> {
         match LAST_ATTRIBUTE_ERROR.with(|e| e.borrow_mut().take()) {
             Some(err) => Err(err),
             None => Err(PyAttributeError::new_err(format!(
                 "'{}' object has no attribute '{}'",
                 tp_name(slf)?,
-                name
+                name.str()?
             ))),
         }
     }
 
     fn __setattr__(
         slf: &Bound<'_, Self>,
-        name: &Bound<'_, PyString>,
+        name: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        generic_setattr(slf, name.as_any(), Some(value))
+        setattr(slf, name, Some(value))
     }
 
-    fn __delattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<()> {
-        generic_setattr(slf, name.as_any(), None)
+    fn __delattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        setattr(slf, name, None)
     }
 
-    /// Every thread's dict and the constructor's arguments.
+    /// The dicts (every thread's) and the constructor's arguments.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        let mut result = Ok(());
-        self.dicts.for_each(|dict| {
-            if result.is_ok() {
-                result = visit.call(dict);
-            }
-        });
-        result?;
+        visit.call(&self.dicts)?;
         // Never held while Python code runs, so never contended during a collection.
         if let Ok(init) = self.init.try_lock() {
             if let Some((args, kwargs)) = &*init {
@@ -332,10 +552,7 @@ impl Local {
 
     /// Breaks cycles: drops every thread's dict and the arguments (CPython's `local_clear`).
     fn __clear__(&self) {
-        // Deleting drops every value, after the key's lock is released; the key is then
-        // created again, empty, for any later access.
-        self.dicts.delete();
-        self.dicts.create();
+        self.dicts.get().__clear__();
         let init = self.init.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(init);
     }
