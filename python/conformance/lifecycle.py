@@ -617,6 +617,234 @@ def child_fork_import_lock(path):
     faulthandler.cancel_dump_traceback_later()
 
 
+# --- `_local` and fork in the field (issue 24) -------------------------------------------------
+
+def stand_in_or_cpython(which, path):
+    """`stand_in(path)`, or CPython's own `_thread` under `threading` (`which` == "cpython"):
+    the same check run on CPython shows that what it expects is CPython's behaviour."""
+    if which == "cpython":
+        import _thread
+        import threading
+        return _thread, threading
+    return stand_in(path)
+
+
+def wait_child(pid, what, bound=CHILD_BOUND):
+    """Waits for a forked child to exit 0 (on a pidfd, with the GIL released, so the wait
+    ends as soon as the child does); one that hangs is killed and the check fails."""
+    import select
+    import signal
+    fd = os.pidfd_open(pid)
+    try:
+        if not select.select([fd], [], [], bound)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            fail(f"{what}: the child hung for {bound} s (killed)")
+    finally:
+        os.close(fd)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        fail(f"{what}: the child exited {code}")
+
+
+def watchdog(what, bound):
+    """Fails the check, with every thread's stack, if it is still running after `bound` s."""
+    import faulthandler
+    faulthandler.dump_traceback_later(bound, exit=True)
+    return lambda: faulthandler.cancel_dump_traceback_later()
+
+
+FOREIGN_C = r"""
+#include <pthread.h>
+typedef void (*callback)(int);
+static void *run(void *cb) { ((callback)cb)(1); ((callback)cb)(2); return 0; }
+int run_foreign(callback cb) {
+    pthread_t t;
+    if (pthread_create(&t, 0, run, (void *)cb)) return -1;
+    return pthread_join(t, 0);
+}
+"""
+
+
+def child_local_foreign(which, path):
+    """A C thread (not started by any `_thread`) calls into Python twice through ctypes: each
+    call gets a fresh thread state (`PyGILState_Ensure`), so it sees a fresh `_local` dict, and
+    the dict of the first call dies when that call's thread state does, on that thread, before
+    the second call starts. Needs `cc` (the linker every Rust build uses)."""
+    mod, threading = stand_in_or_cpython(which, path)
+    import ctypes
+    import subprocess
+    import tempfile
+    done = watchdog("local-foreign", CHILD_BOUND)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, lib = os.path.join(tmp, "foreign.c"), os.path.join(tmp, "foreign.so")
+        with open(src, "w") as f:
+            f.write(FOREIGN_C)
+        subprocess.run(["cc", "-shared", "-fPIC", "-pthread", "-o", lib, src], check=True)
+        foreign = ctypes.CDLL(lib)
+    loc = mod._local()
+    events = []
+
+    class Value:
+        def __init__(self, call):
+            self.call = call
+
+        def __del__(self):
+            events.append(("del", self.call, threading.get_native_id()))
+
+    def callback(call):
+        events.append(("call", call, hasattr(loc, "x"), threading.get_native_id()))
+        loc.x = Value(call)
+
+    cb = ctypes.CFUNCTYPE(None, ctypes.c_int)(callback)
+    foreign.run_foreign.argtypes = [type(cb)]
+    if foreign.run_foreign(cb) != 0:
+        fail("pthread_create failed")
+    tid = events[0][3]
+    want = [("call", 1, False, tid), ("del", 1, tid), ("call", 2, False, tid), ("del", 2, tid)]
+    if events != want:
+        fail(f"foreign thread: events {events}, want {want}")
+    done()
+
+
+def child_local_fork(which, path):
+    """In a forked child, CPython deletes the thread states of the threads that did not
+    survive, which drops their `_local` dicts there; the forking thread's own stay."""
+    mod, threading = stand_in_or_cpython(which, path)
+    import warnings
+    warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+    done = watchdog("local-fork", CHILD_BOUND)
+    loc = mod._local()
+    gone = []
+
+    class Value:
+        def __init__(self, who):
+            self.who = who
+
+        def __del__(self):
+            gone.append(self.who)
+
+    loc.x = Value("main")
+    ready, stop = threading.Event(), threading.Event()
+
+    def other():
+        loc.x = Value("other")
+        ready.set()
+        stop.wait(CHILD_BOUND)
+    t = threading.Thread(target=other)
+    t.start()
+    ready.wait(CHILD_BOUND)
+    pid = os.fork()
+    if pid == 0:
+        if gone != ["other"] or loc.x.who != "main":
+            fail(f"child: finalized {gone}, main thread's value {loc.x.who}")
+        os._exit(0)
+    wait_child(pid, "local-fork")
+    if gone:
+        fail(f"parent: finalized {gone}")
+    stop.set()
+    t.join(CHILD_BOUND)
+    done()
+
+
+def fork_loop(forks, what, per_fork=None):
+    """`forks` forks from the calling thread, each child exiting at once, each bounded."""
+    for i in range(forks):
+        if per_fork:
+            per_fork()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        wait_child(pid, f"{what}: fork {i + 1} of {forks}")
+
+
+def child_fork_field(script, path):
+    """Issue 24's field scripts: forks while other threads import, use `_local`s and make
+    garbage; each fork bounded, and the whole script by a watchdog."""
+    mod, threading = stand_in(path)
+    import gc
+    import warnings
+    done = watchdog(f"fork-field-{script}", 4 * CHILD_BOUND)
+    stop = threading.Event()
+    threads = []
+
+    def spawn(target):
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        threads.append(t)
+
+    def import_missing():
+        while not stop.is_set():
+            try:
+                import pythread_no_such_module  # noqa: F401
+            except ImportError:
+                pass
+
+    if script == "a":
+        # 200 forks while two threads import a missing module and two use a threading.local.
+        warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+        shared = threading.local()
+
+        def use_local():
+            n = 0
+            while not stop.is_set():
+                shared.x = n
+                n = shared.x + 1
+        for target in (import_missing, import_missing, use_local, use_local):
+            spawn(target)
+        fork_loop(200, "fork-field-a")
+    elif script == "b":
+        # One thread alive after `import asyncio`, one importing, one making cyclic garbage
+        # (through `_local`s, which the collector visits), no thread touching a local.
+        warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+
+        def asyncio_alive():
+            import asyncio  # noqa: F401
+            stop.wait()
+
+        def garbage():
+            while not stop.is_set():
+                loc = threading.local()
+                loc.me = [loc]
+                a = []
+                a.append(a)
+        for target in (asyncio_alive, import_missing, garbage):
+            spawn(target)
+        fork_loop(100, "fork-field-b")
+    elif script == "c":
+        # A `warnings.showwarning` keeping a re-entrancy flag in a threading.local: on 3.12
+        # and later every fork with threads alive shows a DeprecationWarning through it. The
+        # collector runs at every allocation, and each fork gets a fresh local.
+        warnings.simplefilter("always", DeprecationWarning)
+        state = {"local": threading.local()}
+        shown = []
+        original = warnings.showwarning
+
+        def showwarning(message, category, filename, lineno, file=None, line=None):
+            flags = state["local"]
+            if getattr(flags, "busy", False):
+                return original(message, category, filename, lineno, file, line)
+            flags.busy = True
+            try:
+                shown.append(category)
+            finally:
+                flags.busy = False
+        warnings.showwarning = showwarning
+        spawn(import_missing)
+        gc.set_threshold(1, 1, 1)
+
+        def fresh_local():
+            state["local"] = threading.local()
+        fork_loop(50, "fork-field-c", fresh_local)
+        gc.set_threshold(700, 10, 10)
+        if sys.version_info >= (3, 12) and len(shown) != 50:
+            fail(f"showwarning ran {len(shown)} times for 50 forks")
+    stop.set()
+    for t in threads:
+        t.join(CHILD_BOUND)
+    done()
+
+
 def child_main(argv):
     try:
         child_check(argv)
@@ -641,6 +869,12 @@ def child_check(argv):
         child_fork_import_lock(path)
     elif kind == "interrupt":
         child_shutdown_interrupt(arg, path)
+    elif kind == "local-foreign":
+        child_local_foreign(arg, path)
+    elif kind == "local-fork":
+        child_local_fork(arg, path)
+    elif kind == "fork-field":
+        child_fork_field(arg, path)
     else:
         fail(f"unknown check {kind}")
 
@@ -663,6 +897,10 @@ def checks(runs):
     out += [("fork-hook-order", ["order", "-"], 1)]
     out += [("fork-import-lock", ["import-lock", "-"], 10)]
     out += [(f"fork-{o}", ["fork", o], runs) for o in FORK_ORIGINS]
+    for which in ("module", "cpython"):
+        out += [(f"local-foreign-{which}", ["local-foreign", which], 3)]
+        out += [(f"local-fork-{which}", ["local-fork", which], 5)]
+    out += [(f"fork-field-{s}", ["fork-field", s], 4) for s in "abc"]
     return out
 
 
