@@ -193,12 +193,3 @@ pub(crate) fn is_descriptor(descr: &Bound<'_, PyAny>) -> bool {
 pub(crate) fn is_data_descriptor(descr: &Bound<'_, PyAny>) -> bool {
     has_type_slot(descr, pyo3::ffi::Py_tp_descr_set)
 }
-
-/// `name == "__dict__"` for an exact `str` (no Python code can run: `str`'s own comparison).
-pub(crate) fn exact_str_is_dunder_dict(name: &Bound<'_, pyo3::types::PyString>) -> bool {
-    debug_assert!(name.is_exact_instance_of::<pyo3::types::PyString>());
-    // SAFETY: attached (the `Bound`), `name` is a live `str` (the type proves it) and the
-    // second argument a NUL-terminated ASCII C string; PyUnicode_CompareWithASCIIString
-    // (stable ABI) compares code points and never fails or sets an exception for a `str`.
-    unsafe { pyo3::ffi::PyUnicode_CompareWithASCIIString(name.as_ptr(), c"__dict__".as_ptr()) == 0 }
-}

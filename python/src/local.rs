@@ -45,16 +45,15 @@ type InitArgs = (Py<PyTuple>, Option<Py<PyDict>>);
 #[pyclass(name = "_localdummy", module = "_thread", frozen, weakref)]
 struct LocalDummy;
 
-/// The entries of the thread state's dict that hold the thread's key and sentinel: keys that
-/// no other code can name (objects of their own, not strings).
-static KEY_ENTRY: PyOnceLock<Py<LocalDummy>> = PyOnceLock::new();
-static SENTINEL_ENTRY: PyOnceLock<Py<LocalDummy>> = PyOnceLock::new();
+/// The entries of the thread state's dict that hold the thread's key and sentinel: strings (a
+/// dict with only string keys, which the thread state's usually is, has CPython's fastest
+/// lookup), named for this module as CPython 3.11's `_local` names its own entries there.
+fn key_entry(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "_pythread._local.key")
+}
 
-fn entry<'py>(
-    py: Python<'py>,
-    cell: &'py PyOnceLock<Py<LocalDummy>>,
-) -> PyResult<&'py Py<LocalDummy>> {
-    cell.get_or_try_init(py, || Py::new(py, LocalDummy))
+fn sentinel_entry(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "_pythread._local.sentinel")
 }
 
 fn thread_state_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -64,21 +63,20 @@ fn thread_state_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// The calling thread state's key, made (with its sentinel) on first use.
 fn thread_key(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     let tdict = thread_state_dict(py)?;
-    let key_entry = entry(py, &KEY_ENTRY)?;
-    if let Some(key) = tdict.get_item(key_entry)? {
+    if let Some(key) = tdict.get_item(key_entry(py))? {
         return Ok(key);
     }
     let key = Bound::new(py, LocalDummy)?.into_any();
     let sentinel = Bound::new(py, LocalDummy)?;
-    tdict.set_item(entry(py, &SENTINEL_ENTRY)?, sentinel)?;
-    tdict.set_item(key_entry, &key)?;
+    tdict.set_item(sentinel_entry(py), sentinel)?;
+    tdict.set_item(key_entry(py), &key)?;
     Ok(key)
 }
 
 /// The calling thread state's sentinel (made by [`thread_key`]).
 fn thread_sentinel(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     thread_state_dict(py)?
-        .get_item(entry(py, &SENTINEL_ENTRY)?)?
+        .get_item(sentinel_entry(py))?
         .ok_or_else(|| PyRuntimeError::new_err("the thread state's _local sentinel is gone"))
 }
 
@@ -87,13 +85,10 @@ fn thread_sentinel(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 /// run through the guard rather than inside the thread state's teardown. A finalizer that uses
 /// a `_local` again makes a new key and sentinel, which the next round drops.
 pub(crate) fn release_thread_dicts(py: Python<'_>) {
-    let (Some(key_entry), Some(sentinel_entry)) = (KEY_ENTRY.get(py), SENTINEL_ENTRY.get(py))
-    else {
-        return; // no `_local` was ever used
-    };
     let Some(tdict) = guard::thread_state_dict(py) else {
         return;
     };
+    let (key_entry, sentinel_entry) = (key_entry(py), sentinel_entry(py));
     while let Ok(Some(sentinel)) = tdict.get_item(sentinel_entry) {
         let key = tdict.get_item(key_entry).ok().flatten();
         let _ = tdict.del_item(key_entry);
@@ -262,20 +257,22 @@ thread_local! {
 }
 
 /// `name == "__dict__"` by CPython's rule (`PyObject_RichCompareBool`: any object may compare
-/// equal), by identity first (the interned name), then by value.
+/// equal): by identity first (the interned name), then, for an exact `str`, by its UTF-8 form
+/// (cached in the string; one with a lone surrogate has none, and is not "__dict__"); anything
+/// else by rich comparison, which may run its `__eq__`.
 fn is_dunder_dict(name: &Bound<'_, PyAny>) -> PyResult<bool> {
     let dunder = intern!(name.py(), "__dict__");
     if name.is(dunder) {
         return Ok(true);
     }
     match name.cast_exact::<PyString>() {
-        Ok(name) => Ok(guard::exact_str_is_dunder_dict(name)),
+        Ok(name) => Ok(name.to_str().is_ok_and(|n| n == "__dict__")),
         Err(_) => name.eq(dunder),
     }
 }
 
 fn is_exact_local(slf: &Bound<'_, Local>) -> bool {
-    slf.get_type_ptr() == slf.py().get_type::<Local>().as_type_ptr()
+    slf.get_type_ptr() == <Local as pyo3::PyTypeInfo>::type_object_raw(slf.py())
 }
 
 /// `local_getattro`: `__dict__` is the thread's dict; the class itself looks in the dict first.
