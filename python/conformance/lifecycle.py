@@ -34,6 +34,8 @@ A check passes when each of its runs exits 0 with nothing on stderr within --tim
 - `local-fork-*`: in a forked child, the `_local` dict of a thread that did not survive is
   finalized; the forking thread's is kept. Both `local-*` also run on CPython's own `_thread`
   (`-cpython`), which shows that what they expect is CPython's behaviour.
+- `local-leak-*`: a million `_local`s made and dropped on the main thread grow the process by
+  at most 5 MiB.
 - `fork-field-a/b/c` (issue 24's field scripts, each fork bounded, the child killed and the
   check failed if it hangs): (a) 200 forks while two threads import a missing module in a loop
   and two read and write a `threading.local`; (b) 100 forks with the one `_local` that
@@ -760,6 +762,31 @@ def child_local_fork(which, path):
     done()
 
 
+def child_local_leak(which, path):
+    """A million `_local`s made, used and dropped on the main thread leave the process's
+    resident memory within 5 MiB of where it was (CPython: +0)."""
+    mod, threading = stand_in_or_cpython(which, path)
+    import gc
+    done = watchdog("local-leak", 6 * CHILD_BOUND)
+
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def churn(n):
+        for _ in range(n):
+            loc = mod._local()
+            loc.x = 1
+        gc.collect()
+    churn(100_000)  # the allocator's pools and the interpreter's caches settle first
+    before = rss_mib()
+    churn(1_000_000)
+    grown = rss_mib() - before
+    if grown > 5:
+        fail(f"a million _locals made and dropped grew the process by {grown:.1f} MiB")
+    done()
+
+
 def fork_loop(forks, what, per_fork=None):
     """`forks` forks from the calling thread, each child exiting at once, each bounded."""
     for i in range(forks):
@@ -886,6 +913,8 @@ def child_check(argv):
         child_local_foreign(arg, path)
     elif kind == "local-fork":
         child_local_fork(arg, path)
+    elif kind == "local-leak":
+        child_local_leak(arg, path)
     elif kind == "fork-field":
         child_fork_field(arg, path)
     else:
@@ -913,6 +942,7 @@ def checks(runs):
     for which in ("module", "cpython"):
         out += [(f"local-foreign-{which}", ["local-foreign", which], 3)]
         out += [(f"local-fork-{which}", ["local-fork", which], 5)]
+        out += [(f"local-leak-{which}", ["local-leak", which], 1)]
     out += [(f"fork-field-{s}", ["fork-field", s], 4) for s in "abc"]
     return out
 
