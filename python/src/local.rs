@@ -32,7 +32,7 @@ use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError, PyTypeError
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyFrozenSet, PySet, PyString, PyTuple, PyType, PyWeakrefReference};
+use pyo3::types::{PyDict, PySet, PyString, PyTuple, PyType, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::guard;
@@ -256,18 +256,26 @@ thread_local! {
     static LAST_ATTRIBUTE_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
 }
 
+/// An attribute name as the paths below look at it: `Some(text)` for an exact `str` (its UTF-8
+/// form, cached in the string; one with a lone surrogate has none and is `Some(None)`), `None`
+/// for anything else (a `str` subclass may compare in its own way).
+type NameText<'a> = Option<Option<&'a str>>;
+
+fn name_text<'a>(name: &'a Bound<'_, PyAny>) -> NameText<'a> {
+    name.cast_exact::<PyString>().ok().map(|s| s.to_str().ok())
+}
+
 /// `name == "__dict__"` by CPython's rule (`PyObject_RichCompareBool`: any object may compare
-/// equal): by identity first (the interned name), then, for an exact `str`, by its UTF-8 form
-/// (cached in the string; one with a lone surrogate has none, and is not "__dict__"); anything
-/// else by rich comparison, which may run its `__eq__`.
-fn is_dunder_dict(name: &Bound<'_, PyAny>) -> PyResult<bool> {
+/// equal): by identity first (the interned name), then an exact `str` by value (one with a lone
+/// surrogate is not "__dict__"), anything else by rich comparison, which may run its `__eq__`.
+fn is_dunder_dict(name: &Bound<'_, PyAny>, text: NameText<'_>) -> PyResult<bool> {
     let dunder = intern!(name.py(), "__dict__");
     if name.is(dunder) {
         return Ok(true);
     }
-    match name.cast_exact::<PyString>() {
-        Ok(name) => Ok(name.to_str().is_ok_and(|n| n == "__dict__")),
-        Err(_) => name.eq(dunder),
+    match text {
+        Some(text) => Ok(text == Some("__dict__")),
+        None => name.eq(dunder),
     }
 }
 
@@ -281,7 +289,7 @@ fn getattribute<'py>(
     name: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dict = thread_dict(slf)?;
-    if is_dunder_dict(name)? {
+    if is_dunder_dict(name, name_text(name))? {
         return Ok(dict.into_any());
     }
     if is_exact_local(slf) {
@@ -311,34 +319,41 @@ fn type_lookup<'py>(
 }
 
 /// The names of `object`'s data descriptors (`__class__`): `object` cannot be modified.
-static OBJECT_DATA_DESCRIPTORS: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+static OBJECT_DATA_DESCRIPTORS: PyOnceLock<Vec<String>> = PyOnceLock::new();
 
-/// Whether `name` may name a data descriptor of the exact `_local` type: it is in `_local`'s
-/// own `__dict__` (which can be modified) or a data descriptor of `object`.
-fn exact_local_may_have_descriptor(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<bool> {
+/// Whether `name` (whose text is `text`) may name a data descriptor of the exact `_local` type:
+/// it is in `_local`'s own `__dict__` (which can be modified) or names a data descriptor of
+/// `object`.
+fn exact_local_may_have_descriptor(
+    py: Python<'_>,
+    name: &Bound<'_, PyAny>,
+    text: &str,
+) -> PyResult<bool> {
     let object_data = OBJECT_DATA_DESCRIPTORS.get_or_try_init(py, || {
-        let names = PySet::empty(py)?;
-        for (name, value) in py
+        let mut names = Vec::new();
+        for item in py
             .get_type::<PyAny>()
             .getattr(intern!(py, "__dict__"))?
             .call_method0(intern!(py, "items"))?
             .try_iter()?
-            .map(|item| item?.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>())
-            .collect::<PyResult<Vec<_>>>()?
         {
+            let (name, value) = item?.extract::<(String, Bound<'_, PyAny>)>()?;
             if guard::is_data_descriptor(&value) {
-                names.add(name)?;
+                names.push(name);
             }
         }
-        PyFrozenSet::new(py, names.iter()).map(Bound::unbind)
+        Ok::<_, PyErr>(names)
     })?;
+    if object_data.iter().any(|n| n == text) {
+        return Ok(true);
+    }
     static LOCAL_TYPE_DICT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let local_dict = LOCAL_TYPE_DICT.get_or_try_init(py, || {
         py.get_type::<Local>()
             .getattr(intern!(py, "__dict__"))
             .map(Bound::unbind)
     })?;
-    Ok(object_data.bind(py).contains(name)? || local_dict.bind(py).contains(name)?)
+    local_dict.bind(py).contains(name)
 }
 
 /// `tp_name`: `_thread._local` for the class itself, the bare name for a Python subclass.
@@ -413,18 +428,25 @@ fn setattr(
 ) -> PyResult<()> {
     let py = slf.py();
     let dict = thread_dict(slf)?;
-    if is_dunder_dict(name)? {
+    let text = name_text(name);
+    if is_dunder_dict(name, text)? {
         return Err(PyAttributeError::new_err(format!(
             "'{}' object attribute {} is read-only",
             tp_name(slf)?,
             name.repr()?
         )));
     }
-    let name = check_name(name)?.as_any();
-    let descr = if is_exact_local(slf) && !exact_local_may_have_descriptor(py, name)? {
-        None
-    } else {
-        type_lookup(&slf.get_type(), name)?
+    let name = match text {
+        Some(_) => name,
+        None => check_name(name)?.as_any(),
+    };
+    let descr = match text {
+        Some(Some(text))
+            if is_exact_local(slf) && !exact_local_may_have_descriptor(py, name, text)? =>
+        {
+            None
+        }
+        _ => type_lookup(&slf.get_type(), name)?,
     };
     if let Some(descr) = descr.filter(guard::is_data_descriptor) {
         let dty = descr.get_type();
