@@ -193,3 +193,15 @@ pub(crate) fn is_descriptor(descr: &Bound<'_, PyAny>) -> bool {
 pub(crate) fn is_data_descriptor(descr: &Bound<'_, PyAny>) -> bool {
     has_type_slot(descr, pyo3::ffi::Py_tp_descr_set)
 }
+
+/// Whether `ty` fills `slot` with the same function as `object` (CPython's own test of
+/// `_local`'s constructor: `type->tp_init == PyBaseObject_Type.tp_init`).
+pub(crate) fn slot_is_objects(ty: &Bound<'_, pyo3::types::PyType>, slot: c_int) -> bool {
+    let object = ty.py().get_type::<PyAny>();
+    // SAFETY: attached (the `Bound`s), both are live type objects; PyType_GetSlot reads a slot
+    // of any type since 3.10 (stable ABI). The pointers are only compared, never called.
+    unsafe {
+        pyo3::ffi::PyType_GetSlot(ty.as_type_ptr(), slot)
+            == pyo3::ffi::PyType_GetSlot(object.as_type_ptr(), slot)
+    }
+}

@@ -177,15 +177,10 @@ pub(crate) struct Local {
     init: Mutex<Option<InitArgs>>,
 }
 
-fn object_init(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.get_type::<PyAny>().getattr(intern!(py, "__init__"))
-}
-
-/// Whether `ty` defines `__init__` (its `tp_init` is not `object`'s).
+/// Whether `ty` defines `__init__`: its `tp_init` is not `object`'s (CPython's test; a class
+/// that assigns `__init__ = object.__init__` has its own slot too).
 fn has_init(ty: &Bound<'_, PyType>) -> PyResult<bool> {
-    Ok(!ty
-        .getattr(intern!(ty.py(), "__init__"))?
-        .is(object_init(ty.py())?))
+    Ok(!guard::slot_is_objects(ty, pyo3::ffi::Py_tp_init))
 }
 
 impl Local {
