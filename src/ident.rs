@@ -1,5 +1,6 @@
 //! Thread identities: minted once per started thread, never reused.
 
+use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU64;
 
@@ -119,8 +120,26 @@ impl fmt::Display for Ident {
     }
 }
 
+/// Everything the crate keeps per thread for a hot call, in one thread-local: the
+/// calls that need it ([`get_ident`], [`current_ident`], an [`RLock`](crate::RLock)'s
+/// owner check) each make one thread-local access. (In a shared library, such as a
+/// Python extension module, every access of a thread-local is a call into the
+/// dynamic linker, `__tls_get_addr`.)
+struct Local {
+    /// The thread's ident for [`get_ident`]: the started function's ident on a
+    /// thread this crate started, otherwise minted on the first call; `None` until
+    /// then. Never changes once set.
+    ident: Cell<Option<Ident>>,
+    /// Whether the started function (of ident `ident`) is running on this thread:
+    /// what makes [`current_ident`] `Some`.
+    running: Cell<bool>,
+}
+
 thread_local_const! {
-    static CURRENT: std::cell::Cell<Option<Ident>> = std::cell::Cell::new(None);
+    static LOCAL: Local = Local {
+        ident: Cell::new(None),
+        running: Cell::new(false),
+    };
 }
 
 /// Returns the [`Ident`] of the started function running on the calling thread, or
@@ -141,12 +160,15 @@ thread_local_const! {
 /// handle.join().unwrap();
 /// # });
 /// ```
+#[inline]
 pub fn current_ident() -> Option<Ident> {
-    CURRENT.with(|current| current.get())
-}
-
-thread_local_const! {
-    static OWN: std::cell::Cell<Option<Ident>> = std::cell::Cell::new(None);
+    LOCAL.with(|local| {
+        if local.running.get() {
+            local.ident.get()
+        } else {
+            None
+        }
+    })
 }
 
 /// Returns the [`Ident`] of the calling thread, whatever started it: CPython's
@@ -182,29 +204,35 @@ thread_local_const! {
 /// assert_ne!(other, main);
 /// # });
 /// ```
+// `#[inline]`: a caller in another crate (a Python module's `get_ident`, an `RLock`
+// call) gets one thread-local load and a branch, not a call into this crate.
+#[inline]
 pub fn get_ident() -> Ident {
-    if let Some(started) = current_ident() {
-        return started;
-    }
-    OWN.with(|own| match own.get() {
+    LOCAL.with(|local| match local.ident.get() {
         Some(ident) => ident,
-        None => {
-            let ident = Ident::mint();
-            own.set(Some(ident));
-            ident
-        }
+        None => mint_for(&local.ident),
     })
+}
+
+/// The first [`get_ident`] of a thread this crate did not start: mints its ident
+/// and keeps it. Out of line, so that the hot path stays a load and a branch.
+#[cold]
+#[inline(never)]
+fn mint_for(slot: &Cell<Option<Ident>>) -> Ident {
+    let ident = Ident::mint();
+    slot.set(Some(ident));
+    ident
 }
 
 /// Marks the calling thread as running the started function `ident` until the
 /// returned guard drops (which happens even if the function panics).
+///
+/// The thread keeps `ident` for [`get_ident`] after the function returns too. It
+/// has none before: a thread this crate starts runs nothing before its function.
 pub(crate) fn enter(ident: Ident) -> CurrentGuard {
-    CURRENT.with(|current| current.set(Some(ident)));
-    // The thread keeps this ident for `get_ident` after the function returns too.
-    OWN.with(|own| {
-        if own.get().is_none() {
-            own.set(Some(ident));
-        }
+    LOCAL.with(|local| {
+        local.ident.set(Some(ident));
+        local.running.set(true);
     });
     CurrentGuard(())
 }
@@ -214,7 +242,7 @@ pub(crate) struct CurrentGuard(());
 
 impl Drop for CurrentGuard {
     fn drop(&mut self) {
-        CURRENT.with(|current| current.set(None));
+        LOCAL.with(|local| local.running.set(false));
     }
 }
 
