@@ -47,8 +47,11 @@ bench:
 	$(CARGO) bench --bench compare
 	$(CARGO) bench --bench alloc
 
-## User-space instructions per start+join under callgrind (deterministic; see BENCHMARKS.md).
+## User-space instructions per start+join under callgrind (deterministic; see BENCHMARKS.md),
+## then per call of get_ident, current_ident, an RLock acquire+release, and std's
+## thread::current().id() (on main, a thread pythread did not start).
 BENCH_N ?= 2000
+BENCH_CALLS_N ?= 100000
 bench-instructions:
 	$(CARGO) bench --no-run --bench instructions
 	@bin=$$(ls -t target/release/deps/instructions-* | grep -v '\.d$$' | head -1); \
@@ -56,6 +59,11 @@ bench-instructions:
 		base=$$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $$bin $$v 0 2>&1 | sed -n 's/.*Collected : //p'); \
 		full=$$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $$bin $$v $(BENCH_N) 2>&1 | sed -n 's/.*Collected : //p'); \
 		echo "$$v: $$(( (full - base) / $(BENCH_N) )) instructions per start+join"; \
+	done; \
+	for v in get_ident current_ident rlock std_thread_id; do \
+		base=$$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $$bin $$v 0 2>&1 | sed -n 's/.*Collected : //p'); \
+		full=$$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $$bin $$v $(BENCH_CALLS_N) 2>&1 | sed -n 's/.*Collected : //p'); \
+		echo "$$v: $$(( (full - base) * 10 / $(BENCH_CALLS_N) )) tenths of an instruction per call"; \
 	done
 
 ## The model-based property test with many cases.
