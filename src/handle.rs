@@ -52,13 +52,36 @@ pub struct Handle<T = ()>(Arc<Shared<T>>);
 struct Shared<T> {
     completion: Completion<T>,
     os_thread: OsThread,
-    /// The outcome of every join once the thread is known lost in a fork (see
-    /// [`crate::after_fork_child`]): one `Panic`, made by the first such join. Not
-    /// the completion's panic cell: the vanished thread may have been storing its
-    /// own panic there when the process forked, and that cell would then wait for
-    /// it forever. A `std` cell, not the facade's: it is filled only in a forked
-    /// child, which no loom model is.
-    lost: std::sync::OnceLock<Panic>,
+}
+
+/// The outcome of every join of a thread known lost in a fork (see
+/// [`crate::after_fork_child`]) whose function had not finished: one `Panic` per
+/// thread, made by its first such join, kept by ident.
+///
+/// Not the completion's panic cell: the vanished thread may have been storing its
+/// own panic there when the process forked, and that cell would then wait for it
+/// forever. Not a cell in [`Shared`] either: it would cost every start 16 bytes
+/// for what only a forked child ever fills. Each `Panic` is leaked, as the
+/// thread's [`Shared`] is (its vanished stack holds a reference that is never
+/// dropped), so that joins can borrow it as they borrow the completion's. A `std`
+/// lock, not the facade's: it is taken only in a forked child, which no loom model
+/// is; it is taken inside the fork gate, as every brief lock of the crate is.
+static LOST: std::sync::Mutex<Vec<(Ident, &'static Panic)>> = std::sync::Mutex::new(Vec::new());
+
+/// The `Panic` the joins of the lost thread `ident` return (see [`LOST`]).
+#[cold]
+fn lost_panic(ident: Ident) -> &'static Panic {
+    let _gate = fork::gate();
+    let mut lost = LOST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(&(_, panic)) = lost.iter().find(|(lost, _)| *lost == ident) {
+        return panic;
+    }
+    let panic: &'static Panic =
+        Box::leak(Box::new(Panic::new(ident, Box::new(fork::LOST_MESSAGE))));
+    lost.push((ident, panic));
+    panic
 }
 
 /// The thread's ident and fork generation, and the OS thread's own join handle,
@@ -405,7 +428,6 @@ impl Builder {
                 ident,
                 slot: Mutex::new(None),
             },
-            lost: std::sync::OnceLock::new(),
         });
         let theirs = Arc::clone(&shared);
         // Daemon threads (the default) take nothing of the non-daemon list.
@@ -1021,9 +1043,7 @@ impl<T> Shared<T> {
             return Some(outcome);
         }
         if self.os_thread.is_lost() {
-            return Some(Err(self.lost.get_or_init(|| {
-                Panic::new(self.os_thread.ident, Box::new(fork::LOST_MESSAGE))
-            })));
+            return Some(Err(lost_panic(self.os_thread.ident)));
         }
         None
     }
