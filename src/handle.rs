@@ -10,7 +10,7 @@ use crate::fork;
 use crate::ident::{self, current_ident, Ident};
 use crate::panic::Panic;
 use crate::registry;
-use crate::sync::{self, lock, thread, Arc, Mutex};
+use crate::sync::{self, thread, Arc, ForkMutex, MutexGuard};
 
 /// A shared handle to a started thread: clone it, join it any number of times
 /// from any number of threads, ask whether it has finished.
@@ -70,7 +70,9 @@ struct OsThread {
     generation: u64,
     /// Copied from [`Shared::ident`], for the check in `drop`.
     ident: Ident,
-    slot: Mutex<Option<thread::JoinHandle<()>>>,
+    /// A [`ForkMutex`]: a starter that vanished in a fork while it stored the
+    /// handle here (the started thread may fork at once) cannot leave it held.
+    slot: ForkMutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl OsThread {
@@ -79,6 +81,11 @@ impl OsThread {
     #[inline]
     fn is_lost(&self) -> bool {
         fork::is_lost(self.generation, self.ident)
+    }
+
+    /// The slot's lock; in a new fork generation the std handle moves over.
+    fn lock_slot(&self) -> MutexGuard<'_, Option<thread::JoinHandle<()>>> {
+        self.slot.lock(|previous| previous.and_then(Option::take))
     }
 }
 
@@ -90,12 +97,8 @@ impl Drop for OsThread {
             // `pthread_detach` would act on that one. Leaked instead: the std
             // handle's two `Arc`s (thread and result packet), a few dozen bytes the
             // vanished thread's own references keep alive anyway. No lock is taken
-            // (`get_mut`): a thread that vanished may hold it.
-            let slot = self
-                .slot
-                .get_mut()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            std::mem::forget(slot.take());
+            // (`each_mut`): a thread that vanished may hold it.
+            self.slot.each_mut(|slot| std::mem::forget(slot.take()));
         }
     }
 }
@@ -402,7 +405,7 @@ impl Builder {
             os_thread: OsThread {
                 generation: fork::generation_at_start(),
                 ident,
-                slot: Mutex::new(None),
+                slot: ForkMutex::new(None),
             },
             lost: std::sync::OnceLock::new(),
         });
@@ -444,12 +447,7 @@ impl Builder {
             }
         };
         // Kept for `join_thread`; dropped unjoined (a detach) with the last reference.
-        // In the fork gate: the started thread may fork at once, and this brief lock
-        // must not be held by this thread then (`crate::fork`).
-        {
-            let _gate = fork::gate();
-            *lock(&shared.os_thread.slot) = Some(os_thread);
-        }
+        *shared.os_thread.lock_slot() = Some(os_thread);
         Ok(Handle(shared))
     }
 }
@@ -1045,7 +1043,7 @@ impl<T> Shared<T> {
         if self.os_thread.is_lost() {
             return;
         }
-        let mut os_thread = lock(&self.os_thread.slot);
+        let mut os_thread = self.os_thread.lock_slot();
         if let Some(os_thread) = os_thread.take() {
             // The thread's body catches every panic of `f`; a panic after that (in a
             // thread-local destructor) aborts the process, so this is always `Ok`.

@@ -3,20 +3,27 @@
 //! Where CPython keeps a `void *` per thread under a `pthread_key_t`, a [`Tss<T>`]
 //! keeps an owned `T` per thread. The values live in the key itself, in one map from
 //! a per-thread number to the value, behind the key's lock; each thread remembers
-//! (in a `thread_local`) which keys it has set, so that when it exits its values are
-//! removed from those keys and dropped, on that thread. Deleting or dropping the key
-//! drops every thread's value at once, on the calling thread. Nothing is leaked and
-//! no `unsafe` is needed.
+//! (in a `thread_local` map keyed by the key's id) which keys it has set, so that
+//! when it exits its values are removed from those keys and dropped, on that
+//! thread. Deleting or dropping the key drops every thread's value at once, on the
+//! calling thread. Nothing is leaked and no `unsafe` is needed.
+//!
+//! Both maps hash the crate's sequential `u64` numbers with one multiplication
+//! ([`Numbers`]), not SipHash; a thread's map forgets dead keys when it has doubled
+//! since the last time, so a registration costs O(1) amortized and a thread that
+//! never exits keeps O(live keys) entries.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 // The key's allocation is shared with the threads that set it through `Weak`, which
-// loom does not model; the state that threads race on is behind the facade's Mutex.
+// loom does not model; the state that threads race on is behind the facade's lock.
+// `created` mirrors the state's flag for a renewal after a fork (see `Shared::renew`).
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 
-use crate::fork;
-use crate::sync::{global_atomic, lock, thread_local_const, Mutex, Ordering};
+use crate::sync::{global_atomic, thread_local_const, ForkMutex, MutexGuard, Ordering};
 
 /// A thread-specific storage key: each thread sees only the value it set itself.
 /// The port of CPython's `Py_tss_t` and the `PyThread_tss_*` functions.
@@ -42,11 +49,18 @@ use crate::sync::{global_atomic, lock, thread_local_const, Mutex, Ordering};
 ///   usable again, empty on every thread.
 ///
 /// A `Tss<T>` is `Send + Sync` and is usually shared as a `static` (through
-/// [`std::sync::LazyLock`]) or in an `Arc`. Every call takes the key's lock briefly
-/// (inside the crate's fork gate, so that no key's lock is held by a thread that
-/// vanished in a [`fork`](crate::before_fork));
+/// [`std::sync::LazyLock`]) or in an `Arc`. Every call takes the key's lock briefly;
 /// `T`'s code (`Clone` in [`get`](Tss::get), `Drop` anywhere) never runs while it
-/// is held, except `Clone` in `get`, which must not use the same key.
+/// is held, except `Clone` in `get` and the closures of [`with`](Tss::with) and
+/// [`for_each`](Tss::for_each), which must not use the same key.
+///
+/// In the child of a [`fork`](crate::after_fork_child), the forking thread keeps
+/// its values; the other threads' values stay in the key, out of reach, until
+/// [`take_lost_values`](Tss::take_lost_values) hands them to the runtime (or the
+/// key is deleted or dropped). The key's lock is never left held by a thread that
+/// vanished: if one was inside a call on the key at the instant of the fork, the
+/// key starts empty in the child (still created or not, as it was) and its values
+/// as of the fork are leaked, never touched (they may be half updated).
 ///
 /// # Examples
 ///
@@ -81,13 +95,126 @@ pub struct Tss<T: Send + 'static> {
 struct Shared<T> {
     /// Process-unique: how a thread recognizes a key it has already registered with.
     id: u64,
-    state: Mutex<State<T>>,
+    /// `State::created`, written under the lock; read only to renew a state that a
+    /// thread lost in a fork held (its flag is out of reach then).
+    created: AtomicBool,
+    state: ForkMutex<State<T>>,
 }
 
 struct State<T> {
     created: bool,
     /// Thread number (see [`ThreadState::id`]) to that thread's value.
-    values: HashMap<u64, T>,
+    values: HashMap<u64, T, Numbers>,
+    /// The values of threads that did not survive a fork, for
+    /// [`Tss::take_lost_values`].
+    lost: Vec<T>,
+}
+
+impl<T> Default for State<T> {
+    fn default() -> State<T> {
+        State {
+            created: false,
+            values: HashMap::with_hasher(Numbers),
+            lost: Vec::new(),
+        }
+    }
+}
+
+/// The hasher of the maps keyed by the crate's sequential numbers (key ids,
+/// thread numbers): one multiplication by 2^64 / phi. The low bits of the product
+/// (the bucket) differ for consecutive numbers, and the high bits (the control
+/// byte of `std`'s table) depend on every bit of the number. Not for untrusted
+/// keys: these numbers are minted by the crate.
+#[derive(Clone, Copy, Default)]
+struct Numbers;
+
+/// The state of a [`Numbers`] hash.
+struct NumberHasher(u64);
+
+const PHI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl BuildHasher for Numbers {
+    type Hasher = NumberHasher;
+
+    fn build_hasher(&self) -> NumberHasher {
+        NumberHasher(0)
+    }
+}
+
+impl Hasher for NumberHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys (they call `write_u64`); correct for any other.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(PHI);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(PHI);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The Tss thread number of the thread that called the last `after_fork_child`:
+/// its values stay its own in the child; every other thread's are lost there.
+/// Under loom one cell per model (see `sync::fork_mutex`).
+#[cfg(not(loom))]
+static SURVIVOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+#[cfg(loom)]
+std::thread_local! {
+    static SURVIVOR: Cell<u64> = const { Cell::new(0) };
+}
+
+/// In a forked child, on the forking thread: records it as the survivor.
+pub(crate) fn after_fork_child() {
+    let survivor = THREAD.try_with(|state| state.id.get()).unwrap_or(0);
+    #[cfg(not(loom))]
+    SURVIVOR.store(survivor, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(loom)]
+    SURVIVOR.with(|cell| cell.set(survivor));
+}
+
+fn survivor() -> u64 {
+    #[cfg(not(loom))]
+    return SURVIVOR.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(loom)]
+    return SURVIVOR.with(Cell::get);
+}
+
+impl<T: Send + 'static> Shared<T> {
+    /// The key's lock (renewed, in a forked child, at its first use there).
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock(|previous| self.renew(previous))
+    }
+
+    /// The state of a new fork generation: the survivor keeps its value, every
+    /// other thread's goes to `lost` (moved, not dropped: the runtime chooses
+    /// where). From nothing if a lost thread held the lock.
+    fn renew(&self, previous: Option<&mut State<T>>) -> State<T> {
+        let Some(previous) = previous else {
+            return State {
+                created: self.created.load(std::sync::atomic::Ordering::Relaxed),
+                ..State::default()
+            };
+        };
+        let survivor = survivor();
+        let mut state = State {
+            created: previous.created,
+            values: HashMap::with_hasher(Numbers),
+            lost: std::mem::take(&mut previous.lost),
+        };
+        for (thread, value) in previous.values.drain() {
+            if thread == survivor {
+                state.values.insert(thread, value);
+            } else {
+                state.lost.push(value);
+            }
+        }
+        state
+    }
 }
 
 global_atomic! {
@@ -106,10 +233,7 @@ trait Erased: Send + Sync {
 
 impl<T: Send + 'static> Erased for Shared<T> {
     fn thread_exited(&self, thread: u64) {
-        let value = {
-            let _gate = fork::gate();
-            lock(&self.state).values.remove(&thread)
-        };
+        let value = self.lock().values.remove(&thread);
         drop(value); // after the lock is released
     }
 }
@@ -119,14 +243,23 @@ struct ThreadState {
     /// Minted on first use; 0 = not yet. Never reused, so a value can never be seen
     /// by a later thread that happens to get the same OS thread.
     id: Cell<u64>,
-    keys: RefCell<Vec<(u64, Weak<dyn Erased>)>>,
+    /// Key id to the key, for every key this thread has set a value in.
+    keys: RefCell<HashMap<u64, Weak<dyn Erased>, Numbers>>,
+    /// The size at which the next registration first forgets dead keys: twice the
+    /// live ones after the last time (at least [`PRUNE_FLOOR`]), so that the scan
+    /// costs O(1) amortized per registration.
+    prune_at: Cell<usize>,
 }
+
+/// The smallest size at which a thread's key map is scanned for dead keys.
+const PRUNE_FLOOR: usize = 16;
 
 impl ThreadState {
     const fn new() -> ThreadState {
         ThreadState {
             id: Cell::new(0),
-            keys: RefCell::new(Vec::new()),
+            keys: RefCell::new(HashMap::with_hasher(Numbers)),
+            prune_at: Cell::new(PRUNE_FLOOR),
         }
     }
 
@@ -138,16 +271,20 @@ impl ThreadState {
         self.id.get()
     }
 
-    /// Remembers `key` so that this thread's exit drops its value there.
-    fn register(&self, key_id: u64, key: Weak<dyn Erased>) {
+    /// Remembers the key `key_id` (made by `key` if new) so that this thread's
+    /// exit drops its value there.
+    fn register(&self, key_id: u64, key: impl FnOnce() -> Weak<dyn Erased>) {
         let mut keys = self.keys.borrow_mut();
-        if keys.iter().any(|(id, _)| *id == key_id) {
+        if keys.contains_key(&key_id) {
             return;
         }
-        // Forget keys that are gone, so a thread that sees many keys come and go
-        // keeps a short list.
-        keys.retain(|(_, weak)| weak.strong_count() > 0);
-        keys.push((key_id, key));
+        if keys.len() >= self.prune_at.get() {
+            // Forget keys that are gone, so a thread that sees many keys come and
+            // go keeps a map the size of the live ones (within twice).
+            keys.retain(|_, weak| weak.strong_count() > 0);
+            self.prune_at.set(PRUNE_FLOOR.max(2 * keys.len()));
+        }
+        keys.insert(key_id, key());
     }
 }
 
@@ -186,10 +323,8 @@ impl<T: Send + 'static> Tss<T> {
         Tss {
             shared: Arc::new(Shared {
                 id: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
-                state: Mutex::new(State {
-                    created: false,
-                    values: HashMap::new(),
-                }),
+                created: AtomicBool::new(false),
+                state: ForkMutex::new(State::default()),
             }),
         }
     }
@@ -210,8 +345,11 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn create(&self) {
-        let _gate = fork::gate();
-        lock(&self.shared.state).created = true;
+        let mut state = self.shared.lock();
+        state.created = true;
+        self.shared
+            .created
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the key is created (and not deleted since): `PyThread_tss_is_created`.
@@ -229,8 +367,7 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn is_created(&self) -> bool {
-        let _gate = fork::gate();
-        lock(&self.shared.state).created
+        self.shared.lock().created
     }
 
     /// Sets the calling thread's value: `PyThread_tss_set`. Returns the value it
@@ -254,16 +391,16 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn set(&self, value: T) -> Result<Option<T>, T> {
-        let weak = Arc::downgrade(&self.shared) as Weak<dyn Erased>;
         let thread = THREAD.try_with(|state| {
-            state.register(self.shared.id, weak);
+            state.register(self.shared.id, || {
+                Arc::downgrade(&self.shared) as Weak<dyn Erased>
+            });
             state.id()
         });
         let Ok(thread) = thread else {
             return Err(value);
         };
-        let _gate = fork::gate();
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.lock();
         if !state.created {
             return Err(value);
         }
@@ -292,8 +429,7 @@ impl<T: Send + 'static> Tss<T> {
         T: Clone,
     {
         let thread = THREAD.try_with(ThreadState::id).ok()?;
-        let _gate = fork::gate();
-        lock(&self.shared.state).values.get(&thread).cloned()
+        self.shared.lock().values.get(&thread).cloned()
     }
 
     /// Removes the calling thread's value and returns it: `PyThread_tss_get`
@@ -312,8 +448,7 @@ impl<T: Send + 'static> Tss<T> {
     /// ```
     pub fn take(&self) -> Option<T> {
         let thread = THREAD.try_with(ThreadState::id).ok()?;
-        let _gate = fork::gate();
-        let value = lock(&self.shared.state).values.remove(&thread);
+        let value = self.shared.lock().values.remove(&thread);
         value
     }
 
@@ -339,16 +474,16 @@ impl<T: Send + 'static> Tss<T> {
         let Ok(thread) = THREAD.try_with(ThreadState::id) else {
             return f(None);
         };
-        let _gate = fork::gate();
-        let state = lock(&self.shared.state);
+        let state = self.shared.lock();
         f(state.values.get(&thread))
     }
 
     /// Calls `f` with every thread's value, in no particular order: what a garbage
     /// collector needs to see everything a key keeps alive (CPython's `_local` has its
     /// `tp_traverse` visit every thread's dict). Only threads that still hold a value
-    /// are visited; a value set, taken or dropped concurrently is seen or not, never
-    /// half.
+    /// are visited, and the values of threads lost in a fork that the key still
+    /// keeps ([`take_lost_values`](Tss::take_lost_values)); a value set, taken or
+    /// dropped concurrently is seen or not, never half.
     ///
     /// `f` runs while the key's lock is held: it must not use this key, and no thread
     /// can set, take or drop a value of this key until it returns.
@@ -379,11 +514,55 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
-        let _gate = fork::gate();
-        let state = lock(&self.shared.state);
-        for value in state.values.values() {
+        let state = self.shared.lock();
+        for value in state.values.values().chain(&state.lost) {
             f(value);
         }
+    }
+
+    /// Takes the values of the threads that did not survive a `fork()`, for the
+    /// runtime to drop where it can run their destructors (with its interpreter
+    /// lock held, say): CPython deletes the other threads' states in a forked child,
+    /// which frees their `threading.local` dicts. Empty in a process that has not
+    /// forked, and once taken.
+    ///
+    /// After [`after_fork_child`](crate::after_fork_child) every value of a thread
+    /// other than the forking one moves, at the key's first use in the child, to
+    /// this key's lost values: no thread can reach it there (the
+    /// [`for_each`](Tss::for_each) of a collector still visits it), and nothing
+    /// drops it implicitly before the key is deleted or dropped. A value whose key
+    /// a lost thread was using at the instant of the fork is leaked instead (see
+    /// the type's docs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// use std::sync::Arc;
+    ///
+    /// let key = Arc::new(pythread::Tss::new());
+    /// key.create();
+    /// key.set(String::from("main")).unwrap();
+    ///
+    /// // A runtime's `after_fork_child` hook, with its interpreter lock held: the
+    /// // crate's reset first, then the lost threads' values, dropped right here.
+    /// let after_fork_child = {
+    ///     let key = Arc::clone(&key);
+    ///     move || {
+    ///         pythread::after_fork_child();
+    ///         for value in key.take_lost_values() {
+    ///             drop(value); // the runtime's destructors run here
+    ///         }
+    ///     }
+    /// };
+    /// after_fork_child(); // not in a forked child: nothing was lost
+    /// assert!(key.take_lost_values().is_empty());
+    /// assert_eq!(key.get().as_deref(), Some("main"));
+    /// # });
+    /// ```
+    pub fn take_lost_values(&self) -> Vec<T> {
+        let lost = std::mem::take(&mut self.shared.lock().lost);
+        lost
     }
 
     /// Deletes the key: `PyThread_tss_delete`. Does nothing unless the key is
@@ -416,13 +595,18 @@ impl<T: Send + 'static> Tss<T> {
     /// ```
     pub fn delete(&self) {
         let values = {
-            let _gate = fork::gate();
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.lock();
             if !state.created {
                 return;
             }
             state.created = false;
-            std::mem::take(&mut state.values)
+            self.shared
+                .created
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            (
+                std::mem::replace(&mut state.values, HashMap::with_hasher(Numbers)),
+                std::mem::take(&mut state.lost),
+            )
         };
         drop(values);
     }
@@ -437,11 +621,11 @@ impl<T: Send + 'static> Default for Tss<T> {
 
 impl<T: Send + 'static> fmt::Debug for Tss<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let _gate = fork::gate();
-        let state = lock(&self.shared.state);
+        let state = self.shared.lock();
         f.debug_struct("Tss")
             .field("created", &state.created)
             .field("threads_with_values", &state.values.len())
+            .field("lost_values", &state.lost.len())
             .finish()
     }
 }
@@ -460,7 +644,7 @@ mod tests {
     }
 
     /// `ThreadState::register` forgets keys that are gone: a thread that sees many
-    /// keys come and go keeps a short list (the live key and the last one it set),
+    /// keys come and go keeps a map no bigger than [`PRUNE_FLOOR`] (one live key),
     /// and still drops its value of the live key when it exits.
     #[test]
     fn a_thread_keeps_only_live_keys() {
@@ -471,18 +655,64 @@ mod tests {
             let (live, dropped) = (Arc::clone(&live), Arc::clone(&dropped));
             std::thread::spawn(move || {
                 live.set(SetOnDrop(dropped)).ok().unwrap();
-                for i in 0..100 {
+                let mut largest = 0;
+                for i in 0..1000 {
                     let key = Tss::new();
                     key.create();
                     key.set(i).unwrap();
+                    largest = largest.max(THREAD.with(|state| state.keys.borrow().len()));
                 }
-                THREAD.with(|state| state.keys.borrow().len())
+                largest
             })
         };
-        assert_eq!(thread.join().unwrap(), 2, "dead keys were kept");
+        let largest = thread.join().unwrap();
+        assert!(largest <= PRUNE_FLOOR, "dead keys were kept: {largest}");
         assert!(
             dropped.load(std::sync::atomic::Ordering::SeqCst),
             "the live key was forgotten: its value was not dropped at exit"
         );
+    }
+
+    /// With many live keys the scan for dead ones waits until the map has
+    /// doubled: registering n keys scans O(n) entries in all, not O(n^2).
+    #[test]
+    fn registration_scans_amortized() {
+        let keys: Vec<Tss<u32>> = (0..1000).map(|_| Tss::new()).collect();
+        let scanned = std::thread::spawn(move || {
+            let mut scanned = 0;
+            for key in &keys {
+                key.create();
+                let before = THREAD.with(|state| state.prune_at.get());
+                key.set(1).unwrap();
+                let (after, len) =
+                    THREAD.with(|state| (state.prune_at.get(), state.keys.borrow().len()));
+                if after != before {
+                    scanned += len;
+                }
+            }
+            scanned
+        })
+        .join()
+        .unwrap();
+        assert!(
+            scanned < 3 * 1000,
+            "scanned {scanned} entries for 1000 keys"
+        );
+    }
+
+    /// The number hasher spreads consecutive numbers over the low bits (the
+    /// bucket) and the top seven (the control byte).
+    #[test]
+    fn numbers_hash_apart() {
+        let hash = |n: u64| Numbers.hash_one(n);
+        let low: std::collections::HashSet<u64> = (0..64).map(|n| hash(n) % 64).collect();
+        assert_eq!(low.len(), 64);
+        let top: std::collections::HashSet<u64> = (0..64).map(|n| hash(n) >> 57).collect();
+        assert!(top.len() > 32, "{} control bytes", top.len());
+        let mut bytes = NumberHasher(0);
+        bytes.write(&[1, 2]);
+        let mut other = NumberHasher(0);
+        other.write(&[2, 1]);
+        assert_ne!(bytes.finish(), other.finish());
     }
 }

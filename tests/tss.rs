@@ -89,7 +89,7 @@ fn the_type_is_send_sync_debug_and_static() {
     let key = Tss::<u8>::default();
     assert_eq!(
         format!("{key:?}"),
-        "Tss { created: false, threads_with_values: 0 }"
+        "Tss { created: false, threads_with_values: 0, lost_values: 0 }"
     );
 }
 
@@ -161,7 +161,7 @@ fn a_value_is_dropped_on_its_thread_when_the_thread_exits() {
     assert_eq!(*drops.lock().unwrap(), vec![(1, worker_id)]);
     assert_eq!(
         format!("{key:?}"),
-        "Tss { created: true, threads_with_values: 0 }"
+        "Tss { created: true, threads_with_values: 0, lost_values: 0 }"
     );
     key.delete(); // nothing left to drop
     assert_eq!(drops.lock().unwrap().len(), 1, "dropped exactly once");
@@ -343,7 +343,7 @@ fn keys_dropped_before_their_threads_exit_are_fine() {
     assert_eq!(drops.lock().unwrap().len(), 101);
     assert_eq!(
         format!("{kept:?}"),
-        "Tss { created: true, threads_with_values: 0 }"
+        "Tss { created: true, threads_with_values: 0, lost_values: 0 }"
     );
 }
 

@@ -40,6 +40,9 @@ pub(crate) use loom::{
 #[cfg(loom)]
 pub(crate) use self::loom_once_lock::OnceLock;
 
+mod fork_mutex;
+pub(crate) use self::fork_mutex::{advance, generation, is_lost, ForkMutex};
+
 // `--cfg pythread_generic` selects the generic backend on Linux too, so the whole
 // suite can run on the backend every other platform uses (`make test-generic`).
 // The futex backend is still compiled (and unit-tested) then, and the generic one
@@ -134,10 +137,10 @@ pub(crate) fn wake_all(word: &AtomicU32) {
 pub(crate) fn generic_sleepers(word: &AtomicU32) -> usize {
     generic::sleepers(word)
 }
-/// The portable backend's bucket mutexes, for `crate::before_fork` to hold across
-/// `fork()` (the futex backend has no lock).
+/// In a forked child: the portable backend's fresh waiter for the surviving
+/// thread (the futex backend keeps nothing per thread).
 #[cfg(all(any(not(target_os = "linux"), pythread_generic), not(loom)))]
-pub(crate) use self::generic::{lock_all as lock_buckets_for_fork, ForkHold};
+pub(crate) use self::generic::after_fork_child as wait_after_fork_child;
 
 /// The current time on the crate's clock.
 #[inline]
@@ -272,6 +275,16 @@ mod loom_once_lock {
             // thread loaded it with Acquire, so the write happens-before this read; the
             // value is never written again (it is dropped only through `&mut self`).
             self.value.with(|slot| unsafe { (*slot).as_ref() })
+        }
+
+        /// The value, if set, through exclusive access.
+        pub(crate) fn get_mut(&mut self) -> Option<&mut T> {
+            if self.state.load(Ordering::Acquire) != READY {
+                return None;
+            }
+            // SAFETY: `&mut self` excludes every other access to the cell, and the
+            // Acquire load above orders the one write before this access.
+            self.value.with_mut(|slot| unsafe { (*slot).as_mut() })
         }
 
         /// The value, if set; taking `self` by value means no reader is left.
