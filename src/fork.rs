@@ -183,7 +183,7 @@ pub fn after_fork_child() {
 /// model thread is the survivor. The model "loses" its other threads by having
 /// them forget a guard, as a vanished thread never releases one.
 #[cfg(loom)]
-pub(crate) fn model_fork_child() {
+pub fn model_fork_child() {
     crate::sync::advance(crate::ident::get_ident().as_u64());
     crate::tss::after_fork_child();
 }

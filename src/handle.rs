@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::completion::{Completion, Published, Waited};
 use crate::fork;
-use crate::ident::{self, current_ident, Ident};
+use crate::ident::{self, Ident, current_ident};
 use crate::panic::Panic;
 use crate::registry;
-use crate::sync::{self, thread, Arc, ForkMutex, MutexGuard};
+use crate::sync::{self, Arc, ForkMutex, MutexGuard, thread};
 
 /// A shared handle to a started thread: clone it, join it any number of times
 /// from any number of threads, ask whether it has finished.

@@ -7,7 +7,7 @@
 //! takes no lock. Only a non-daemon thread takes the list's lock, once when it is
 //! started and once when its function ends.
 
-use crate::ident::{current_ident, Ident};
+use crate::ident::{Ident, current_ident};
 use crate::sync::ForkMutex;
 #[cfg(not(loom))]
 use crate::sync::{AtomicU64, Ordering};

@@ -13,6 +13,7 @@
 //! since the last time, so a registration costs O(1) amortized and a thread that
 //! never exits keeps O(live keys) entries.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
@@ -23,7 +24,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 
-use crate::sync::{global_atomic, thread_local_const, ForkMutex, MutexGuard, Ordering};
+use crate::sync::{ForkMutex, MutexGuard, Ordering, global_atomic, thread_local_const};
 
 /// A thread-specific storage key: each thread sees only the value it set itself.
 /// The port of CPython's `Py_tss_t` and the `PyThread_tss_*` functions.
@@ -95,28 +96,94 @@ pub struct Tss<T: Send + 'static> {
 struct Shared<T> {
     /// Process-unique: how a thread recognizes a key it has already registered with.
     id: u64,
-    /// `State::created`, written under the lock; read only to renew a state that a
-    /// thread lost in a fork held (its flag is out of reach then).
+    /// `Map::created`, written under the map's lock; read only to renew a map that
+    /// a thread lost in a fork held (its flag is out of reach then).
     created: AtomicBool,
-    state: ForkMutex<State<T>>,
+    map: ForkMutex<Map<T>>,
 }
 
-struct State<T> {
+/// The key's side: which threads have a slot here, for [`Tss::for_each`],
+/// [`Tss::delete`] and the key's drop. A thread's own calls (`get`, `set`, `take`,
+/// `with`, its exit) go straight to its slot, found in its thread-local map, and
+/// take only the slot's lock; only a thread's first `set` (and a `set` after a
+/// `delete`) takes this one. Lock order: the map, then a slot.
+struct Map<T> {
     created: bool,
-    /// Thread number (see [`ThreadState::id`]) to that thread's value.
-    values: HashMap<u64, T, Numbers>,
+    /// Thread number (see [`ThreadState::id`]) to that thread's slot.
+    slots: HashMap<u64, Arc<Slot<T>>, Numbers>,
+    /// The size at which the next insertion first forgets the slots of exited
+    /// threads (twice the live ones after the last time: O(1) amortized).
+    prune_at: usize,
     /// The values of threads that did not survive a fork, for
     /// [`Tss::take_lost_values`].
     lost: Vec<T>,
 }
 
-impl<T> Default for State<T> {
-    fn default() -> State<T> {
-        State {
+impl<T> Default for Map<T> {
+    fn default() -> Map<T> {
+        Map {
             created: false,
-            values: HashMap::with_hasher(Numbers),
+            slots: HashMap::with_hasher(Numbers),
+            prune_at: PRUNE_FLOOR,
             lost: Vec::new(),
         }
+    }
+}
+
+impl<T> Map<T> {
+    fn insert(&mut self, thread: u64, slot: Arc<Slot<T>>) {
+        if self.slots.len() >= self.prune_at {
+            // A slot that only this map holds belongs to a thread that has exited
+            // (its thread-local map held the other reference): empty, forgotten.
+            self.slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+            self.prune_at = PRUNE_FLOOR.max(2 * self.slots.len());
+        }
+        self.slots.insert(thread, slot);
+    }
+}
+
+/// One thread's value of one key, shared by the thread (its thread-local map) and
+/// the key ([`Map::slots`]). A [`ForkMutex`] too: a lost thread that was visiting
+/// it (`for_each`, `delete`) at the fork cannot leave it held.
+struct Slot<T> {
+    state: ForkMutex<SlotState<T>>,
+}
+
+struct SlotState<T> {
+    value: Option<T>,
+    /// In the key's map (so the key is created): a `set` needs no more. A `delete`
+    /// detaches every slot, under the map's lock and the slot's.
+    attached: bool,
+}
+
+impl<T> Default for SlotState<T> {
+    fn default() -> SlotState<T> {
+        SlotState {
+            value: None,
+            attached: false,
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    fn new() -> Slot<T> {
+        Slot {
+            state: ForkMutex::new(SlotState::default()),
+        }
+    }
+
+    /// The slot's lock; in a new fork generation its state moves over (or starts
+    /// empty and detached, if a lost thread held it).
+    fn lock(&self) -> MutexGuard<'_, SlotState<T>> {
+        self.state
+            .lock(|previous| previous.map(std::mem::take).unwrap_or_default())
+    }
+
+    /// Detaches the slot and takes its value (for `delete`, the key's drop, a fork).
+    fn detach(&self) -> Option<T> {
+        let mut state = self.lock();
+        state.attached = false;
+        state.value.take()
     }
 }
 
@@ -168,13 +235,28 @@ std::thread_local! {
     static SURVIVOR: Cell<u64> = const { Cell::new(0) };
 }
 
-/// In a forked child, on the forking thread: records it as the survivor.
+/// In a forked child, on the forking thread: records it as the survivor, and puts
+/// its slots back in the maps of their keys (renewing each), where a map that a
+/// lost thread held would have lost them.
 pub(crate) fn after_fork_child() {
-    let survivor = THREAD.try_with(|state| state.id.get()).unwrap_or(0);
-    #[cfg(not(loom))]
-    SURVIVOR.store(survivor, std::sync::atomic::Ordering::Relaxed);
-    #[cfg(loom)]
-    SURVIVOR.with(|cell| cell.set(survivor));
+    let _ = THREAD.try_with(|state| {
+        let survivor = state.id.get();
+        #[cfg(not(loom))]
+        SURVIVOR.store(survivor, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(loom)]
+        SURVIVOR.with(|cell| cell.set(survivor));
+        let entries: Vec<(Weak<dyn Erased>, Arc<dyn ErasedSlot>)> = state
+            .keys
+            .borrow()
+            .values()
+            .map(|entry| (Weak::clone(&entry.key), Arc::clone(&entry.slot)))
+            .collect();
+        for (key, slot) in entries {
+            if let Some(key) = key.upgrade() {
+                key.adopt(survivor, slot);
+            }
+        }
+    });
 }
 
 fn survivor() -> u64 {
@@ -185,35 +267,34 @@ fn survivor() -> u64 {
 }
 
 impl<T: Send + 'static> Shared<T> {
-    /// The key's lock (renewed, in a forked child, at its first use there).
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock(|previous| self.renew(previous))
+    /// The map's lock (renewed, in a forked child, at its first use there).
+    fn lock(&self) -> MutexGuard<'_, Map<T>> {
+        self.map.lock(|previous| self.renew(previous))
     }
 
-    /// The state of a new fork generation: the survivor keeps its value, every
-    /// other thread's goes to `lost` (moved, not dropped: the runtime chooses
-    /// where). From nothing if a lost thread held the lock.
-    fn renew(&self, previous: Option<&mut State<T>>) -> State<T> {
+    /// The map of a new fork generation: the survivor keeps its slot; every other
+    /// thread's value moves to `lost` (not dropped: the runtime chooses where).
+    /// Empty if a lost thread held the lock (the survivor's slot comes back through
+    /// `adopt`; the other values are leaked).
+    fn renew(&self, previous: Option<&mut Map<T>>) -> Map<T> {
+        let mut map = Map {
+            created: self.created.load(std::sync::atomic::Ordering::Relaxed),
+            ..Map::default()
+        };
         let Some(previous) = previous else {
-            return State {
-                created: self.created.load(std::sync::atomic::Ordering::Relaxed),
-                ..State::default()
-            };
+            return map;
         };
+        map.created = previous.created;
+        map.lost = std::mem::take(&mut previous.lost);
         let survivor = survivor();
-        let mut state = State {
-            created: previous.created,
-            values: HashMap::with_hasher(Numbers),
-            lost: std::mem::take(&mut previous.lost),
-        };
-        for (thread, value) in previous.values.drain() {
+        for (thread, slot) in previous.slots.drain() {
             if thread == survivor {
-                state.values.insert(thread, value);
+                map.slots.insert(thread, slot);
             } else {
-                state.lost.push(value);
+                map.lost.extend(slot.detach());
             }
         }
-        state
+        map
     }
 }
 
@@ -225,33 +306,65 @@ global_atomic! {
     static NEXT_THREAD: AtomicU64 = 1;
 }
 
-/// What a thread's exit does to a key it has set.
+/// The key, type-erased, as a thread's map keeps it.
 trait Erased: Send + Sync {
-    /// Drops the value of thread `thread`, if any, on the calling thread.
-    fn thread_exited(&self, thread: u64);
+    /// In a forked child: puts the survivor's `slot` back in this key's map.
+    fn adopt(&self, thread: u64, slot: Arc<dyn ErasedSlot>);
 }
 
 impl<T: Send + 'static> Erased for Shared<T> {
-    fn thread_exited(&self, thread: u64) {
-        let value = self.lock().values.remove(&thread);
-        drop(value); // after the lock is released
+    fn adopt(&self, thread: u64, slot: Arc<dyn ErasedSlot>) {
+        let Ok(slot) = slot.into_any().downcast::<Slot<T>>() else {
+            return;
+        };
+        let mut map = self.lock();
+        let attached = slot.lock().attached;
+        if attached && !map.slots.contains_key(&thread) {
+            map.insert(thread, slot);
+        }
     }
 }
 
-/// The per-thread half: this thread's number and the keys it has set.
+/// A slot, type-erased, as a thread's map keeps it.
+trait ErasedSlot: Send + Sync {
+    /// At the thread's exit: drops its value, on the calling thread, after the
+    /// slot's lock is released.
+    fn exit(&self);
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<T: Send + 'static> ErasedSlot for Slot<T> {
+    fn exit(&self) {
+        let value = self.lock().value.take();
+        drop(value);
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// A key this thread has set a value in, and its slot there.
+struct Entry {
+    key: Weak<dyn Erased>,
+    slot: Arc<dyn ErasedSlot>,
+}
+
+/// The per-thread half: this thread's number and its slot in each key it has set.
 struct ThreadState {
     /// Minted on first use; 0 = not yet. Never reused, so a value can never be seen
     /// by a later thread that happens to get the same OS thread.
     id: Cell<u64>,
-    /// Key id to the key, for every key this thread has set a value in.
-    keys: RefCell<HashMap<u64, Weak<dyn Erased>, Numbers>>,
+    /// Key id to the key and this thread's slot there.
+    keys: RefCell<HashMap<u64, Entry, Numbers>>,
     /// The size at which the next registration first forgets dead keys: twice the
     /// live ones after the last time (at least [`PRUNE_FLOOR`]), so that the scan
     /// costs O(1) amortized per registration.
     prune_at: Cell<usize>,
 }
 
-/// The smallest size at which a thread's key map is scanned for dead keys.
+/// The smallest size at which a key map (a thread's, a key's) is scanned for
+/// dead entries.
 const PRUNE_FLOOR: usize = 16;
 
 impl ThreadState {
@@ -271,38 +384,55 @@ impl ThreadState {
         self.id.get()
     }
 
-    /// Remembers the key `key_id` (made by `key` if new) so that this thread's
-    /// exit drops its value there.
-    fn register(&self, key_id: u64, key: impl FnOnce() -> Weak<dyn Erased>) {
-        let mut keys = self.keys.borrow_mut();
-        if keys.contains_key(&key_id) {
-            return;
+    /// This thread's slot in the key `key_id`, if it has one.
+    fn slot(&self, key_id: u64) -> Option<Arc<dyn ErasedSlot>> {
+        let keys = self.keys.borrow();
+        keys.get(&key_id).map(|entry| Arc::clone(&entry.slot))
+    }
+
+    /// This thread's slot in `key` (made and remembered if new).
+    fn slot_or_insert<T: Send + 'static>(&self, key: &Arc<Shared<T>>) -> Arc<dyn ErasedSlot> {
+        if let Some(slot) = self.slot(key.id) {
+            return slot;
         }
+        let mut keys = self.keys.borrow_mut();
         if keys.len() >= self.prune_at.get() {
             // Forget keys that are gone, so a thread that sees many keys come and
             // go keeps a map the size of the live ones (within twice).
-            keys.retain(|_, weak| weak.strong_count() > 0);
+            keys.retain(|_, entry| entry.key.strong_count() > 0);
             self.prune_at.set(PRUNE_FLOOR.max(2 * keys.len()));
         }
-        keys.insert(key_id, key());
+        let slot: Arc<dyn ErasedSlot> = Arc::new(Slot::<T>::new());
+        keys.insert(
+            key.id,
+            Entry {
+                key: Arc::downgrade(key) as Weak<dyn Erased>,
+                slot: Arc::clone(&slot),
+            },
+        );
+        slot
     }
 }
 
 impl Drop for ThreadState {
     fn drop(&mut self) {
-        let id = self.id.get();
-        for (_, key) in std::mem::take(self.keys.get_mut()) {
-            if let Some(key) = key.upgrade() {
-                // A value's Drop that uses a Tss here finds this thread's state gone:
-                // its `set` fails and its `get` reads `None`, nothing panics.
-                key.thread_exited(id);
-            }
+        for (_, entry) in std::mem::take(self.keys.get_mut()) {
+            // A value's Drop that uses a Tss here finds this thread's state gone:
+            // its `set` fails and its `get` reads `None`, nothing panics.
+            entry.slot.exit();
         }
     }
 }
 
 thread_local_const! {
     static THREAD: ThreadState = ThreadState::new();
+}
+
+/// The calling thread's typed slot in `key`, if it has one (none once its
+/// thread-locals are being destroyed).
+fn own_slot<T: Send + 'static>(key: &Shared<T>) -> Option<Arc<Slot<T>>> {
+    let slot = THREAD.try_with(|state| state.slot(key.id)).ok()??;
+    slot.into_any().downcast::<Slot<T>>().ok()
 }
 
 impl<T: Send + 'static> Tss<T> {
@@ -324,7 +454,7 @@ impl<T: Send + 'static> Tss<T> {
             shared: Arc::new(Shared {
                 id: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
                 created: AtomicBool::new(false),
-                state: ForkMutex::new(State::default()),
+                map: ForkMutex::new(Map::default()),
             }),
         }
     }
@@ -345,8 +475,8 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn create(&self) {
-        let mut state = self.shared.lock();
-        state.created = true;
+        let mut map = self.shared.lock();
+        map.created = true;
         self.shared
             .created
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -391,20 +521,28 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn set(&self, value: T) -> Result<Option<T>, T> {
-        let thread = THREAD.try_with(|state| {
-            state.register(self.shared.id, || {
-                Arc::downgrade(&self.shared) as Weak<dyn Erased>
-            });
-            state.id()
-        });
-        let Ok(thread) = thread else {
+        let slot = THREAD.try_with(|state| (state.id(), state.slot_or_insert(&self.shared)));
+        let Ok((thread, slot)) = slot else {
             return Err(value);
         };
-        let mut state = self.shared.lock();
-        if !state.created {
+        let Ok(slot) = slot.into_any().downcast::<Slot<T>>() else {
+            return Err(value); // never: a key's id names one type
+        };
+        let mut state = slot.lock();
+        if state.attached {
+            return Ok(state.value.replace(value));
+        }
+        drop(state);
+        // Not in the key's map yet (or detached by a `delete`): attach it, under
+        // the map's lock, which says whether the key is created.
+        let mut map = self.shared.lock();
+        if !map.created {
             return Err(value);
         }
-        Ok(state.values.insert(thread, value))
+        map.insert(thread, Arc::clone(&slot));
+        let mut state = slot.lock();
+        state.attached = true;
+        Ok(state.value.replace(value))
     }
 
     /// Returns a clone of the calling thread's value: `PyThread_tss_get`. `None` if
@@ -428,8 +566,13 @@ impl<T: Send + 'static> Tss<T> {
     where
         T: Clone,
     {
-        let thread = THREAD.try_with(ThreadState::id).ok()?;
-        self.shared.lock().values.get(&thread).cloned()
+        let slot = own_slot(&self.shared)?;
+        let state = slot.lock();
+        if state.attached {
+            state.value.clone()
+        } else {
+            None
+        }
     }
 
     /// Removes the calling thread's value and returns it: `PyThread_tss_get`
@@ -447,8 +590,8 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn take(&self) -> Option<T> {
-        let thread = THREAD.try_with(ThreadState::id).ok()?;
-        let value = self.shared.lock().values.remove(&thread);
+        let slot = own_slot(&self.shared)?;
+        let value = slot.lock().value.take();
         value
     }
 
@@ -471,11 +614,11 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
-        let Ok(thread) = THREAD.try_with(ThreadState::id) else {
+        let Some(slot) = own_slot(&self.shared) else {
             return f(None);
         };
-        let state = self.shared.lock();
-        f(state.values.get(&thread))
+        let state = slot.lock();
+        f(state.value.as_ref().filter(|_| state.attached))
     }
 
     /// Calls `f` with every thread's value, in no particular order: what a garbage
@@ -514,8 +657,14 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn for_each(&self, mut f: impl FnMut(&T)) {
-        let state = self.shared.lock();
-        for value in state.values.values().chain(&state.lost) {
+        let map = self.shared.lock();
+        for slot in map.slots.values() {
+            let state = slot.lock();
+            if let Some(value) = state.value.as_ref().filter(|_| state.attached) {
+                f(value);
+            }
+        }
+        for value in &map.lost {
             f(value);
         }
     }
@@ -595,18 +744,35 @@ impl<T: Send + 'static> Tss<T> {
     /// ```
     pub fn delete(&self) {
         let values = {
-            let mut state = self.shared.lock();
-            if !state.created {
+            let mut map = self.shared.lock();
+            if !map.created {
                 return;
             }
-            state.created = false;
+            map.created = false;
             self.shared
                 .created
                 .store(false, std::sync::atomic::Ordering::Relaxed);
-            (
-                std::mem::replace(&mut state.values, HashMap::with_hasher(Numbers)),
-                std::mem::take(&mut state.lost),
-            )
+            let mut values = std::mem::take(&mut map.lost);
+            for (_, slot) in map.slots.drain() {
+                values.extend(slot.detach());
+            }
+            values
+        };
+        drop(values);
+    }
+}
+
+impl<T: Send + 'static> Drop for Tss<T> {
+    /// Drops every thread's value (and the lost ones), here, after the key's lock
+    /// is released: the threads' slots outlive the key.
+    fn drop(&mut self) {
+        let values = {
+            let mut map = self.shared.lock();
+            let mut values = std::mem::take(&mut map.lost);
+            for (_, slot) in map.slots.drain() {
+                values.extend(slot.detach());
+            }
+            values
         };
         drop(values);
     }
@@ -621,11 +787,19 @@ impl<T: Send + 'static> Default for Tss<T> {
 
 impl<T: Send + 'static> fmt::Debug for Tss<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.lock();
+        let map = self.shared.lock();
+        let with_values = map
+            .slots
+            .values()
+            .filter(|slot| {
+                let state = slot.lock();
+                state.attached && state.value.is_some()
+            })
+            .count();
         f.debug_struct("Tss")
-            .field("created", &state.created)
-            .field("threads_with_values", &state.values.len())
-            .field("lost_values", &state.lost.len())
+            .field("created", &map.created)
+            .field("threads_with_values", &with_values)
+            .field("lost_values", &map.lost.len())
             .finish()
     }
 }

@@ -4,14 +4,14 @@
 #![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use pythread::Tss;
 
 mod support;
-use support::{join_std, WATCHDOG};
+use support::{WATCHDOG, join_std};
 
 /// A value that records where and how often it was dropped.
 struct Probe {
@@ -210,12 +210,13 @@ fn delete_drops_every_threads_value_here_and_the_key_reads_empty() {
                 deleted.wait();
                 // A deleted key reads as empty and refuses values...
                 assert!(key.take().is_none());
-                assert!(key
-                    .set(Probe {
+                assert!(
+                    key.set(Probe {
                         tag: 100 + i,
                         drops: probes()
                     })
-                    .is_err());
+                    .is_err()
+                );
                 checked.wait();
             })
         })

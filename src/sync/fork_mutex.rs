@@ -22,7 +22,7 @@
 use std::cell::Cell;
 use std::sync::TryLockError;
 
-use super::{lock, AtomicU64, Mutex, MutexGuard, OnceLock, Ordering};
+use super::{AtomicU64, Mutex, MutexGuard, OnceLock, Ordering, lock};
 
 /// The fork generation (how many times `after_fork_child` has run in this
 /// process's ancestry) and the ident of the thread that called the last one.

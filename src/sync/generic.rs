@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::{now, AtomicU32, ForkMutex, Instant, Ordering, Wake};
+use super::{AtomicU32, ForkMutex, Instant, Ordering, Wake, now};
 
 /// One thread's place to sleep. `notified` is set (under the bucket lock) by the
 /// waker that takes the entry out of the queue; `mutex` and `condvar` make the

@@ -22,8 +22,8 @@
 #[cfg(not(loom))]
 pub(crate) use std::{
     sync::{
-        atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence},
     },
     thread,
 };
@@ -31,8 +31,8 @@ pub(crate) use std::{
 #[cfg(loom)]
 pub(crate) use loom::{
     sync::{
-        atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Condvar, Mutex, MutexGuard,
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence},
     },
     thread,
 };
@@ -41,7 +41,7 @@ pub(crate) use loom::{
 pub(crate) use self::loom_once_lock::OnceLock;
 
 mod fork_mutex;
-pub(crate) use self::fork_mutex::{advance, generation, is_lost, ForkMutex};
+pub(crate) use self::fork_mutex::{ForkMutex, advance, generation, is_lost};
 
 // `--cfg pythread_generic` selects the generic backend on Linux too, so the whole
 // suite can run on the backend every other platform uses (`make test-generic`).
