@@ -591,8 +591,9 @@ impl<T: Send + 'static> Tss<T> {
     /// ```
     pub fn take(&self) -> Option<T> {
         let slot = own_slot(&self.shared)?;
-        let value = slot.lock().value.take();
-        value
+        // Edition 2024: the guard, a temporary of the tail expression, is dropped
+        // before `slot`.
+        slot.lock().value.take()
     }
 
     /// Calls `f` with a reference to the calling thread's value (`None` if it has
@@ -710,8 +711,7 @@ impl<T: Send + 'static> Tss<T> {
     /// # });
     /// ```
     pub fn take_lost_values(&self) -> Vec<T> {
-        let lost = std::mem::take(&mut self.shared.lock().lost);
-        lost
+        std::mem::take(&mut self.shared.lock().lost)
     }
 
     /// Deletes the key: `PyThread_tss_delete`. Does nothing unless the key is

@@ -181,6 +181,7 @@ impl<T: Default> ForkMutex<T> {
     /// tests: the process's generation stays, or other tests' handles would read
     /// as lost).
     #[cfg(test)]
+    #[cfg(not(loom))]
     pub(crate) fn lock_in(
         &self,
         generation: u64,

@@ -461,14 +461,13 @@ pub(crate) mod tests {
         }
         // Let it finish whatever the first wait returned.
         word.store(1, Ordering::SeqCst);
-        let result = loop {
+        loop {
             wake_one(&word);
             match rx.recv_timeout(Duration::from_millis(10)) {
                 Ok(result) => break result,
                 Err(_) => assert!(start.elapsed() < WATCHDOG, "the waiter never returned"),
             }
-        };
-        result
+        }
     }
 
     /// The futex backend reports a handler that ran, however it was installed:
