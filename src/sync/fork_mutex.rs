@@ -277,8 +277,12 @@ impl<T: Default> ForkMutex<T> {
 impl<T: Default> Drop for Node<T> {
     fn drop(&mut self) {
         // With `&mut self` no live thread can hold the lock: if it is held, a
-        // thread lost in a fork holds it, and the value may be half updated.
-        if matches!(self.mutex.try_lock(), Err(TryLockError::WouldBlock)) {
+        // thread lost in a fork holds it, and the value may be half updated. Only
+        // an earlier generation's lock can be (and only then is it looked at: under
+        // loom a `try_lock` is a scheduling point every model would pay for).
+        if self.generation != generation()
+            && matches!(self.mutex.try_lock(), Err(TryLockError::WouldBlock))
+        {
             let value = self
                 .mutex
                 .get_mut()
