@@ -274,15 +274,28 @@ impl<T: Default> ForkMutex<T> {
     }
 }
 
+impl<T: Default> Node<T> {
+    /// Whether a later generation has begun since this node's: not the current
+    /// one, or one has been linked after it (the unit tests link generations
+    /// without moving the process's).
+    fn superseded(&mut self) -> bool {
+        #[cfg(not(loom))]
+        let linked = self.next.node.get_mut().is_some();
+        // Under loom only the fork models move the generation, and a look at the
+        // link would be one more scheduling point in every model.
+        #[cfg(loom)]
+        let linked = false;
+        self.generation != generation() || linked
+    }
+}
+
 impl<T: Default> Drop for Node<T> {
     fn drop(&mut self) {
         // With `&mut self` no live thread can hold the lock: if it is held, a
         // thread lost in a fork holds it, and the value may be half updated. Only
         // an earlier generation's lock can be (and only then is it looked at: under
         // loom a `try_lock` is a scheduling point every model would pay for).
-        if self.generation != generation()
-            && matches!(self.mutex.try_lock(), Err(TryLockError::WouldBlock))
-        {
+        if self.superseded() && matches!(self.mutex.try_lock(), Err(TryLockError::WouldBlock)) {
             let value = self
                 .mutex
                 .get_mut()
