@@ -162,13 +162,13 @@ pub mod __sync {
     // The facade's own choice (`src/sync/mod.rs`), the same types: its items are crate-private.
     #[cfg(loom)]
     pub use loom::sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
+        atomic::{AtomicU32, AtomicU64, Ordering},
     };
     #[cfg(not(loom))]
     pub use std::sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
+        atomic::{AtomicU32, AtomicU64, Ordering},
     };
 
     /// Locks `mutex`, ignoring poison (the crate's rule).
