@@ -9,8 +9,8 @@
 #[cfg(all(target_os = "linux", not(loom)))]
 mod pingpong {
     use rustix::thread::futex;
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::{Duration, Instant};
 
     fn wait(word: &AtomicU32, expected: u32, timed: bool) {

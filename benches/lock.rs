@@ -200,7 +200,7 @@ fn starvation<L: BenchLock>() -> (Duration, Duration) {
 #[cfg(all(target_os = "linux", not(pythread_generic)))]
 mod signals {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{mpsc, Arc};
+    use std::sync::{Arc, mpsc};
     use std::time::{Duration, Instant};
 
     static HANDLED: AtomicUsize = AtomicUsize::new(0);

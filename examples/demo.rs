@@ -15,7 +15,7 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 

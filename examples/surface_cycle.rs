@@ -15,7 +15,7 @@
 fn main() {
     use std::cell::RefCell;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{mpsc, Arc};
+    use std::sync::{Arc, mpsc};
     use std::time::Duration;
 
     use pythread::Tss;
@@ -91,11 +91,13 @@ fn main() {
             );
         }
         // A failed non-daemon start (invalid stack size): unregistered, nothing kept.
-        assert!(pythread::Builder::new()
-            .daemon(false)
-            .stack_size(1024)
-            .try_start(|| {})
-            .is_err());
+        assert!(
+            pythread::Builder::new()
+                .daemon(false)
+                .stack_size(1024)
+                .try_start(|| {})
+                .is_err()
+        );
 
         // An exit join: the thread-local destructors have run when it returns.
         let exited = pythread::start(move || vec![round; 16]);

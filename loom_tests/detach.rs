@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{check, expect_payload, DropProbe, RaceCell, Token};
+use common::{DropProbe, RaceCell, Token, check, expect_payload};
 use loom::sync::Arc;
 
 /// Detaching a thread that returns: `f` runs, its capture is dropped once.

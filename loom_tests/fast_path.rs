@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{check, expect_payload, spin_until_finished, Expected, RaceCell};
+use common::{Expected, RaceCell, check, expect_payload, spin_until_finished};
 use loom::sync::Arc;
 use pythread::Panic;
 

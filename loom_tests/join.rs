@@ -16,9 +16,9 @@
 
 mod common;
 
-use common::{check, expect_message, RaceCell, EXPECTED};
-use loom::sync::atomic::{AtomicBool, Ordering};
+use common::{EXPECTED, RaceCell, check, expect_message};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
 use pythread::Panic;
 
 /// `f` returns: `join` delivers `Ok(())` and everything `f` wrote.

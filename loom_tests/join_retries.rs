@@ -19,9 +19,9 @@ mod common;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 use std::time::Duration;
 
-use common::{check, Mailbox};
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use common::{Mailbox, check};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use pythread::__loom::{advance_clock, interrupt, wait_for_sleepers};
 

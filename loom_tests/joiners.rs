@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{check, expect_message, expect_payload, DropProbe, RaceCell, Token, EXPECTED};
+use common::{DropProbe, EXPECTED, RaceCell, Token, check, expect_message, expect_payload};
 use loom::sync::Arc;
 use loom::thread;
 use pythread::Panic;

@@ -9,9 +9,9 @@ mod common;
 use std::sync::atomic::{AtomicBool as StdAtomicBool, Ordering as StdOrdering};
 use std::time::Duration;
 
-use common::{check, DropProbe, RaceCell};
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use common::{DropProbe, RaceCell, check};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use pythread::{Lock, LockStatus};
 

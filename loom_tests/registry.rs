@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{check, Mailbox, RaceCell};
+use common::{Mailbox, RaceCell, check};
 use loom::sync::Arc;
 use pythread::__loom::{interrupt, wait_for_sleepers};
 use pythread::Builder;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{check, RaceCell};
+use common::{RaceCell, check};
 use loom::sync::Arc;
 use loom::thread;
 use pythread::RLock;

@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{check, Mailbox};
+use common::{Mailbox, check};
 use loom::sync::Arc;
 use pythread::Handle;
 

@@ -20,9 +20,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{check, expect_message, Mailbox, RaceCell, EXPECTED};
-use loom::sync::atomic::{AtomicBool, Ordering};
+use common::{EXPECTED, Mailbox, RaceCell, check, expect_message};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use pythread::Panic;
 

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{check, DropProbe, RaceCell, Token};
+use common::{DropProbe, RaceCell, Token, check};
 use loom::sync::Arc;
 use loom::thread;
 

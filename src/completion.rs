@@ -173,7 +173,7 @@ mod tests {
     use super::*;
     use crate::ident::Ident;
     use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
-    use std::sync::{mpsc, Arc as StdArc};
+    use std::sync::{Arc as StdArc, mpsc};
     use std::thread;
     use std::time::{Duration, Instant};
 

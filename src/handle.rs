@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::completion::{Completion, Published, Waited};
 use crate::fork;
-use crate::ident::{self, current_ident, Ident};
+use crate::ident::{self, Ident, current_ident};
 use crate::panic::Panic;
 use crate::registry;
-use crate::sync::{self, lock, thread, Arc, Mutex};
+use crate::sync::{self, Arc, ForkMutex, MutexGuard, thread};
 
 /// A shared handle to a started thread: clone it, join it any number of times
 /// from any number of threads, ask whether it has finished.
@@ -63,15 +63,24 @@ struct Shared<T> {
 /// forever. Not a cell in [`Shared`] either: it would cost every start 16 bytes
 /// for what only a forked child ever fills. Each `Panic` is leaked, as the
 /// thread's [`Shared`] is (its vanished stack holds a reference that is never
-/// dropped), so that joins can borrow it as they borrow the completion's. A `std`
-/// lock, not the facade's: it is taken only in a forked child, which no loom model
-/// is; it is taken inside the fork gate, as every brief lock of the crate is.
+/// dropped), so that joins can borrow it as they borrow the completion's. A
+/// [`ForkMutex`], so that a thread lost in a later fork while it held the table
+/// cannot leave it held in that child. Under loom a plain `std` lock: no model
+/// forks, so no model ever reaches it.
+#[cfg(not(loom))]
+static LOST: ForkMutex<Vec<(Ident, &'static Panic)>> = ForkMutex::new_static(Vec::new());
+#[cfg(loom)]
 static LOST: std::sync::Mutex<Vec<(Ident, &'static Panic)>> = std::sync::Mutex::new(Vec::new());
 
 /// The `Panic` the joins of the lost thread `ident` return (see [`LOST`]).
 #[cold]
 fn lost_panic(ident: Ident) -> &'static Panic {
-    let _gate = fork::gate();
+    // The table carries over to a new fork generation when it was free (its
+    // entries are leaked, so copying them is all it takes); a lost holder's is
+    // forgotten, and the joins of those threads make their `Panic` anew.
+    #[cfg(not(loom))]
+    let mut lost = LOST.lock(|previous| previous.map(|table| table.clone()).unwrap_or_default());
+    #[cfg(loom)]
     let mut lost = LOST
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -95,7 +104,9 @@ struct OsThread {
     ident: Ident,
     /// The fork generation the thread was started in (`crate::fork`).
     generation: u64,
-    slot: Mutex<Option<thread::JoinHandle<()>>>,
+    /// A [`ForkMutex`]: a starter that vanished in a fork while it stored the
+    /// handle here (the started thread may fork at once) cannot leave it held.
+    slot: ForkMutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl OsThread {
@@ -104,6 +115,11 @@ impl OsThread {
     #[inline]
     fn is_lost(&self) -> bool {
         fork::is_lost(self.generation, self.ident)
+    }
+
+    /// The slot's lock; in a new fork generation the std handle moves over.
+    fn lock_slot(&self) -> MutexGuard<'_, Option<thread::JoinHandle<()>>> {
+        self.slot.lock(|previous| previous.and_then(Option::take))
     }
 }
 
@@ -115,12 +131,8 @@ impl Drop for OsThread {
             // `pthread_detach` would act on that one. Leaked instead: the std
             // handle's two `Arc`s (thread and result packet), a few dozen bytes the
             // vanished thread's own references keep alive anyway. No lock is taken
-            // (`get_mut`): a thread that vanished may hold it.
-            let slot = self
-                .slot
-                .get_mut()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            std::mem::forget(slot.take());
+            // (`each_mut`): a thread that vanished may hold it.
+            self.slot.each_mut(|slot| std::mem::forget(slot.take()));
         }
     }
 }
@@ -426,7 +438,7 @@ impl Builder {
             os_thread: OsThread {
                 generation: fork::generation_at_start(),
                 ident,
-                slot: Mutex::new(None),
+                slot: ForkMutex::new(None),
             },
         });
         let theirs = Arc::clone(&shared);
@@ -472,12 +484,7 @@ impl Builder {
             }
         };
         // Kept for `join_thread`; dropped unjoined (a detach) with the last reference.
-        // In the fork gate: the started thread may fork at once, and this brief lock
-        // must not be held by this thread then (`crate::fork`).
-        {
-            let _gate = fork::gate();
-            *lock(&shared.os_thread.slot) = Some(os_thread);
-        }
+        *shared.os_thread.lock_slot() = Some(os_thread);
         Ok(Handle(shared))
     }
 }
@@ -1071,7 +1078,7 @@ impl<T> Shared<T> {
         if self.os_thread.is_lost() {
             return;
         }
-        let mut os_thread = lock(&self.os_thread.slot);
+        let mut os_thread = self.os_thread.lock_slot();
         if let Some(os_thread) = os_thread.take() {
             // The thread's body catches every panic of `f`; a panic after that (in a
             // thread-local destructor) aborts the process, so this is always `Ok`.

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU64;
 
-use crate::sync::{global_atomic, thread_local_const, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, global_atomic, thread_local_const};
 
 /// The identity of a thread started by this crate: unique for the life of the
 /// process.

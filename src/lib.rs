@@ -102,17 +102,17 @@ mod sync;
 mod timeout;
 mod tss;
 
-pub use crate::cpython::{get_stacksize, init, set_stacksize, TIMEOUT_MAX};
+pub use crate::cpython::{TIMEOUT_MAX, get_stacksize, init, set_stacksize};
 pub use crate::fork::{after_fork_child, after_fork_parent, before_fork};
-pub use crate::handle::{start, try_start, Builder, Handle};
-pub use crate::ident::{current_ident, get_ident, Ident};
-pub use crate::info::{get_native_id, thread_info, ThreadInfo};
+pub use crate::handle::{Builder, Handle, start, try_start};
+pub use crate::ident::{Ident, current_ident, get_ident};
+pub use crate::info::{ThreadInfo, get_native_id, thread_info};
 pub use crate::lock::{Lock, LockGuard, LockStatus, ReleaseError, ReleaseErrorKind};
 pub use crate::panic::Panic;
 pub use crate::registry::{count, shutdown, shutdown_with_retries};
 pub use crate::rlock::{RLock, RLockGuard, RLockState};
 pub use crate::timeout::{
-    parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX_SECS,
+    TIMEOUT_MAX_SECS, TimeoutError, TimeoutErrorKind, parse_acquire_args, parse_timeout_arg,
 };
 pub use crate::tss::Tss;
 
@@ -162,13 +162,13 @@ pub mod __sync {
     // The facade's own choice (`src/sync/mod.rs`), the same types: its items are crate-private.
     #[cfg(loom)]
     pub use loom::sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
+        atomic::{AtomicU32, AtomicU64, Ordering},
     };
     #[cfg(not(loom))]
     pub use std::sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
+        atomic::{AtomicU32, AtomicU64, Ordering},
     };
 
     /// Locks `mutex`, ignoring poison (the crate's rule).
@@ -198,6 +198,7 @@ pub mod __sync {
 #[doc(hidden)]
 #[cfg(loom)]
 pub mod __loom {
+    pub use crate::fork::model_fork_child as fork_child;
     pub use crate::sync::loom_model::{
         advance_clock, elapsed, interrupt, reset, sleepers, wait_for_sleepers,
     };

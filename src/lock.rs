@@ -68,8 +68,8 @@ use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
-use crate::sync::{self, now, AtomicU32, Instant, Ordering, Wake};
 use crate::TIMEOUT_MAX;
+use crate::sync::{self, AtomicU32, Instant, Ordering, Wake, now};
 
 const LOCKED: u32 = 1;
 /// A thread is asleep on the word, or about to be (it sets the bit, then sleeps

@@ -6,7 +6,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::ident::Ident;
-use crate::sync::{lock, Arc, Mutex};
+use crate::sync::{Arc, Mutex, lock};
 
 /// A panic caught in a started thread, delivered by [`Handle::join`](crate::Handle::join)
 /// as `Err(Panic)`.

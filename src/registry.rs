@@ -7,8 +7,8 @@
 //! takes no lock. Only a non-daemon thread takes the list's lock, once when it is
 //! started and once when its function ends.
 
-use crate::ident::{current_ident, Ident};
-use crate::sync::{lock, Mutex};
+use crate::ident::{Ident, current_ident};
+use crate::sync::ForkMutex;
 #[cfg(not(loom))]
 use crate::sync::{AtomicU64, Ordering};
 
@@ -102,8 +102,16 @@ pub(crate) struct Entry {
     join: Join,
 }
 
-/// The non-daemon threads whose function has not ended, in start order.
-pub(crate) type List = Mutex<Vec<Entry>>;
+/// The non-daemon threads whose function has not ended, in start order. A
+/// [`ForkMutex`]: a forked child keeps the entries (`shutdown` skips the lost
+/// threads' by their generation), or starts empty if a vanished thread held the
+/// lock at the fork.
+pub(crate) type List = ForkMutex<Vec<Entry>>;
+
+/// Locks the list, renewing it in a new fork generation.
+fn lock(list: &List) -> crate::sync::MutexGuard<'_, Vec<Entry>> {
+    list.lock(|previous| previous.map(std::mem::take).unwrap_or_default())
+}
 
 /// What a non-daemon thread keeps of the list, taken when it is started: a
 /// reference to the one static; under loom an `Arc` of the execution's list, since
@@ -115,10 +123,10 @@ pub(crate) type NonDaemon = &'static List;
 pub(crate) type NonDaemon = crate::sync::Arc<List>;
 
 #[cfg(not(loom))]
-static NON_DAEMON: List = Mutex::new(Vec::new());
+static NON_DAEMON: List = ForkMutex::new_static(Vec::new());
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref NON_DAEMON: crate::sync::Arc<List> = crate::sync::Arc::new(Mutex::new(Vec::new()));
+    static ref NON_DAEMON: crate::sync::Arc<List> = crate::sync::Arc::new(ForkMutex::new(Vec::new()));
 }
 
 /// The non-daemon list, for a non-daemon thread about to be started (or `shutdown`).
@@ -268,7 +276,8 @@ pub fn shutdown_with_retries<E>(mut pending_calls: impl FnMut() -> Result<(), E>
         let next = lock(as_list(&list))
             .iter()
             .find(|entry| {
-                Some(entry.ident) != me && !crate::fork::is_lost(entry.generation, entry.ident)
+                Some(entry.ident) != me
+                    && !crate::sync::is_lost(entry.generation, entry.ident.as_u64())
             })
             .map(|entry| std::sync::Arc::clone(&entry.join));
         let Some(join) = next else {
@@ -280,23 +289,4 @@ pub fn shutdown_with_retries<E>(mut pending_calls: impl FnMut() -> Result<(), E>
             pending_calls()?;
         }
     }
-}
-
-/// The registry's lock, held by [`crate::before_fork`] across `fork()`.
-#[cfg(not(loom))]
-pub(crate) type ForkGuard = crate::sync::MutexGuard<'static, Vec<Entry>>;
-
-/// Takes the registry's lock for [`crate::before_fork`].
-#[cfg(not(loom))]
-pub(crate) fn lock_for_fork() -> ForkGuard {
-    lock(&NON_DAEMON)
-}
-
-/// Whether the registry's lock is free (taken and released at once), for the
-/// unit tests of `crate::fork`. (Two attributes: cargo-mutants skips an item it
-/// sees marked `#[cfg(test)]`.)
-#[cfg(test)]
-#[cfg(not(loom))]
-pub(crate) fn try_lock_for_test() -> bool {
-    NON_DAEMON.try_lock().is_ok()
 }

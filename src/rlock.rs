@@ -6,9 +6,9 @@ use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crate::ident::{get_ident, Ident};
+use crate::ident::{Ident, get_ident};
 use crate::lock::{Lock, LockStatus, ReleaseError};
-use crate::sync::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 /// What [`RLock::release_save`] took from the lock and
 /// [`RLock::acquire_restore`] puts back: the recursion count and the owner

@@ -28,10 +28,15 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use pythread::{Builder, Handle, Lock, Panic, RLock, Tss};
+
+/// Forks in the hammer phase ([`hammer`]); `FORK_HAMMER_ROUNDS` overrides it.
+const HAMMER_ROUNDS: usize = 30;
+/// Threads that loop on `Tss::get` during the hammer phase (the issue's 8).
+const READERS: usize = 8;
 
 /// Rounds (forks); each forks once. `FORK_ROUNDS` overrides it (for soak runs).
 const ROUNDS: usize = 40;
@@ -67,9 +72,8 @@ struct World {
     panicked: Handle<u32>,
     stop_churn: Arc<AtomicBool>,
     /// In some rounds: a key whose value's `clone` runs (under the key's lock) when
-    /// the fork starts, and the flag that tells it the fork is starting.
-    /// `before_fork` waits for that clone, so the reader (the third part) may
-    /// have returned (8) before the fork, or not.
+    /// the fork starts, and the flag that tells it the fork is starting. The
+    /// reader (the third part) may have returned (8) before the fork, or not.
     slow: Option<SlowKey>,
 }
 
@@ -78,11 +82,10 @@ type SlowKey = (Arc<Tss<SlowClone>>, Arc<AtomicBool>, Handle<u32>);
 
 /// A value whose `clone`, which `Tss::get` runs under the key's lock, is still
 /// running when the fork starts: it waits until the forking thread is about to
-/// call `before_fork`, then keeps the lock 20 ms longer. `before_fork` must wait
-/// for it (the fork gate); otherwise the child inherits the key's lock held by a
-/// thread that does not exist, and its next use of the key hangs. (The 20 ms only
-/// widen that window for the check to bite; the correct code passes whatever they
-/// are.)
+/// call `before_fork`, then keeps the lock 20 ms longer. `before_fork` does not
+/// wait for it, so the child inherits that lock held by a thread that does not
+/// exist: the key must still work there. (The 20 ms only widen that window for
+/// the check to bite; the correct code passes whatever they are.)
 struct SlowClone {
     cloning: Arc<AtomicBool>,
     forking: Arc<AtomicBool>,
@@ -169,6 +172,247 @@ fn main() {
     println!(
         "fork: {rounds} forks ({forks_from_started_thread} from a started thread), every child \
          exited 0, in {:.2?}",
+        began.elapsed()
+    );
+    lost_values();
+    hammer();
+}
+
+/// Forks; runs `check` in the child (under its `alarm`, exit status 1 on a panic)
+/// and checks the child's exit in the parent. Returns how long `before_fork` took.
+fn in_child(what: &str, check: impl FnOnce()) -> Duration {
+    // `before_fork` is bounded too: a watchdog thread ends the process if it has
+    // not returned within WATCHDOG (joined before the fork).
+    let (returned, watched) = mpsc::channel::<()>();
+    let what_owned = what.to_owned();
+    let watchdog = std::thread::spawn(move || {
+        if watched.recv_timeout(WATCHDOG) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("watchdog: {what_owned}: before_fork still waiting after {WATCHDOG:?}");
+            std::process::exit(1);
+        }
+    });
+    let began = Instant::now();
+    pythread::before_fork();
+    let before_fork = began.elapsed();
+    returned.send(()).unwrap();
+    watchdog.join().unwrap();
+    // SAFETY: as in `fork_and_check`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        pythread::after_fork_child();
+        // SAFETY: alarm and _exit are async-signal-safe and take no lock.
+        unsafe { libc::alarm(CHILD_ALARM_SECS) };
+        let checked = panic::catch_unwind(AssertUnwindSafe(check));
+        // SAFETY: as above.
+        unsafe { libc::_exit(i32::from(checked.is_err())) };
+    }
+    pythread::after_fork_parent();
+    let status = wait_child(pid);
+    assert!(
+        !libc::WIFSIGNALED(status),
+        "{what}: the child died of signal {} (SIGALRM: it hung)",
+        libc::WTERMSIG(status)
+    );
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{what}: the child failed a check (status {status:#x}; its panic is above)"
+    );
+    before_fork
+}
+
+/// A value that counts its drops.
+struct Counted {
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// `Tss::take_lost_values` in a real child: the values of the threads that did
+/// not survive come back once, to be dropped where the caller drops them; the
+/// forking thread keeps its own; nothing is dropped before the call.
+fn lost_values() {
+    let key = Arc::new(Tss::new());
+    key.create();
+    let drops = Arc::new(AtomicUsize::new(0));
+    key.set(Counted {
+        drops: Arc::clone(&drops),
+    })
+    .ok()
+    .unwrap();
+    let (set_tx, set_rx) = mpsc::channel();
+    let mut stops = Vec::new();
+    let holders: Vec<_> = (0..3)
+        .map(|_| {
+            let (key, drops, set_tx) = (Arc::clone(&key), Arc::clone(&drops), set_tx.clone());
+            let (stop_tx, stop_rx) = mpsc::channel::<()>();
+            stops.push(stop_tx);
+            pythread::start(move || {
+                key.set(Counted { drops }).ok().unwrap();
+                set_tx.send(()).unwrap();
+                // Holds its value until the parent is done (the channel closes).
+                let _ = stop_rx.recv_timeout(WATCHDOG);
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        set_rx
+            .recv_timeout(WATCHDOG)
+            .expect("watchdog: a holder set nothing");
+    }
+    in_child("lost values", || {
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "dropped before asked");
+        let mut visited = 0;
+        key.for_each(|_| visited += 1);
+        assert_eq!(visited, 4, "for_each sees the lost values too");
+        let lost = key.take_lost_values();
+        assert_eq!(lost.len(), 3, "one value per lost thread");
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(lost);
+        assert_eq!(drops.load(Ordering::SeqCst), 3, "dropped by the caller");
+        assert!(key.take_lost_values().is_empty(), "handed out twice");
+        assert!(key.with(|v| v.is_some()), "the forking thread's value");
+        let mut visited = 0;
+        key.for_each(|_| visited += 1);
+        assert_eq!(visited, 1);
+        drop(key.take());
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+    });
+    drop(stops);
+    for holder in &holders {
+        bounded_join(holder, "a holder").unwrap();
+        // Its value drops with its thread-locals, at the OS thread's exit.
+        holder.join_thread().unwrap();
+    }
+    assert!(key.take_lost_values().is_empty(), "the parent lost nothing");
+    assert_eq!(drops.load(Ordering::SeqCst), 3, "the holders' exits");
+    println!("fork: take_lost_values handed the 3 lost values back once, in the child");
+}
+
+/// Forks while threads hammer every `Tss` method and exit (issue 24): the child
+/// must find every key usable (no lock left held by a vanished thread) and the
+/// forking thread's values intact; `before_fork` must not wait for the readers.
+///
+/// `kept` holds the forking thread's value; the workers call every method on it
+/// but `for_each` and `delete` (which visit the forking thread's slot: a worker
+/// lost inside one would take that value with it, see `Tss`). `churned` gets
+/// every method, `delete` and `create` included. [`READERS`] threads loop on
+/// `kept.get()`; the exit churn starts threads that set a value and end.
+fn hammer() {
+    let kept = Arc::new(Tss::<Vec<u32>>::new());
+    kept.create();
+    kept.set(vec![7; 4]).unwrap();
+    let churned = Arc::new(Tss::<Vec<u32>>::new());
+    churned.create();
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    for _ in 0..READERS {
+        let (kept, stop, calls) = (Arc::clone(&kept), Arc::clone(&stop), Arc::clone(&calls));
+        threads.push(pythread::start(move || {
+            kept.set(vec![1]).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(kept.get(), Some(vec![1]));
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for worker in 0..2u32 {
+        let (kept, churned, stop) = (Arc::clone(&kept), Arc::clone(&churned), Arc::clone(&stop));
+        threads.push(pythread::start(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                n = n.wrapping_add(1);
+                let _ = kept.set(vec![worker, n]);
+                let _ = kept.with(|v| v.map(Vec::len));
+                let _ = kept.is_created();
+                let _ = kept.take();
+                churned.create();
+                let _ = churned.set(vec![n]);
+                let _ = churned.get();
+                churned.for_each(|v| assert!(!v.is_empty()));
+                let _ = format!("{churned:?}");
+                if n % 64 == 0 {
+                    churned.delete();
+                }
+                // A key made, set and dropped: its slot dies with it.
+                let temporary = Tss::new();
+                temporary.create();
+                temporary.set(n).unwrap();
+            }
+        }));
+    }
+    {
+        let (kept, churned, stop) = (Arc::clone(&kept), Arc::clone(&churned), Arc::clone(&stop));
+        threads.push(pythread::start(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let (kept, churned) = (Arc::clone(&kept), Arc::clone(&churned));
+                // Threads whose exit drops their values while the forks happen.
+                let exiting = pythread::start(move || {
+                    kept.set(vec![9]).unwrap();
+                    churned.create();
+                    let _ = churned.set(vec![9]);
+                });
+                bounded_join(&exiting, "an exiting thread").unwrap();
+            }
+        }));
+    }
+    let deadline = Instant::now() + WATCHDOG;
+    while calls.load(Ordering::Relaxed) < 1000 {
+        assert!(Instant::now() < deadline, "watchdog: the readers never ran");
+        std::thread::yield_now();
+    }
+    let rounds = std::env::var("FORK_HAMMER_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(HAMMER_ROUNDS);
+    let mut slowest = Duration::ZERO;
+    let began = Instant::now();
+    for round in 0..rounds {
+        let took = in_child(&format!("hammer round {round}"), || {
+            assert_eq!(kept.get(), Some(vec![7; 4]), "the forking thread's value");
+            for key in [&kept, &churned] {
+                key.create();
+                assert!(key.is_created());
+                let mut seen = 0;
+                key.for_each(|_| seen += 1);
+                drop(key.take_lost_values());
+                let _ = format!("{key:?}");
+            }
+            assert_eq!(churned.set(vec![3]), Ok(None));
+            assert_eq!(churned.get(), Some(vec![3]));
+            // A thread of the child uses both keys, and exits.
+            let (k, c) = (Arc::clone(&kept), Arc::clone(&churned));
+            let child = pythread::start(move || {
+                assert_eq!(k.get(), None, "a child thread saw a value");
+                k.set(vec![5]).unwrap();
+                c.set(vec![5]).unwrap();
+                c.for_each(|_| {});
+                k.get()
+            });
+            assert_eq!(
+                bounded_join(&child, "a child thread").ok(),
+                Some(Some(vec![5]))
+            );
+            churned.delete();
+            assert!(!churned.is_created());
+            assert_eq!(kept.take(), Some(vec![7; 4]));
+        });
+        slowest = slowest.max(took);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in &threads {
+        bounded_join(thread, "a hammer thread").unwrap();
+    }
+    assert_eq!(kept.get(), Some(vec![7; 4]), "the parent's value");
+    println!(
+        "fork: {rounds} forks while {READERS} readers looped on Tss::get and workers called \
+         every Tss method and exited threads; every child exited 0, in {:.2?}; the slowest \
+         before_fork took {slowest:.2?}",
         began.elapsed()
     );
 }

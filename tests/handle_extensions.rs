@@ -27,12 +27,12 @@ mod support;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use pythread::{Builder, Handle, Ident, Panic};
 use support::{
-    current_tid, gate, is_child, join_std, recv, run_child, wait_until_asleep, WATCHDOG,
+    WATCHDOG, current_tid, gate, is_child, join_std, recv, run_child, wait_until_asleep,
 };
 
 /// Counts how often it was dropped.
@@ -287,9 +287,11 @@ fn self_join_panic_can_be_caught_inside_and_the_thread_goes_on() {
     let (tx, rx) = mpsc::channel();
     let handle = start_self_joining(|me| {
         let caught = panic::catch_unwind(AssertUnwindSafe(|| me.join())).unwrap_err();
-        assert!(payload_text(&*caught)
-            .unwrap()
-            .contains("cannot join current thread"));
+        assert!(
+            payload_text(&*caught)
+                .unwrap()
+                .contains("cannot join current thread")
+        );
         // The handle is still perfectly usable from inside: a clone is `me`.
         assert!(!me.is_finished());
     });

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use lock_support::{bounded, wait_for, Tid};
-use pythread::{get_ident, Lock, LockStatus, RLock, RLockState, ReleaseError, TIMEOUT_MAX};
+use lock_support::{Tid, bounded, wait_for};
+use pythread::{Lock, LockStatus, RLock, RLockState, ReleaseError, TIMEOUT_MAX, get_ident};
 
 fn assert_traits<T: Send + Sync + std::fmt::Debug + Default>() {}
 

@@ -7,12 +7,12 @@
 mod support;
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pythread::{Ident, Lock, LockStatus, RLock, RLockState, ReleaseErrorKind};
-use support::{bounded, WATCHDOG};
+use support::{WATCHDOG, bounded};
 
 static STATIC_LOCK: Lock = Lock::new();
 static STATIC_RLOCK: RLock = RLock::new();

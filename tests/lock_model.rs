@@ -18,11 +18,11 @@
 mod lock_support;
 
 use std::collections::BTreeSet;
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use lock_support::{gettid, wait_until_blocked, WATCHDOG};
+use lock_support::{WATCHDOG, gettid, wait_until_blocked};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use pythread::{Lock, LockStatus, RLock, RLockState, ReleaseError};

@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use pythread::{
-    parse_acquire_args, parse_timeout_arg, Panic, TimeoutErrorKind, TIMEOUT_MAX, TIMEOUT_MAX_SECS,
+    Panic, TIMEOUT_MAX, TIMEOUT_MAX_SECS, TimeoutErrorKind, parse_acquire_args, parse_timeout_arg,
 };
 use quickcheck::{QuickCheck, TestResult};
 

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use pythread::{
-    parse_acquire_args, parse_timeout_arg, TimeoutError, TimeoutErrorKind, TIMEOUT_MAX,
-    TIMEOUT_MAX_SECS,
+    TIMEOUT_MAX, TIMEOUT_MAX_SECS, TimeoutError, TimeoutErrorKind, parse_acquire_args,
+    parse_timeout_arg,
 };
 
 const NAN: &str = "Invalid value NaN (not a number)";

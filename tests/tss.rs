@@ -4,14 +4,14 @@
 #![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use pythread::Tss;
 
 mod support;
-use support::{join_std, WATCHDOG};
+use support::{WATCHDOG, join_std};
 
 /// A value that records where and how often it was dropped.
 struct Probe {
@@ -89,7 +89,7 @@ fn the_type_is_send_sync_debug_and_static() {
     let key = Tss::<u8>::default();
     assert_eq!(
         format!("{key:?}"),
-        "Tss { created: false, threads_with_values: 0 }"
+        "Tss { created: false, threads_with_values: 0, lost_values: 0 }"
     );
 }
 
@@ -161,7 +161,7 @@ fn a_value_is_dropped_on_its_thread_when_the_thread_exits() {
     assert_eq!(*drops.lock().unwrap(), vec![(1, worker_id)]);
     assert_eq!(
         format!("{key:?}"),
-        "Tss { created: true, threads_with_values: 0 }"
+        "Tss { created: true, threads_with_values: 0, lost_values: 0 }"
     );
     key.delete(); // nothing left to drop
     assert_eq!(drops.lock().unwrap().len(), 1, "dropped exactly once");
@@ -210,12 +210,13 @@ fn delete_drops_every_threads_value_here_and_the_key_reads_empty() {
                 deleted.wait();
                 // A deleted key reads as empty and refuses values...
                 assert!(key.take().is_none());
-                assert!(key
-                    .set(Probe {
+                assert!(
+                    key.set(Probe {
                         tag: 100 + i,
                         drops: probes()
                     })
-                    .is_err());
+                    .is_err()
+                );
                 checked.wait();
             })
         })
@@ -343,7 +344,7 @@ fn keys_dropped_before_their_threads_exit_are_fine() {
     assert_eq!(drops.lock().unwrap().len(), 101);
     assert_eq!(
         format!("{kept:?}"),
-        "Tss { created: true, threads_with_values: 0 }"
+        "Tss { created: true, threads_with_values: 0, lost_values: 0 }"
     );
 }
 

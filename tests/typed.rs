@@ -23,7 +23,7 @@ use pythread::{Handle, Panic};
 // ------------------------------------------------------------------ watchdog
 
 mod support;
-use support::{bounded, recv, wait_until, WATCHDOG};
+use support::{WATCHDOG, bounded, recv, wait_until};
 
 /// `join_ref` bounded by the watchdog (through the timed join, which is bounded by
 /// itself).
@@ -616,10 +616,12 @@ fn a_self_join_panic_points_at_the_callers_line() {
         });
         tx.send(handle.clone()).unwrap();
         let panic = join_bounded(&handle).expect_err("a self-join must panic");
-        assert!(panic
-            .message()
-            .unwrap()
-            .contains("cannot join current thread"));
+        assert!(
+            panic
+                .message()
+                .unwrap()
+                .contains("cannot join current thread")
+        );
         let expected = (file!().to_owned(), line);
         let recorded = LOCATIONS.lock().unwrap().clone();
         assert!(

@@ -1,7 +1,7 @@
 //! What the benchmark binaries share.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 /// std with pythread's join semantics and nothing else of pythread: wait until the

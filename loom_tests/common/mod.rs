@@ -20,9 +20,9 @@
 
 use std::any::Any;
 use std::fmt::Debug;
+use std::sync::Once;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::atomic::Ordering as StdOrdering;
-use std::sync::Once;
 use std::time::Instant;
 
 use loom::cell::UnsafeCell;

@@ -1,6 +1,6 @@
 use super::*;
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 
 const WATCHDOG: Duration = Duration::from_secs(20);
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use rustix::thread::futex;
 
-use super::{now, AtomicU32, Instant, Wake};
+use super::{AtomicU32, Instant, Wake, now};
 
 /// The longest timeout the kernel is given: `i32::MAX` seconds (about 68 years).
 ///

@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::{now, AtomicU32, Instant, Ordering, Wake};
+use super::{AtomicU32, ForkMutex, Instant, Ordering, Wake, now};
 
 /// One thread's place to sleep. `notified` is set (under the bucket lock) by the
 /// waker that takes the entry out of the queue; `mutex` and `condvar` make the
@@ -51,9 +51,30 @@ impl Waiter {
 
 /// The threads asleep on the words of one bucket: (word address, waiter), oldest
 /// first. Aligned to a cache line so that neighbouring buckets do not share one.
+/// A [`ForkMutex`]: in a forked child, a bucket that a vanished thread held is
+/// renewed empty, and the queued sleepers (threads that do not exist there) are
+/// forgotten, not dropped (a vanished waker may have held one's mutex): left in
+/// the queue, one of them could take a wake meant for a thread of the child.
 #[repr(align(64))]
 struct Bucket {
-    queue: Mutex<Queue>,
+    queue: ForkMutex<Queue>,
+}
+
+impl Bucket {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock(renew_queue)
+    }
+}
+
+/// A bucket's queue in a new fork generation: empty; the previous generation's
+/// sleepers are forgotten.
+fn renew_queue(previous: Option<&mut Queue>) -> Queue {
+    if let Some(previous) = previous {
+        for entry in previous.drain(..) {
+            std::mem::forget(entry);
+        }
+    }
+    Queue::new()
 }
 
 /// A bucket's sleepers: (word address, waiter), oldest first.
@@ -63,7 +84,7 @@ const BUCKETS: usize = 64;
 
 #[allow(clippy::declare_interior_mutable_const)] // only used to fill the table
 const EMPTY: Bucket = Bucket {
-    queue: Mutex::new(Vec::new()),
+    queue: ForkMutex::new_static(Vec::new()),
 };
 
 static TABLE: [Bucket; BUCKETS] = [EMPTY; BUCKETS];
@@ -99,7 +120,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     let address = address(word);
     let bucket = bucket(address);
     {
-        let mut queue = lock(&bucket.queue);
+        let mut queue = bucket.lock();
         // Checked under the bucket lock, which every waker takes after changing
         // the word: a wake cannot slip in between this check and the enqueue.
         if word.load(Ordering::SeqCst) != expected {
@@ -118,7 +139,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     // The deadline passed. A waker may have taken the entry out since: then it
     // set `notified` under the bucket lock, and this wait counts as woken (its
     // wake-up is not lost: the caller re-checks the word).
-    let mut queue = lock(&bucket.queue);
+    let mut queue = bucket.lock();
     match queue.iter().position(|(_, w)| Arc::ptr_eq(w, &waiter)) {
         Some(index) => {
             queue.remove(index);
@@ -157,38 +178,17 @@ fn sleep(waiter: &Waiter, deadline: Option<Instant>) {
 
 /// Takes the oldest sleeper on `word` out of its bucket's queue, marked notified.
 fn take_one(address: usize) -> Option<Arc<Waiter>> {
-    let mut queue = lock(&bucket(address).queue);
+    let mut queue = bucket(address).lock();
     let index = queue.iter().position(|(a, _)| *a == address)?;
     let (_, waiter) = queue.remove(index);
     waiter.notified.store(true, Ordering::Release);
     Some(waiter)
 }
 
-/// Every bucket's queue lock, taken in table order by [`lock_all`] for
-/// `crate::before_fork` and held until `crate::after_fork_*`: no waiter or waker
-/// holds one while the process forks. A bucket lock is a leaf (nothing else is
-/// locked while it is held), so taking them all cannot deadlock.
-pub(crate) struct ForkHold(Vec<MutexGuard<'static, Queue>>);
-
-pub(crate) fn lock_all() -> ForkHold {
-    ForkHold(TABLE.iter().map(|bucket| lock(&bucket.queue)).collect())
-}
-
-impl ForkHold {
-    /// In the child of a `fork()`, before the bucket locks are released. Every
-    /// queued sleeper was another thread, and none of them exists here: left in
-    /// the queues, one of them could take a wake meant for a thread of the child
-    /// (a lost wake-up). Their entries are forgotten, not dropped (a vanished
-    /// waker may have held one's mutex). The calling thread gets a fresh waiter
-    /// for the same reason: a waker that vanished may have held its mutex.
-    pub(crate) fn forget_vanished_sleepers(&mut self) {
-        for queue in &mut self.0 {
-            for entry in queue.drain(..) {
-                std::mem::forget(entry);
-            }
-        }
-        let _ = WAITER.try_with(|waiter| *waiter.borrow_mut() = Waiter::new());
-    }
+/// In a forked child, on the surviving thread: a fresh waiter, since a waker that
+/// vanished may have held its mutex (the buckets renew themselves, see [`Bucket`]).
+pub(crate) fn after_fork_child() {
+    let _ = WAITER.try_with(|waiter| *waiter.borrow_mut() = Waiter::new());
 }
 
 pub(crate) fn wake_one(word: &AtomicU32) {
@@ -203,7 +203,7 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     let address = address(word);
     let mut woken = Vec::new();
     {
-        let mut queue = lock(&bucket(address).queue);
+        let mut queue = bucket(address).lock();
         queue.retain(|(a, waiter)| {
             if *a != address {
                 return true;
@@ -222,7 +222,8 @@ pub(crate) fn wake_all(word: &AtomicU32) {
 #[cfg(test)]
 pub(super) fn queued(word: &AtomicU32) -> usize {
     let address = address(word);
-    lock(&bucket(address).queue)
+    bucket(address)
+        .lock()
         .iter()
         .filter(|(a, _)| *a == address)
         .count()
@@ -234,7 +235,8 @@ pub(super) fn queued(word: &AtomicU32) -> usize {
 #[cfg(all(test, target_os = "linux"))]
 pub(super) fn sleepers(word: &AtomicU32) -> usize {
     let address = address(word);
-    let tids: Vec<i32> = lock(&bucket(address).queue)
+    let tids: Vec<i32> = bucket(address)
+        .lock()
         .iter()
         .filter(|(a, _)| *a == address)
         .map(|(_, waiter)| waiter.tid)
@@ -284,44 +286,23 @@ mod tests {
         assert_eq!(queued(&word), 0);
     }
 
-    /// `lock_all` (for `before_fork`) holds every bucket until its guards drop.
-    #[test]
-    fn lock_all_holds_every_bucket() {
-        let held = lock_all();
-        assert_eq!(held.0.len(), BUCKETS);
-        assert!(TABLE.iter().all(|bucket| bucket.queue.try_lock().is_err()));
-        drop(held);
-        // The other unit tests of this backend may hold a bucket for a moment.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        for bucket in &TABLE {
-            while bucket.queue.try_lock().is_err() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "a bucket stayed locked"
-                );
-                std::thread::yield_now();
-            }
-        }
-    }
-
     /// In the child of a fork, queued sleepers are threads that do not exist:
-    /// `forget_vanished_sleepers` empties every queue, so a wake goes to a
-    /// living sleeper.
+    /// the next generation's queue is empty, and the vanished sleepers are
+    /// forgotten (never dropped), whether the bucket was free or held.
     #[test]
     fn a_fork_forgets_the_queued_sleepers() {
-        let word = AtomicU32::new(0);
-        let ghost = Waiter::new();
-        let address = address(&word);
-        lock(&bucket(address).queue).push((address, Arc::clone(&ghost)));
-        assert_eq!(queued(&word), 1);
-        let mut held = lock_all();
-        held.forget_vanished_sleepers();
-        drop(held);
-        assert_eq!(queued(&word), 0);
-        wake_one(&word);
-        assert!(
-            !ghost.notified.load(Ordering::SeqCst),
-            "a wake went to a vanished thread"
-        );
+        for held in [false, true] {
+            let ghost = Waiter::new();
+            let bucket = Bucket {
+                queue: ForkMutex::new(vec![(8, Arc::clone(&ghost))]),
+            };
+            if held {
+                std::mem::forget(bucket.lock());
+            }
+            let next = super::super::generation() + 1;
+            assert!(bucket.queue.lock_in(next, renew_queue).is_empty());
+            drop(bucket);
+            assert_eq!(Arc::strong_count(&ghost), 2, "held {held}: dropped or kept");
+        }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use loom::thread::ThreadId;
 
-use super::{lock, AtomicU32, Condvar, Mutex, Ordering, Wake};
+use super::{AtomicU32, Condvar, Mutex, Ordering, Wake, lock};
 
 /// A point on the model clock, in nanoseconds since the start of the execution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

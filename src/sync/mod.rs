@@ -22,8 +22,8 @@
 #[cfg(not(loom))]
 pub(crate) use std::{
     sync::{
-        atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence},
     },
     thread,
 };
@@ -31,14 +31,17 @@ pub(crate) use std::{
 #[cfg(loom)]
 pub(crate) use loom::{
     sync::{
-        atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering},
         Arc, Condvar, Mutex, MutexGuard,
+        atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence},
     },
     thread,
 };
 
 #[cfg(loom)]
 pub(crate) use self::loom_once_lock::OnceLock;
+
+mod fork_mutex;
+pub(crate) use self::fork_mutex::{ForkMutex, advance, generation, is_lost};
 
 // `--cfg pythread_generic` selects the generic backend on Linux too, so the whole
 // suite can run on the backend every other platform uses (`make test-generic`).
@@ -134,10 +137,10 @@ pub(crate) fn wake_all(word: &AtomicU32) {
 pub(crate) fn generic_sleepers(word: &AtomicU32) -> usize {
     generic::sleepers(word)
 }
-/// The portable backend's bucket mutexes, for `crate::before_fork` to hold across
-/// `fork()` (the futex backend has no lock).
+/// In a forked child: the portable backend's fresh waiter for the surviving
+/// thread (the futex backend keeps nothing per thread).
 #[cfg(all(any(not(target_os = "linux"), pythread_generic), not(loom)))]
-pub(crate) use self::generic::{lock_all as lock_buckets_for_fork, ForkHold};
+pub(crate) use self::generic::after_fork_child as wait_after_fork_child;
 
 /// The current time on the crate's clock.
 #[inline]
@@ -272,6 +275,16 @@ mod loom_once_lock {
             // thread loaded it with Acquire, so the write happens-before this read; the
             // value is never written again (it is dropped only through `&mut self`).
             self.value.with(|slot| unsafe { (*slot).as_ref() })
+        }
+
+        /// The value, if set, through exclusive access.
+        pub(crate) fn get_mut(&mut self) -> Option<&mut T> {
+            if self.state.load(Ordering::Acquire) != READY {
+                return None;
+            }
+            // SAFETY: `&mut self` excludes every other access to the cell, and the
+            // Acquire load above orders the one write before this access.
+            self.value.with_mut(|slot| unsafe { (*slot).as_mut() })
         }
 
         /// The value, if set; taking `self` by value means no reader is left.
@@ -448,14 +461,13 @@ pub(crate) mod tests {
         }
         // Let it finish whatever the first wait returned.
         word.store(1, Ordering::SeqCst);
-        let result = loop {
+        loop {
             wake_one(&word);
             match rx.recv_timeout(Duration::from_millis(10)) {
                 Ok(result) => break result,
                 Err(_) => assert!(start.elapsed() < WATCHDOG, "the waiter never returned"),
             }
-        };
-        result
+        }
     }
 
     /// The futex backend reports a handler that ran, however it was installed:

@@ -11,13 +11,13 @@
 //! interrupted: the cases that expect an interruption are ignored there (with that
 //! reason), and the others check that none was reported.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::signals::{setup, HANDLED, INTERRUPTIBLE};
+use crate::signals::{HANDLED, INTERRUPTIBLE, setup};
 
 const WATCHDOG: Duration = Duration::from_secs(20);
 

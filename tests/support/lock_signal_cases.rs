@@ -9,12 +9,12 @@
 //! signal interrupts: the cases that expect `Intr` are ignored there (with that
 //! reason), and the others check that no interruption was reported.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::lock_support::{bounded, wait_for, Tid, WATCHDOG};
-use crate::signals::{setup, HANDLED, INTERRUPTIBLE};
+use crate::lock_support::{Tid, WATCHDOG, bounded, wait_for};
+use crate::signals::{HANDLED, INTERRUPTIBLE, setup};
 use pythread::{Lock, LockStatus, RLock};
 
 /// A thread about to block: its pthread id (for `pthread_kill`) and kernel id.
