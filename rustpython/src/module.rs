@@ -32,10 +32,10 @@ pub(crate) mod _thread {
         vm.ctx.exceptions.runtime_error.to_owned()
     }
 
-    /// get_ident() -> int: the crate's ident of the calling thread (nonzero, never reused).
+    /// get_ident() -> int: the calling thread's ident, RustPython's own (`ident.rs`).
     #[pyfunction]
     fn get_ident() -> u64 {
-        pythread::get_ident().as_u64()
+        crate::ident::get_ident()
     }
 
     #[pyfunction]
