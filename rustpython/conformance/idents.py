@@ -30,7 +30,7 @@ failures = []
 def check(name, ok, detail=""):
     """Prints the outcome (with `detail`, what was seen, on a failure)."""
     print("%-4s %s%s" % ("ok" if ok else "FAIL", name, (": " + detail) if detail and not ok
-                         else ""))
+                         else ""), flush=True)
     if not ok:
         failures.append(name)
 
@@ -58,11 +58,16 @@ def in_thread(fn, *, via="threading"):
     elif via == "start_new_thread":
         seen = _thread.start_new_thread(body, ())
     else:
-        seen = _thread.start_joinable_thread(body).ident
+        # Read at once (the thread may not have run yet) and again once it has ended.
+        handle = _thread.start_joinable_thread(body)
+        seen = handle.ident
     if not done.wait(WAIT):
         sys.exit("a thread did not finish within %s s" % WAIT)
     if via == "threading":
         t.join(WAIT)
+    elif via == "start_joinable_thread":
+        handle.join(WAIT)
+        seen = (seen, handle.ident)
     return out.get("value"), out.get("ident"), seen
 
 
@@ -90,7 +95,7 @@ def current_frames():
     finally:
         release.set()
         t.join(WAIT)
-    print("current_frames: %d of 2" % found)
+    print("current_frames: %d of 2" % found, flush=True)
     check("sys._current_frames() finds the main thread and a worker by ident", found == 2,
           "keys %s, main %s, worker %s" % (sorted(frames), threading.get_ident(), t.ident))
 
@@ -98,6 +103,10 @@ def current_frames():
 def starts():
     for via in ("threading", "start_new_thread", "start_joinable_thread"):
         _, own, seen = in_thread(lambda: None, via=via)
+        if via == "start_joinable_thread":
+            seen, later = seen
+            check("%s: _ThreadHandle.ident once the thread has ended" % via, own == later,
+                  "%s != %s" % (later, own))
         check("%s: the starter sees the thread's own get_ident()" % via, own == seen,
               "%s != %s" % (seen, own))
     value, own, _ = in_thread(lambda: (threading.current_thread().ident,
@@ -175,6 +184,7 @@ def rlock_restore_other():
           repr(seen))
 
     nobody = 12345  # no thread's ident: pthread_t values are addresses
+    lock = _thread.RLock()  # a fresh one: the other thread may have failed to release
     lock._acquire_restore((3, nobody))
     check("_acquire_restore naming no thread: held, owned by the number, not by the caller",
           lock.locked() and not lock._is_owned() and "owner=%d count=3" % nobody in repr(lock),
@@ -235,6 +245,7 @@ def fork_from_a_worker():
             me = threading.get_ident()
             ok = (threading.main_thread() is threading.current_thread()
                   and threading.current_thread().ident == me
+                  and threading.current_thread()._os_thread_handle.ident == me
                   and _thread._get_main_thread_ident() == me
                   and me in sys._current_frames())
             os._exit(0 if ok else 1)
