@@ -228,6 +228,7 @@ def table(results):
     if len(modes) == 2:
         a, b = modes
         out += ["", "Tests whose outcome differs (%s -> %s):" % (a, b), ""]
+        listed = len(out)
         for row in rows:
             ra, rb = results[a].get(row), results[b].get(row)
             if not ra or not rb:
@@ -238,13 +239,18 @@ def table(results):
                 if oa[0] != ob[0]:
                     out.append("- `%s`: %s -> %s (%s)" % (test_id, oa[0], ob[0],
                                                           ob[1] or oa[1]))
+        if len(out) == listed:
+            out.append("- none")
     for m in modes:
         out += ["", "Failures and errors, %s:" % m, ""]
+        listed = len(out)
         for row in rows:
             r = results[m].get(row)
             for test_id, (outcome, reason) in sorted((r or {}).get("outcomes", {}).items()):
                 if outcome in ("failed", "error"):
                     out.append("- `%s`: %s" % (test_id, reason))
+        if len(out) == listed:
+            out.append("- none")
     return "\n".join(out)
 
 
