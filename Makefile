@@ -235,21 +235,37 @@ bench-python: conformance-wheel
 
 
 ## RustPython 0.5.0 with its `_thread` rebuilt on the crate (rustpython/, issue 20): the binary
-## target/release/pythread-rustpython, then CPython's thread tests (the installed CPython's
-## Lib/test) on it twice, with RustPython's own `_thread` and with the crate's, each class in
-## its own process under `timeout` (CONFORMANCE.md). Not part of `make test`: a cold release
-## build takes about 8 minutes and the member has about 300 dependencies. Fails when a test
-## fails on the crate's `_thread` but not on RustPython's own.
+## target/release/pythread-rustpython; the idents check (idents.py: `sys._current_frames()`
+## finds every thread by its ident, and every ident Python sees is RustPython's own; printed for
+## RustPython's own `_thread`, required of the crate's); then two suites on it twice, with
+## RustPython's own `_thread` and with the crate's, each class in its own process under
+## `timeout` (CONFORMANCE.md): CPython's thread tests (the installed CPython's Lib/test), one row
+## per class, and RustPython 0.5.0's own thread tests (RUSTPYTHON_TESTS, its Lib/test with its
+## own markers), one row per module. Not part of `make test`: a cold release build takes about
+## 8 minutes and the member has about 300 dependencies. Fails when a test fails on the crate's
+## `_thread` but not on RustPython's own.
 .PHONY: rustpython rustpython-bench
 CPYTHON_LIB ?= $(shell $(PYTHON) -c 'import os, test; print(os.path.dirname(os.path.dirname(test.__file__)))')
 RUSTPYTHON_CLASS_TIMEOUT ?= 600
 RUSTPYTHON_TEST_TIMEOUT ?= 90
 RUSTPYTHON_BIN ?= target/release/pythread-rustpython
+## RustPython 0.5.0's Lib/test (its README says where it comes from), beside the repository.
+RUSTPYTHON_TESTS ?= ../shared/rustpython-0.5.0-tests
+RUSTPYTHON_OWN_MODULES = test.test_thread test.test_threading test.test_threadsignals \
+	test.test_threading_local test.test_threadedtempfile test.test_queue
 
 rustpython:
+	@test -d $(RUSTPYTHON_TESTS)/test || { echo "make rustpython: RustPython's tests not found:" \
+		"RUSTPYTHON_TESTS=$(RUSTPYTHON_TESTS) has no test/ (set RUSTPYTHON_TESTS)" >&2; exit 1; }
 	$(CARGO) build --release -p pythread-rustpython
+	-PYTHREAD_RUSTPYTHON_OWN=1 timeout 120 $(RUSTPYTHON_BIN) rustpython/conformance/idents.py
+	PYTHREAD_RUSTPYTHON_OWN=0 timeout 120 $(RUSTPYTHON_BIN) rustpython/conformance/idents.py
 	$(PYTHON) rustpython/conformance/run.py --binary $(RUSTPYTHON_BIN) --lib $(CPYTHON_LIB) \
 		--timeout $(RUSTPYTHON_CLASS_TIMEOUT) --test-timeout $(RUSTPYTHON_TEST_TIMEOUT)
+	$(PYTHON) rustpython/conformance/run.py --binary $(RUSTPYTHON_BIN) \
+		--lib $(abspath $(RUSTPYTHON_TESTS)) --by module --out target/rustpython-own-tests \
+		--timeout $(RUSTPYTHON_CLASS_TIMEOUT) --test-timeout $(RUSTPYTHON_TEST_TIMEOUT) \
+		$(RUSTPYTHON_OWN_MODULES)
 	timeout 20 $(RUSTPYTHON_BIN) rustpython/conformance/untimed.py
 	timeout 300 $(RUSTPYTHON_BIN) rustpython/conformance/fork_stress.py
 

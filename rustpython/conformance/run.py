@@ -1,6 +1,10 @@
-"""CPython's thread tests on RustPython, with its own `_thread` and with the crate's.
+"""Thread tests on RustPython, with its own `_thread` and with the crate's.
 
-Usage: python3 run.py --binary PATH --lib CPYTHON_LIB [--timeout S] [--out DIR] [MODULE ...]
+Usage: python3 run.py --binary PATH --lib LIB [--timeout S] [--out DIR] [--by module] [MODULE ...]
+
+LIB is the directory holding the `test` package: the installed CPython's Lib (CPython's tests,
+the default modules), or RustPython 0.5.0's own tests (`../shared/rustpython-0.5.0-tests`, with
+its own skip markers; `make rustpython` passes its six thread modules and `--by module`).
 
 For each mode (`own`: PYTHREAD_RUSTPYTHON_OWN=1, RustPython's `_thread`; `crate`: the pythread
 crate's), lists the test classes of each module, then runs each class in its own process
@@ -8,9 +12,9 @@ crate's), lists the test classes of each module, then runs each class in its own
 interpreter's path after RustPython's own Lib (PYTHREAD_RUSTPYTHON_PATH, which the binary
 appends to `sys.path` even under `-I`, so the interpreters the tests start find `test` too). A test that gives no result within the per-test time (or
 the class's), or that the process died in, counts as failed ("hang"/"crash") and the class is
-run again without it, so the tests after it still run; a test that never ran is "not run". Prints one table: per class, passed / failed /
-skipped / not run in each mode, then every test whose outcome differs between the modes, then
-the failures' reasons. Results go to OUT/{own,crate}.json. Exits non-zero when a test that
+run again without it, so the tests after it still run; a test that never ran is "not run". Prints one table: per class (or with `--by
+module`, per module: tests run / failed / skipped, as unittest counts them) in each mode, then
+every test whose outcome differs between the modes, then the failures' reasons. Results go to OUT/{own,crate}.json. Exits non-zero when a test that
 passed with RustPython's own `_thread` does not pass with the crate's.
 """
 
@@ -116,6 +120,9 @@ def main():
                    help="seconds one test may run (no event) before the process is killed")
     p.add_argument("--out", default="target/rustpython-conformance")
     p.add_argument("--modes", default="own,crate")
+    p.add_argument("--by", choices=["class", "module"], default="class",
+                   help="one row per test class (passed / failed / skipped / not run) or per "
+                        "module (run / failed / skipped)")
     p.add_argument("modules", nargs="*", default=MODULES)
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -136,13 +143,16 @@ def main():
                 continue
             for ev in listed:
                 name = "%s.%s" % (module.rpartition(".")[2], ev["cls"])
+                if a.by == "module":
+                    # Row names that group by module: "test_queue/PyQueueTest".
+                    name = "%s/%s" % (module.rpartition(".")[2], ev["cls"])
                 counts, outcomes = run_class(a.binary, env, a.timeout, a.test_timeout, module,
                                              ev["cls"], ev["ids"])
                 results[mode][name] = {"counts": counts, "outcomes": outcomes, "ids": ev["ids"]}
                 print("%-6s %-45s %s" % (mode, name, counts), file=sys.stderr, flush=True)
         with open(os.path.join(a.out, mode + ".json"), "w") as f:
             json.dump(results[mode], f, indent=1, sort_keys=True)
-    print(table(results))
+    print(table(results) if a.by == "class" else module_table(results))
     if len(results) == 2 and regressions(results["own"], results["crate"]):
         sys.exit("rustpython conformance: a test fails on the crate's _thread but not on "
                  "RustPython's own (listed above)")
@@ -162,6 +172,38 @@ def regressions(own, crate):
 def fmt(counts):
     return "%d / %d / %d / %d" % (counts["passed"], counts["failed"], counts["skipped"],
                                   counts["not run"])
+
+
+def module_table(results):
+    """One row per module: run (passed, failed or skipped, as unittest's "Ran N tests" counts
+    them; an expected failure is passed) / failed / skipped in each mode, "+N not run" when a
+    crash or hang kept tests from running; then the tests that differ and the failures."""
+    modes = list(results)
+    by_module = {}
+    for m in modes:
+        for row, r in results[m].items():
+            module = row.split("/")[0].split(" ")[0].rpartition(".")[2]
+            c = by_module.setdefault(module, {}).setdefault(
+                m, {"passed": 0, "failed": 0, "skipped": 0, "not run": 0})
+            for k, v in r["counts"].items():
+                c[k] += v
+    out = ["| module | " + " | ".join("%s: run / failed / skipped" % m for m in modes) + " |",
+           "|---|" + "---|" * len(modes)]
+    for module in sorted(by_module):
+        cells = []
+        for m in modes:
+            c = by_module[module].get(m)
+            if c is None:
+                cells.append("absent")
+                continue
+            cell = "%d / %d / %d" % (c["passed"] + c["failed"] + c["skipped"], c["failed"],
+                                     c["skipped"])
+            if c["not run"]:
+                cell += " (+%d not run)" % c["not run"]
+            cells.append(cell)
+        out.append("| %s | %s |" % (module, " | ".join(cells)))
+    detail = table(results).split("\n")
+    return "\n".join(out + detail[detail.index("") if "" in detail else len(detail):])
 
 
 def table(results):
@@ -186,6 +228,7 @@ def table(results):
     if len(modes) == 2:
         a, b = modes
         out += ["", "Tests whose outcome differs (%s -> %s):" % (a, b), ""]
+        listed = len(out)
         for row in rows:
             ra, rb = results[a].get(row), results[b].get(row)
             if not ra or not rb:
@@ -196,13 +239,18 @@ def table(results):
                 if oa[0] != ob[0]:
                     out.append("- `%s`: %s -> %s (%s)" % (test_id, oa[0], ob[0],
                                                           ob[1] or oa[1]))
+        if len(out) == listed:
+            out.append("- none")
     for m in modes:
         out += ["", "Failures and errors, %s:" % m, ""]
+        listed = len(out)
         for row in rows:
             r = results[m].get(row)
             for test_id, (outcome, reason) in sorted((r or {}).get("outcomes", {}).items()):
                 if outcome in ("failed", "error"):
                     out.append("- `%s`: %s" % (test_id, reason))
+        if len(out) == listed:
+            out.append("- none")
     return "\n".join(out)
 
 

@@ -15,7 +15,6 @@
 //! lock). The handlers run for every `fork()` in the process (`os.fork`, a `fork()`-based
 //! `subprocess`), as `before_fork` asks: before any fork.
 
-use std::sync::atomic::Ordering;
 use std::sync::Once;
 
 /// Installs the handlers once per process (they are inherited by forked children).
@@ -41,9 +40,9 @@ extern "C" fn parent() {
 }
 
 /// In the child, before `fork()` returns: the crate's threads other than this one are lost
-/// (their handles read as done, their joins return at once), and this thread is the main
-/// thread (`_get_main_thread_ident`), as CPython's `PyOS_AfterFork_Child` makes it.
+/// (their handles read as done, their joins return at once). That this thread becomes the
+/// main thread (`_get_main_thread_ident`) is RustPython's own record, which its `os.fork`
+/// updates in the child, as CPython's `PyOS_AfterFork_Child` does.
 extern "C" fn child() {
     pythread::after_fork_child();
-    crate::thread::MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
 }

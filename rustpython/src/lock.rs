@@ -1,10 +1,11 @@
-//! `_thread.lock` (`LockType`, `allocate_lock`) and `_thread.RLock` on the crate's `Lock` and
-//! `RLock`: argument parsing and reprs as RustPython's own module has them, every acquisition,
-//! release and wait the crate's.
+//! `_thread.lock` (`LockType`, `allocate_lock`) and `_thread.RLock` on the crate's `Lock`:
+//! argument parsing and reprs as RustPython's own module has them, every acquisition, release
+//! and wait the crate's. The RLock's owner and count are kept here, as CPython's
+//! `rlockobject` keeps them: the owner is a thread ident as Python code sees it (`ident.rs`).
 
 #[rustpython_vm::pymodule(sub)]
 pub(crate) mod locks {
-    use std::num::NonZeroUsize;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::time::Duration;
 
     use rustpython_vm::builtins::{PyTupleRef, PyType, PyTypeRef};
@@ -12,7 +13,8 @@ pub(crate) mod locks {
     use rustpython_vm::types::{Constructor, Representable};
     use rustpython_vm::{pyclass, AsObject, FromArgs, Py, PyPayload, PyResult, VirtualMachine};
 
-    use crate::wait::{interrupted, wait_interruptibly, Interrupted};
+    use crate::ident::get_ident;
+    use crate::wait::{interrupted, wait_interruptibly};
 
     #[derive(FromArgs)]
     struct AcquireArgs {
@@ -22,27 +24,33 @@ pub(crate) mod locks {
         timeout: TimeoutSeconds,
     }
 
-    /// CPython's `lock_acquire_parse_args` then `acquire_timed`: the arguments by the crate's
-    /// rules (3.13's messages), one try attached, then (unless it may only try) the
+    /// CPython's `lock_acquire_parse_args`: the arguments by the crate's rules (3.13's
+    /// messages); `None` = no timeout.
+    fn parse_timeout(vm: &VirtualMachine, args: AcquireArgs) -> PyResult<Option<Duration>> {
+        pythread::parse_acquire_args(args.blocking, args.timeout.to_secs_f64()).map_err(|e| match e
+            .kind()
+        {
+            pythread::TimeoutErrorKind::Value => vm.new_value_error(e.to_string()),
+            pythread::TimeoutErrorKind::Overflow => vm.new_overflow_error(e.to_string()),
+        })
+    }
+
+    /// CPython's `acquire_timed`: one try attached, then (unless it may only try) the
     /// interruptible wait.
-    fn acquire(
+    fn acquire_timed(
         vm: &VirtualMachine,
-        args: AcquireArgs,
-        try_acquire: impl FnOnce() -> bool,
-        wait: impl FnMut(Option<Duration>) -> Result<bool, Interrupted>,
+        lock: &pythread::Lock,
+        timeout: Option<Duration>,
     ) -> PyResult<bool> {
-        let timeout = pythread::parse_acquire_args(args.blocking, args.timeout.to_secs_f64())
-            .map_err(|e| match e.kind() {
-                pythread::TimeoutErrorKind::Value => vm.new_value_error(e.to_string()),
-                pythread::TimeoutErrorKind::Overflow => vm.new_overflow_error(e.to_string()),
-            })?;
-        if try_acquire() {
+        if lock.try_acquire() {
             return Ok(true);
         }
         if timeout == Some(Duration::ZERO) {
             return Ok(false);
         }
-        wait_interruptibly(vm, timeout, wait)
+        wait_interruptibly(vm, timeout, |timeout| {
+            lock.acquire_with_retries(timeout, interrupted)
+        })
     }
 
     fn released(vm: &VirtualMachine, result: Result<(), pythread::ReleaseError>) -> PyResult<()> {
@@ -72,13 +80,7 @@ pub(crate) mod locks {
         #[pymethod(name = "acquire_lock")]
         #[pymethod(name = "__enter__")]
         fn acquire(&self, args: AcquireArgs, vm: &VirtualMachine) -> PyResult<bool> {
-            let lock = &self.lock;
-            acquire(
-                vm,
-                args,
-                || lock.try_acquire(),
-                |timeout| lock.acquire_with_retries(timeout, interrupted),
-            )
+            acquire_timed(vm, &self.lock, parse_timeout(vm, args)?)
         }
 
         #[pymethod]
@@ -135,12 +137,73 @@ pub(crate) mod locks {
         Lock::new()
     }
 
-    /// `_thread.RLock`: reentrant, owned by the thread that holds it.
+    fn unacquired(vm: &VirtualMachine) -> rustpython_vm::builtins::PyBaseExceptionRef {
+        vm.new_runtime_error("cannot release un-acquired lock")
+    }
+
+    /// `_thread.RLock`: reentrant, owned by the thread that holds it. CPython's `rlockobject`:
+    /// the crate's `Lock`, held while the RLock is owned, and the owner's ident and count.
+    ///
+    /// The owner is a number, as in CPython: a thread owns the lock when `owner` equals its
+    /// `get_ident()` (and `count` > 0). So `_acquire_restore((count, ident))` makes whichever
+    /// thread has `ident` the owner: another thread, or none; and a thread that gets the
+    /// ident (`pthread_t`) of one that ended while it owned the lock owns it too.
+    ///
+    /// `owner` and `count` change only in the thread that holds `lock` (or, for `count`, the
+    /// owner), so each change is a plain store; `repr` from another thread reads them twice
+    /// over to pair a count with its owner.
     #[pyattr]
     #[pyclass(module = "_thread", name = "RLock")]
     #[derive(Debug, PyPayload)]
     struct RLock {
-        lock: pythread::RLock,
+        lock: pythread::Lock,
+        /// The owner's ident; 0 when unowned.
+        owner: AtomicU64,
+        /// The owner's recursion count; 0 when unowned.
+        count: AtomicUsize,
+    }
+
+    impl RLock {
+        /// The count of the calling thread `me` if it owns the lock.
+        fn own_count(&self, me: u64) -> Option<usize> {
+            let count = self.count.load(Ordering::Acquire);
+            (count > 0 && self.owner.load(Ordering::Acquire) == me).then_some(count)
+        }
+
+        /// Takes ownership once `lock` is held.
+        fn took(&self, owner: u64, count: usize) {
+            self.owner.store(owner, Ordering::Release);
+            self.count.store(count, Ordering::Release);
+        }
+
+        /// Gives up ownership; `lock` is released next.
+        fn clear(&self) {
+            self.count.store(0, Ordering::Release);
+            self.owner.store(0, Ordering::Release);
+        }
+
+        fn release_lock(&self) {
+            let released = self.lock.release();
+            debug_assert!(released.is_ok(), "an owned RLock's lock is held");
+        }
+
+        /// `(owner, count)` as one, from any thread; `None` when unowned.
+        fn state(&self) -> Option<(u64, usize)> {
+            loop {
+                let count = self.count.load(Ordering::Acquire);
+                if count == 0 {
+                    return None;
+                }
+                let owner = self.owner.load(Ordering::Acquire);
+                // Unchanged across the owner's read: this count is this owner's (an owner
+                // is set before its count and cleared after it, so a change of owner
+                // between the reads leaves a count of 0 or the new owner's here).
+                if self.count.load(Ordering::Acquire) == count {
+                    return Some((owner, count));
+                }
+                std::thread::yield_now();
+            }
+        }
     }
 
     #[pyclass(with(Representable), flags(BASETYPE, HAS_WEAKREF))]
@@ -149,29 +212,47 @@ pub(crate) mod locks {
         #[pyslot]
         fn slot_new(cls: PyTypeRef, _args: FuncArgs, vm: &VirtualMachine) -> PyResult {
             RLock {
-                lock: pythread::RLock::new(),
+                lock: pythread::Lock::new(),
+                owner: AtomicU64::new(0),
+                count: AtomicUsize::new(0),
             }
             .into_ref_with_type(vm, cls)
             .map(Into::into)
         }
 
+        /// CPython's `rlock_acquire`: the arguments first, then the owner takes it again at
+        /// once (count + 1, never wrapping), anyone else acquires `lock`.
         #[pymethod]
         #[pymethod(name = "acquire_lock")]
         #[pymethod(name = "__enter__")]
         fn acquire(&self, args: AcquireArgs, vm: &VirtualMachine) -> PyResult<bool> {
-            let lock = &self.lock;
-            acquire(
-                vm,
-                args,
-                || lock.try_acquire(),
-                |timeout| lock.acquire_with_retries(timeout, interrupted),
-            )
+            let timeout = parse_timeout(vm, args)?;
+            let me = get_ident();
+            if let Some(count) = self.own_count(me) {
+                let count = count
+                    .checked_add(1)
+                    .ok_or_else(|| vm.new_overflow_error("Internal lock count overflowed"))?;
+                self.count.store(count, Ordering::Release);
+                return Ok(true);
+            }
+            let acquired = acquire_timed(vm, &self.lock, timeout)?;
+            if acquired {
+                self.took(me, 1);
+            }
+            Ok(acquired)
         }
 
         #[pymethod]
         #[pymethod(name = "release_lock")]
         fn release(&self, vm: &VirtualMachine) -> PyResult<()> {
-            released(vm, self.lock.release())
+            let count = self.own_count(get_ident()).ok_or_else(|| unacquired(vm))?;
+            if count == 1 {
+                self.clear();
+                self.release_lock();
+            } else {
+                self.count.store(count - 1, Ordering::Release);
+            }
+            Ok(())
         }
 
         #[pymethod]
@@ -186,28 +267,28 @@ pub(crate) mod locks {
 
         #[pymethod]
         fn _is_owned(&self) -> bool {
-            self.lock.is_owned()
+            self.own_count(get_ident()).is_some()
         }
 
         #[pymethod]
         fn _recursion_count(&self) -> usize {
-            self.lock.recursion_count()
+            self.own_count(get_ident()).unwrap_or(0)
         }
 
         /// Releases the lock fully (only its owner may: 3.14's rule, which RustPython's
         /// threading.py expects) and returns `(count, owner)` for `_acquire_restore`.
         #[pymethod]
         fn _release_save(&self, vm: &VirtualMachine) -> PyResult<(usize, u64)> {
-            let state = self
-                .lock
-                .release_save()
-                .map_err(|e| vm.new_runtime_error(e.to_string()))?;
-            Ok((state.count(), state.owner().as_u64()))
+            let me = get_ident();
+            let count = self.own_count(me).ok_or_else(|| unacquired(vm))?;
+            self.clear();
+            self.release_lock();
+            Ok((count, me))
         }
 
         /// Takes the lock back (blocking, detached, not interruptible, as CPython's) and
-        /// restores the count and owner. An owner that is not an ident the crate minted is
-        /// restored as the calling thread.
+        /// makes `owner` the owner with `count`, whichever thread that is (CPython's rule;
+        /// see the type). A count of 0 restores nothing.
         #[pymethod]
         fn _acquire_restore(&self, state: PyTupleRef, vm: &VirtualMachine) -> PyResult<()> {
             let [count, owner] = state.as_slice() else {
@@ -217,29 +298,29 @@ pub(crate) mod locks {
             };
             let count: usize = count.clone().try_into_value(vm)?;
             let owner: u64 = owner.clone().try_into_value(vm)?;
-            let Some(count) = NonZeroUsize::new(count) else {
+            if count == 0 {
                 return Ok(());
-            };
-            let owner = pythread::Ident::from_u64(owner).unwrap_or_else(pythread::get_ident);
-            let state = pythread::RLockState::new(count, owner);
+            }
             let lock = &self.lock;
-            vm.allow_threads(|| lock.acquire_restore(state));
+            if !lock.try_acquire() {
+                vm.allow_threads(|| lock.acquire());
+            }
+            self.took(owner, count);
             Ok(())
         }
 
         /// In a forked child: unlocked and unowned, whatever the parent's threads left.
         #[pymethod]
         fn _at_fork_reinit(&self) {
+            self.clear();
             self.lock.reinit_after_fork();
         }
     }
 
     impl Representable for RLock {
         fn repr_str(zelf: &Py<Self>, _vm: &VirtualMachine) -> PyResult<String> {
-            // One consistent read of owner and count, from any thread.
-            // One consistent read of owner and count, from any thread.
-            let (status, owner, count) = match zelf.lock.state() {
-                Some(state) => ("locked", state.owner().as_u64(), state.count()),
+            let (status, owner, count) = match zelf.state() {
+                Some((owner, count)) => ("locked", owner, count),
                 None => ("unlocked", 0, 0),
             };
             Ok(format!(

@@ -2,16 +2,17 @@
 //! the pythread crate, run like `python` (`pythread-rustpython script.py args...`,
 //! `pythread-rustpython -c CODE`; every option of RustPython's own command line).
 //!
-//! The module is glue: threads, idents, locks, joins, timeouts, the thread count, the
-//! non-daemon registry and thread-local storage are the crate's; this binary only parses
-//! Python arguments, detaches waits from the VM and runs the signal handlers when a wait is
-//! interrupted. With `PYTHREAD_RUSTPYTHON_OWN=1` the interpreter keeps RustPython's own
+//! The module is glue: threads, locks, joins, timeouts, the thread count, the non-daemon
+//! registry and thread-local storage are the crate's; this binary only parses Python
+//! arguments, shows RustPython's own thread idents (`ident.rs`), keeps the RLock's owner,
+//! detaches waits from the VM and runs the signal handlers when a wait is interrupted. With `PYTHREAD_RUSTPYTHON_OWN=1` the interpreter keeps RustPython's own
 //! `_thread`, for side-by-side comparisons (`make rustpython`, BENCHMARKS.md).
 //! `PYTHREAD_RUSTPYTHON_PATH` appends directories to `sys.path` (see `append_extra_path`).
 // One `unsafe` call, audited where it is: `pthread_atfork` (fork.rs).
 #![deny(unsafe_code)]
 
 mod fork;
+mod ident;
 mod local;
 mod lock;
 mod module;
@@ -19,13 +20,10 @@ mod thread;
 mod wait;
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use rustpython::{InterpreterBuilder, InterpreterBuilderExt};
 
 fn main() -> ExitCode {
-    // The interpreter runs its main thread here.
-    thread::MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
     let builder = InterpreterBuilder::new()
         .init_stdlib()
         .init_hook(append_extra_path);

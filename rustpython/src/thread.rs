@@ -1,15 +1,12 @@
 //! Threads: `start_new_thread`, `start_joinable_thread` and `_ThreadHandle`, every thread a
-//! crate thread (`pythread::Builder`), every join the crate's. In a forked child the crate
-//! finishes the handles of the threads that did not survive (`fork.rs`).
+//! crate thread (`pythread::Builder`), every join the crate's. The idents they show are
+//! RustPython's own (`ident.rs`). In a forked child the crate finishes the handles of the
+//! threads that did not survive (`fork.rs`).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 
 /// `stack_size()`: the size new threads get, 0 = the platform default.
 pub(crate) static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
-
-/// `_get_main_thread_ident()`: the crate's ident of the thread that started the interpreter
-/// (set by `main`), and in a forked child the thread that forked.
-pub(crate) static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
 
 #[rustpython_vm::pymodule(sub)]
 pub(crate) mod threads {
@@ -25,24 +22,33 @@ pub(crate) mod threads {
         pyclass, AsObject, FromArgs, Py, PyObjectRef, PyPayload, PyRef, PyResult, VirtualMachine,
     };
 
-    use super::{MAIN_IDENT, STACK_SIZE};
+    use super::STACK_SIZE;
+    use crate::ident::{get_ident, StartedIdent};
     use crate::wait::{interrupted, wait_interruptibly};
 
     /// Starts `func(*args, **kwargs)` on a crate thread that runs it in a new thread of the VM
-    /// (`vm.new_thread()`), as RustPython's own `_thread` does on a `std` thread.
+    /// (`vm.new_thread()`), as RustPython's own `_thread` does on a `std` thread. The thread
+    /// publishes its ident before it enters the VM.
     fn spawn(
         vm: &VirtualMachine,
         func: ArgCallable,
         args: FuncArgs,
         daemon: bool,
-    ) -> std::io::Result<pythread::Handle> {
-        let body = vm
+    ) -> std::io::Result<(pythread::Handle, Arc<StartedIdent>)> {
+        let ident = Arc::new(StartedIdent::new());
+        let published = Arc::clone(&ident);
+        let enter_vm = vm
             .new_thread()
             .make_spawn_func(move |vm| run_thread(func, args, vm));
-        pythread::Builder::new()
+        let handle = pythread::Builder::new()
             .daemon(daemon)
             .stack_size(STACK_SIZE.load(Ordering::Relaxed))
-            .try_start(body)
+            .try_start(move || {
+                published.publish();
+                drop(published);
+                enter_vm()
+            })?;
+        Ok((handle, ident))
     }
 
     /// The started thread: the function, its exception reported through
@@ -128,17 +134,18 @@ pub(crate) mod threads {
             .unwrap_or_default();
         let args = FuncArgs::new(args.to_vec(), kwargs);
         // Dropping the handle detaches the thread, as `start_new_thread` does.
-        let handle = spawn(vm, func, args, true).map_err(|_| cant_start(vm))?;
-        Ok(handle.ident().as_u64())
+        let (_handle, ident) = spawn(vm, func, args, true).map_err(|_| cant_start(vm))?;
+        // The thread runs (it started, and only this thread could fork meanwhile).
+        Ok(vm.allow_threads(|| ident.wait()))
     }
 
     enum State {
         NotStarted,
-        /// A thread started by this module.
-        Started(pythread::Handle),
+        /// A thread started by this module, and the ident it publishes.
+        Started(pythread::Handle, Arc<StartedIdent>),
         /// `_make_thread_handle(ident)`: a thread this module did not start (the main
-        /// thread); it is done when `_set_done` releases `exiting`, or when it did not
-        /// survive a fork (`lost_in_fork`).
+        /// thread), by its ident; it is done when `_set_done` releases `exiting`, or when it
+        /// did not survive a fork (`lost_in_fork`).
         Foreign {
             ident: u64,
             exiting: Arc<pythread::Lock>,
@@ -162,7 +169,12 @@ pub(crate) mod threads {
 
     impl std::fmt::Debug for ThreadHandle {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "ThreadHandle(ident={})", self.ident())
+            match &*self.state() {
+                State::Started(h, ident) => write!(f, "ThreadHandle({:?}, {:?})", h, ident.get()),
+                State::Foreign { ident, .. } => write!(f, "ThreadHandle(foreign {ident})"),
+                State::NotStarted => write!(f, "ThreadHandle(not started)"),
+                State::Failed => write!(f, "ThreadHandle(failed)"),
+            }
         }
     }
 
@@ -199,15 +211,30 @@ pub(crate) mod threads {
         Ok(Some(Duration::from_nanos(ns as u64)))
     }
 
+    impl ThreadHandle {
+        /// The thread's ident; for a started thread that has not published it yet, waits
+        /// (detached) until it has. 0 before the start, after a failed one, and for a thread
+        /// lost in a fork before it ran.
+        fn ident_of(&self, vm: &VirtualMachine) -> u64 {
+            let (handle, ident) = match &*self.state() {
+                State::Started(h, ident) => (h.clone(), Arc::clone(ident)),
+                State::Foreign { ident, .. } => return *ident,
+                State::NotStarted | State::Failed => return 0,
+            };
+            match ident.get() {
+                Some(ident) => ident,
+                // Lost in a fork (the crate finished it) before it published: it never will.
+                None if handle.is_finished() => 0,
+                None => vm.allow_threads(|| ident.wait()),
+            }
+        }
+    }
+
     #[pyclass(with(Constructor, Representable))]
     impl ThreadHandle {
         #[pygetset]
-        fn ident(&self) -> u64 {
-            match &*self.state() {
-                State::Started(h) => h.ident().as_u64(),
-                State::Foreign { ident, .. } => *ident,
-                State::NotStarted | State::Failed => 0,
-            }
+        fn ident(&self, vm: &VirtualMachine) -> u64 {
+            self.ident_of(vm)
         }
 
         /// join(timeout=None, /): waits (interruptibly, detached) until the thread is done or
@@ -232,11 +259,12 @@ pub(crate) mod threads {
                 State::NotStarted => return Err(vm.new_runtime_error("thread not started")),
                 State::Failed => return Ok(()),
                 _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
-                State::Started(h) => Target::Thread(h.clone()),
-                State::Foreign { ident, pid, .. } if lost_in_fork(*ident, *pid) => return Ok(()),
+                State::Started(h, _) => Target::Thread(h.clone()),
+                State::Foreign { ident, pid, .. } if lost_in_fork(*ident, *pid, vm) => {
+                    return Ok(())
+                }
                 State::Foreign { ident, exiting, .. } => Target::Foreign(*ident, exiting.clone()),
             };
-            let me = pythread::get_ident();
             match target {
                 Target::Thread(h) => {
                     if h.is_finished() {
@@ -245,7 +273,8 @@ pub(crate) mod threads {
                         vm.allow_threads(|| drop(h.join_thread_ref()));
                         return Ok(());
                     }
-                    if h.ident() == me {
+                    // The crate's idents, both: the handle's thread and the caller.
+                    if h.ident() == pythread::get_ident() {
                         return Err(vm.new_runtime_error("Cannot join current thread"));
                     }
                     if vm.state.finalizing.load(Ordering::Acquire) {
@@ -259,7 +288,7 @@ pub(crate) mod threads {
                     })
                 }
                 Target::Foreign(ident, exiting) => {
-                    if ident == me.as_u64() {
+                    if ident == get_ident() {
                         return Err(vm.new_runtime_error("Cannot join current thread"));
                     }
                     // Done = `exiting` released by `_set_done`: take it and give it back.
@@ -277,13 +306,13 @@ pub(crate) mod threads {
         }
 
         #[pymethod]
-        fn is_done(&self) -> bool {
+        fn is_done(&self, vm: &VirtualMachine) -> bool {
             match &*self.state() {
                 State::NotStarted => false,
                 State::Failed => true,
                 _ if self.set_done.load(Ordering::Acquire) => true,
-                State::Started(h) => h.is_finished(),
-                State::Foreign { ident, pid, .. } => lost_in_fork(*ident, *pid),
+                State::Started(h, _) => h.is_finished(),
+                State::Foreign { ident, pid, .. } => lost_in_fork(*ident, *pid, vm),
             }
         }
 
@@ -292,7 +321,7 @@ pub(crate) mod threads {
             let state = self.state();
             match &*state {
                 State::NotStarted => Err(vm.new_runtime_error("thread not started")),
-                State::Started(_) | State::Failed => {
+                State::Started(..) | State::Failed => {
                     self.set_done.store(true, Ordering::Release);
                     Ok(())
                 }
@@ -315,11 +344,11 @@ pub(crate) mod threads {
     }
 
     impl Representable for ThreadHandle {
-        fn repr_str(zelf: &Py<Self>, _vm: &VirtualMachine) -> PyResult<String> {
+        fn repr_str(zelf: &Py<Self>, vm: &VirtualMachine) -> PyResult<String> {
             Ok(format!(
                 "<{} object: ident={}>",
                 zelf.class().slot_name(),
-                zelf.ident()
+                zelf.ident_of(vm)
             ))
         }
     }
@@ -366,7 +395,7 @@ pub(crate) mod threads {
                 return Err(vm.new_runtime_error("thread already started"));
             }
             match spawn(vm, function, FuncArgs::default(), args.daemon) {
-                Ok(h) => *state = State::Started(h),
+                Ok((h, ident)) => *state = State::Started(h, ident),
                 Err(_) => {
                     *state = State::Failed;
                     return Err(cant_start(vm));
@@ -380,9 +409,10 @@ pub(crate) mod threads {
     /// this forked child: CPython's `_PyThread_AfterFork` marks every handle but the forking
     /// thread's done, and threading.py counts on it (a forked child joins the parent's main
     /// thread). The crate does so for its own handles; a foreign thread survived only if it
-    /// is the thread that forked last (`MAIN_IDENT`, set in the child by `fork.rs`).
-    fn lost_in_fork(ident: u64, pid: u32) -> bool {
-        pid != std::process::id() && ident != MAIN_IDENT.load(Ordering::Acquire)
+    /// is the thread that forked last, which RustPython's `os.fork` makes the main thread in
+    /// the child (`vm.state.main_thread_ident`).
+    fn lost_in_fork(ident: u64, pid: u32, vm: &VirtualMachine) -> bool {
+        pid != std::process::id() && ident != vm.state.main_thread_ident.load()
     }
 
     /// _make_thread_handle(ident): a handle for a thread this module did not start
@@ -398,9 +428,11 @@ pub(crate) mod threads {
         })
     }
 
+    /// _get_main_thread_ident(): RustPython's own record of the main thread's ident, set when
+    /// the interpreter starts and, in a forked child, by `os.fork` (the thread that forked).
     #[pyfunction]
-    fn _get_main_thread_ident() -> u64 {
-        MAIN_IDENT.load(Ordering::Acquire)
+    fn _get_main_thread_ident(vm: &VirtualMachine) -> u64 {
+        vm.state.main_thread_ident.load()
     }
 
     /// _shutdown(): joins every non-daemon thread still running, except the caller's own
