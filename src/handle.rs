@@ -10,7 +10,7 @@ use crate::fork;
 use crate::ident::{self, current_ident, Ident};
 use crate::panic::Panic;
 use crate::registry;
-use crate::sync::{self, lock, thread, Arc, Mutex};
+use crate::sync::{self, lock, thread, Arc, AtomicU64, Mutex, Ordering};
 
 /// A shared handle to a started thread: clone it, join it any number of times
 /// from any number of threads, ask whether it has finished.
@@ -96,6 +96,9 @@ struct OsThread {
     /// The fork generation the thread was started in (`crate::fork`).
     generation: u64,
     slot: Mutex<Option<thread::JoinHandle<()>>>,
+    /// The OS thread's `pthread_t` as a number (see [`Handle::pthread_t`]), 0 until
+    /// stored at the start and under `--cfg loom` (no OS thread).
+    pthread: AtomicU64,
 }
 
 impl OsThread {
@@ -427,6 +430,7 @@ impl Builder {
                 generation: fork::generation_at_start(),
                 ident,
                 slot: Mutex::new(None),
+                pthread: AtomicU64::new(0),
             },
         });
         let theirs = Arc::clone(&shared);
@@ -475,6 +479,13 @@ impl Builder {
         // In the fork gate: the started thread may fork at once, and this brief lock
         // must not be held by this thread then (`crate::fork`).
         {
+            #[cfg(all(unix, not(loom)))]
+            {
+                use std::os::unix::thread::JoinHandleExt;
+                // Before the handle is returned: the caller's thread reads it.
+                let pthread = os_thread.as_pthread_t() as u64;
+                shared.os_thread.pthread.store(pthread, Ordering::Relaxed);
+            }
             let _gate = fork::gate();
             *lock(&shared.os_thread.slot) = Some(os_thread);
         }
@@ -531,6 +542,32 @@ impl<T> Handle<T> {
     /// ```
     pub fn ident(&self) -> Ident {
         self.0.os_thread.ident
+    }
+
+    /// Returns the `pthread_t` of the thread's OS thread, as a number: what
+    /// `pthread_self()` returns on that thread, which is also the ident CPython's
+    /// `PyThread_get_thread_ident` gives it. Fixed when the thread was started and
+    /// kept after it has exited and been joined (the OS may then give the number to
+    /// a new thread, as CPython's idents are reused). `None` under `--cfg loom`,
+    /// whose threads are not OS threads, and off Unix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::start(|| {});
+    /// let pthread = handle.pthread_t();
+    /// # #[cfg(not(loom))]
+    /// assert!(pthread.is_some_and(|p| p != 0));
+    /// handle.join_thread().unwrap();
+    /// assert_eq!(handle.pthread_t(), pthread); // kept after the join
+    /// # });
+    /// ```
+    pub fn pthread_t(&self) -> Option<u64> {
+        match self.0.os_thread.pthread.load(Ordering::Relaxed) {
+            0 => None,
+            pthread => Some(pthread),
+        }
     }
 
     /// Waits for the thread's function to finish and returns its outcome by

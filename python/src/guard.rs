@@ -205,3 +205,16 @@ pub(crate) fn slot_is_objects(ty: &Bound<'_, pyo3::types::PyType>, slot: c_int) 
             == pyo3::ffi::PyType_GetSlot(object.as_type_ptr(), slot)
     }
 }
+
+/// `PyThread_get_thread_ident()`: the calling thread's ident as CPython knows it (its
+/// `pthread_self()`), the number CPython keys its thread states by (`sys._current_frames()`,
+/// `PyThreadState_SetAsyncExc`, `faulthandler`) and the one `signal.pthread_kill` takes. Every
+/// ident this module shows to Python code is this number, never the crate's `Ident`.
+#[inline]
+pub(crate) fn host_ident() -> u64 {
+    // SAFETY: PyThread_get_thread_ident takes no argument, needs no thread state and no GIL
+    // (it is `pthread_self()` cast to `unsigned long`), never fails and runs no Python code;
+    // pyo3-ffi declares it as CPython does (`unsigned long PyThread_get_thread_ident(void)`,
+    // stable ABI).
+    unsafe { pyo3::ffi::PyThread_get_thread_ident() as u64 }
+}

@@ -5,30 +5,32 @@
 //! and `__repr__`: the [`Backend`] trait says what differs (the crate's lock type, the repr's
 //! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it.
 
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PySequence, PyTuple};
 
-use crate::timeout;
+use crate::{guard, timeout};
 
 /// What `lock` and `RLock` do differently; everything else is shared.
 pub(crate) trait Backend: Sync {
     /// `tp_name` of the builtin type, shown by the repr of an instance of exactly it.
     const TP_NAME: &'static str;
-    fn try_acquire(&self) -> bool;
-    /// The GIL-released wait: `pending` runs the signal handlers on each interruption.
+    /// An acquisition without waiting, the GIL held: `Ok(true)` if the caller now holds it
+    /// (its bookkeeping done).
+    fn try_acquire(&self) -> PyResult<bool>;
+    /// The GIL-released wait for the underlying lock: `pending` runs the signal handlers on
+    /// each interruption. [`Backend::acquired`] follows a `true`, the GIL held again.
     fn acquire_with_retries(
         &self,
         wait: Option<Duration>,
         pending: &mut dyn FnMut() -> PyResult<()>,
     ) -> PyResult<bool>;
-    fn release(&self) -> Result<(), pythread::ReleaseError>;
-    /// Called with the GIL held after every acquisition that succeeded.
-    fn acquired(&self) {}
+    fn release(&self) -> PyResult<()>;
+    /// Called with the GIL held after a wait that acquired the lock.
+    fn acquired(&self);
     /// Whether the repr says "locked", and what it shows after "object" (RLock's owner and
     /// count), read once so that the two agree.
     fn repr_state(&self) -> (bool, String);
@@ -79,8 +81,12 @@ impl Flagged {
 
 impl Backend for Flagged {
     const TP_NAME: &'static str = "_thread.lock";
-    fn try_acquire(&self) -> bool {
-        self.lock.try_acquire()
+    fn try_acquire(&self) -> PyResult<bool> {
+        let acquired = self.lock.try_acquire();
+        if acquired {
+            self.acquired();
+        }
+        Ok(acquired)
     }
     fn acquire_with_retries(
         &self,
@@ -89,8 +95,8 @@ impl Backend for Flagged {
     ) -> PyResult<bool> {
         self.lock.acquire_with_retries(wait, pending)
     }
-    fn release(&self) -> Result<(), pythread::ReleaseError> {
-        Flagged::release(self)
+    fn release(&self) -> PyResult<()> {
+        Flagged::release(self).map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
     fn acquired(&self) {
         self.held.store(true, Ordering::Relaxed);
@@ -100,28 +106,106 @@ impl Backend for Flagged {
     }
 }
 
-impl Backend for pythread::RLock {
+/// CPython's `rlockobject`: the crate's `Lock`, with the owner's host ident
+/// ([`guard::host_ident`], `PyThread_get_thread_ident()`) and the recursion count beside it,
+/// read and written only with the GIL held, as CPython 3.11 to 3.13 keep `rlock_owner` and
+/// `rlock_count`. The owner is a plain number compared with the caller's ident: an owner that
+/// `_acquire_restore` stored for another thread, or for a thread that has ended, is owned by
+/// whichever thread has that ident (a `pthread_t` reused by a later thread included), as in
+/// CPython.
+pub(crate) struct HostRLock {
+    lock: pythread::Lock,
+    /// The owner's host ident; meaningful only while `count > 0`.
+    owner: AtomicU64,
+    count: AtomicUsize,
+}
+
+impl HostRLock {
+    fn new() -> HostRLock {
+        HostRLock {
+            lock: pythread::Lock::new(),
+            owner: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    fn owner(&self) -> u64 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, owner: u64, count: usize) {
+        self.owner.store(owner, Ordering::Relaxed);
+        self.count.store(count, Ordering::Relaxed);
+    }
+
+    /// `_is_owned()`: held, by the caller's ident.
+    fn is_owned(&self) -> bool {
+        self.count() > 0 && self.owner() == guard::host_ident()
+    }
+
+    /// `_recursion_count()`: the count if the caller's ident is the owner, else 0.
+    fn recursion_count(&self) -> usize {
+        if self.owner() == guard::host_ident() {
+            self.count()
+        } else {
+            0
+        }
+    }
+
+    /// After a fork: unlocked and unowned (the owner may be a thread that is gone).
+    fn reinit_after_fork(&self) {
+        self.lock.reinit_after_fork();
+        self.set(0, 0);
+    }
+}
+
+impl Backend for HostRLock {
     const TP_NAME: &'static str = "_thread.RLock";
-    fn try_acquire(&self) -> bool {
-        pythread::RLock::try_acquire(self)
+    fn try_acquire(&self) -> PyResult<bool> {
+        let me = guard::host_ident();
+        let count = self.count();
+        if count > 0 && self.owner() == me {
+            let count = count
+                .checked_add(1)
+                .ok_or_else(|| PyOverflowError::new_err("Internal lock count overflowed"))?;
+            self.count.store(count, Ordering::Relaxed);
+            return Ok(true);
+        }
+        let acquired = self.lock.try_acquire();
+        if acquired {
+            self.set(me, 1);
+        }
+        Ok(acquired)
     }
     fn acquire_with_retries(
         &self,
         wait: Option<Duration>,
         pending: &mut dyn FnMut() -> PyResult<()>,
     ) -> PyResult<bool> {
-        pythread::RLock::acquire_with_retries(self, wait, pending)
+        self.lock.acquire_with_retries(wait, pending)
     }
-    fn release(&self) -> Result<(), pythread::ReleaseError> {
-        pythread::RLock::release(self)
+    fn release(&self) -> PyResult<()> {
+        let count = self.count();
+        if count == 0 || self.owner() != guard::host_ident() {
+            return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
+        }
+        if count == 1 {
+            self.set(0, 0);
+            let _ = self.lock.release();
+        } else {
+            self.count.store(count - 1, Ordering::Relaxed);
+        }
+        Ok(())
     }
-    /// Owner and count from the crate's one consistent read (`RLock::state`): never a count
-    /// paired with another thread's ident, whichever thread asks.
+    fn acquired(&self) {
+        self.set(guard::host_ident(), 1);
+    }
     fn repr_state(&self) -> (bool, String) {
-        let (owner, count) = match self.state() {
-            Some(state) => (state.owner().as_u64(), state.count()),
-            None => (0, 0),
-        };
+        let (owner, count) = (self.owner(), self.count());
         (count > 0, format!(" owner={owner} count={count}"))
     }
 }
@@ -140,8 +224,7 @@ fn acquire<B: Backend>(
     } else {
         parse(args, kwargs)?
     };
-    if lock.try_acquire() {
-        lock.acquired();
+    if lock.try_acquire()? {
         return Ok(true);
     }
     if wait == Some(Duration::ZERO) {
@@ -176,7 +259,6 @@ fn parse(
 
 fn release<B: Backend>(lock: &B) -> PyResult<()> {
     lock.release()
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
 /// `<locked _thread.lock object at 0x...>`; a Python subclass shows its bare class name (its
@@ -305,7 +387,7 @@ lock_methods!(Lock {
 /// `_thread.RLock`: reentrant, owned by the thread that holds it.
 #[pyclass(name = "RLock", module = "_thread", weakref, frozen, subclass)]
 pub(crate) struct RLock {
-    lock: pythread::RLock,
+    lock: HostRLock,
 }
 
 lock_methods!(RLock {
@@ -314,7 +396,7 @@ lock_methods!(RLock {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         RLock {
-            lock: pythread::RLock::new(),
+            lock: HostRLock::new(),
         }
     }
 
@@ -333,33 +415,40 @@ lock_methods!(RLock {
 
     /// Releases the lock fully and returns `(count, owner)` for `_acquire_restore`, by the
     /// running interpreter's rule: 3.11-3.13 let any thread release and save a held lock
-    /// (`release_save_any_thread`), 3.14 only its owner (`release_save`).
+    /// (`rlock_release_save` checks only the count), 3.14 only its owner.
     fn _release_save(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
-        let state = if py.version_info() >= (3, 14) {
-            self.lock.release_save()
+        let lock = &self.lock;
+        let (owner, count) = (lock.owner(), lock.count());
+        let refused = if py.version_info() >= (3, 14) {
+            !lock.is_owned()
         } else {
-            self.lock.release_save_any_thread()
+            count == 0
+        };
+        if refused {
+            return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
         }
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        Ok((state.count(), state.owner().as_u64()))
+        lock.set(0, 0);
+        let _ = lock.lock.release();
+        Ok((count, owner))
     }
 
     /// `_acquire_restore((count, owner))`, parsed as CPython's `"(kk)"`: any 2-item sequence
     /// of ints, each wrapped modulo 2**64 like the `k` format. Takes the lock back (blocking,
-    /// not interruptible, the GIL released) and restores count and owner. The owner is kept
-    /// when it names a thread the crate minted (`Ident::from_u64`); an integer that names no
-    /// thread (CPython stores it unchecked) restores the lock for the caller. A count of 0
-    /// (CPython would store a held lock with count 0) is refused before taking the lock.
+    /// not interruptible, the GIL released) and stores count and owner as given, as CPython
+    /// does: the owner is a number, owned by whichever thread has that ident (another live
+    /// thread, or none). A count of 0 (CPython would store a held lock with count 0, which no
+    /// acquire could ever take again) is refused before taking the lock.
     fn _acquire_restore(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let (count, owner) = parse_state(state)?;
         let count = usize::try_from(count)
             .ok()
-            .and_then(NonZeroUsize::new)
+            .filter(|c| *c != 0)
             .ok_or_else(|| PyRuntimeError::new_err("couldn't acquire lock"))?;
-        let owner = pythread::Ident::from_u64(owner).unwrap_or_else(pythread::get_ident);
-        let state = pythread::RLockState::new(count, owner);
         let lock = &self.lock;
-        py.detach(move || lock.acquire_restore(state));
+        if !lock.lock.try_acquire() {
+            py.detach(|| lock.lock.acquire());
+        }
+        lock.set(owner, count);
         Ok(())
     }
 });

@@ -19,8 +19,9 @@ const THREAD_STACK_MIN: isize = 0x8000;
 /// CPython; this module lives in one interpreter).
 static STACK_SIZE: Mutex<usize> = Mutex::new(0);
 
-/// `_get_main_thread_ident()`: the crate's ident of the thread that imported the module, and
-/// in a forked child the thread that forked (CPython's runtime makes it the main thread).
+/// `_get_main_thread_ident()`: the host ident ([`guard::host_ident`]) of the thread that
+/// imported the module, and in a forked child of the thread that forked (CPython's runtime
+/// makes it the main thread).
 static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
 
 /// The module's own fork generation, for the handles of threads it did not start
@@ -62,7 +63,7 @@ fn _after_fork_child() {
     pythread::after_fork_child();
     let pid = std::process::id();
     if PID.swap(pid, Ordering::AcqRel) != pid {
-        MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+        MAIN_IDENT.store(guard::host_ident(), Ordering::Release);
         GENERATION.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -220,6 +221,13 @@ fn report_thread_error(exc: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) {
     }
 }
 
+/// The host ident of a thread this module started: its `pthread_t`, what
+/// `PyThread_get_thread_ident()` returns on it (CPython computes it from the `pthread_t` in the
+/// starting thread too). The crate knows it for every thread it started on Unix.
+fn host_ident_of(handle: &pythread::Handle) -> u64 {
+    handle.pthread_t().unwrap_or_default()
+}
+
 /// A timeout of `_ThreadHandle.join`: None or negative = forever, else seconds (rounded up to
 /// whole nanoseconds, as `_PyTime_ROUND_TIMEOUT`).
 fn join_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
@@ -247,8 +255,9 @@ enum State {
     /// `start_joinable_thread` is starting it (CPython's `THREAD_HANDLE_STARTING`): read as
     /// not started.
     Starting,
-    /// A thread started by this module.
-    Started(pythread::Handle),
+    /// A thread started by this module, and its host ident (its `pthread_t`, as CPython's
+    /// `PyThread_start_joinable_thread` computes it in the starting thread).
+    Started(pythread::Handle, u64),
     /// `_make_thread_handle(ident)`: a thread this module did not start (the main thread); it
     /// is "done" when `_set_done` releases `exiting`.
     Foreign {
@@ -298,7 +307,7 @@ impl ThreadHandle {
     #[getter]
     fn ident(&self) -> u64 {
         match &*self.state() {
-            State::Started(h) => h.ident().as_u64(),
+            State::Started(_, ident) => *ident,
             State::Foreign { ident, .. } => *ident,
             State::NotStarted | State::Starting | State::Failed => 0,
         }
@@ -330,7 +339,7 @@ impl ThreadHandle {
             }
             State::Failed => return Ok(()),
             _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
-            State::Started(h) => Target::Thread(h.clone()),
+            State::Started(h, _) => Target::Thread(h.clone()),
             State::Foreign {
                 ident, generation, ..
             } if foreign_lost(*ident, *generation) => return Ok(()),
@@ -349,7 +358,7 @@ impl ThreadHandle {
                 Ok(())
             }
             Target::Foreign(ident, exiting) => {
-                if ident == pythread::get_ident().as_u64() {
+                if ident == guard::host_ident() {
                     return Err(PyRuntimeError::new_err("Cannot join current thread"));
                 }
                 // Done = `exiting` released by `_set_done`: take it and give it back at once.
@@ -370,7 +379,7 @@ impl ThreadHandle {
             State::NotStarted | State::Starting => false,
             State::Failed => true,
             _ if self.set_done.load(Ordering::Acquire) => true,
-            State::Started(h) => h.is_finished(),
+            State::Started(h, _) => h.is_finished(),
             State::Foreign {
                 ident, generation, ..
             } => foreign_lost(*ident, *generation),
@@ -383,7 +392,7 @@ impl ThreadHandle {
             State::NotStarted | State::Starting => {
                 Err(PyRuntimeError::new_err("thread not started"))
             }
-            State::Started(_) | State::Failed => {
+            State::Started(..) | State::Failed => {
                 self.set_done.store(true, Ordering::Release);
                 Ok(())
             }
@@ -403,7 +412,7 @@ impl ThreadHandle {
 
 /// `home` is the module object the functions name as their `__module__` (`_thread`).
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
-    MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+    MAIN_IDENT.store(guard::host_ident(), Ordering::Release);
     PID.store(std::process::id(), Ordering::Release);
     let kwargs = PyDict::new(m.py());
     kwargs.set_item("before", wrap_pyfunction!(_before_fork, home)?)?;
@@ -446,7 +455,7 @@ fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
             "_thread.excepthook argument type must be ExceptHookArgs",
         ));
     }
-    let ident = pythread::get_ident().as_u64();
+    let ident = guard::host_ident();
     let call = PyTuple::new(py, [args.clone(), ident.into_pyobject(py)?.into_any()])?;
     let result = guard::call(&hook(py, "excepthook")?, &call, None);
     guard::release(call);
@@ -487,7 +496,7 @@ fn start_new_thread(
     )
     .map_err(|_| cant_start())?;
     // Dropping the handle detaches the thread, as `start_new_thread` does.
-    Ok(handle.ident().as_u64())
+    Ok(host_ident_of(&handle))
 }
 
 /// start_joinable_thread(function, handle=None, daemon=True) -> _ThreadHandle
@@ -534,7 +543,10 @@ fn start_joinable_thread(
     let mut state = handle.get().state();
     match started {
         // The thread runs once `_go` goes, after the handle names it (`ident` in the thread).
-        Ok((h, _go)) => *state = State::Started(h),
+        Ok((h, _go)) => {
+            let ident = host_ident_of(&h);
+            *state = State::Started(h, ident)
+        }
         Err(_) => {
             *state = State::Failed;
             return Err(cant_start());
@@ -589,10 +601,10 @@ fn _is_main_interpreter() -> bool {
     true
 }
 
-/// get_ident() -> int: the crate's ident of the calling thread (nonzero, never reused).
+/// get_ident() -> int: the calling thread's host ident ([`guard::host_ident`]), as CPython's.
 #[pyfunction]
 fn get_ident() -> u64 {
-    pythread::get_ident().as_u64()
+    guard::host_ident()
 }
 
 #[pyfunction]
