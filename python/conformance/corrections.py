@@ -42,6 +42,187 @@ def make_case(module):
             """fn(m) gives the same outcome for the module and for CPython's `_thread`."""
             self.assertEqual(outcome(lambda: fn(module)), outcome(lambda: fn(CPYTHON)))
 
+        # --- idents are the interpreter's own (issue 23 section 1) ------------------------------
+        # CPython keys its thread states by PyThread_get_thread_ident() (pthread_self()); every
+        # ident the module shows must be that number, so each row compares with CPython's own
+        # `get_ident()` called on the same thread.
+
+        def in_thread(self, fn):
+            """fn() run on a module thread (threading.Thread); its result, or its exception."""
+            out = []
+
+            def run():
+                try:
+                    out.append(("ok", fn()))
+                except BaseException as e:  # noqa: BLE001
+                    out.append(("err", e))
+            t = threading.Thread(target=run)
+            t.start()
+            t.join(30)
+            self.assertFalse(t.is_alive(), "watchdog: the thread did not finish in 30 s")
+            kind, value = out[0]
+            if kind == "err":
+                raise value
+            return value
+
+        def test_get_ident_is_cpythons(self):
+            self.assertEqual(module.get_ident(), CPYTHON.get_ident())
+            a, b = self.in_thread(lambda: (module.get_ident(), CPYTHON.get_ident()))
+            self.assertEqual(a, b)
+            self.assertEqual(threading.current_thread().ident, CPYTHON.get_ident())
+            self.assertEqual(threading.main_thread().ident, CPYTHON.get_ident())
+
+        def test_start_new_thread_returns_the_threads_ident(self):
+            done = module.allocate_lock()
+            done.acquire()
+            seen = []
+
+            def task():
+                seen.append(CPYTHON.get_ident())
+                done.release()
+            ident = module.start_new_thread(task, ())
+            self.assertTrue(done.acquire(timeout=30), "watchdog: the thread did not run")
+            self.assertEqual(ident, seen[0])
+
+        @unittest.skipUnless(hasattr(CPYTHON, "start_joinable_thread"), "3.13's _ThreadHandle")
+        def test_thread_handle_ident_and_main_ident(self):
+            seen = []
+            handle = module.start_joinable_thread(lambda: seen.append(CPYTHON.get_ident()))
+            handle.join(30)
+            self.assertEqual(handle.ident, seen[0])
+            self.assertEqual(module._get_main_thread_ident(), CPYTHON._get_main_thread_ident())
+            self.assertEqual(module._make_thread_handle(seen[0]).ident, seen[0])
+            self.assertIn(f"ident={seen[0]}>", repr(handle))
+
+        def test_current_frames_has_every_thread(self):
+            started, stop = threading.Event(), threading.Event()
+            t = threading.Thread(target=lambda: (started.set(), stop.wait(30)))
+            t.start()
+            try:
+                self.assertTrue(started.wait(30), "watchdog: the thread did not start")
+                frames = sys._current_frames()
+                self.assertIn(threading.get_ident(), frames)
+                self.assertIn(t.ident, frames)
+                self.assertIn(threading.main_thread().ident, frames)
+            finally:
+                stop.set()
+                t.join(30)
+
+        def test_set_async_exc_reaches_the_thread(self):
+            import ctypes
+
+            class Stop(Exception):
+                pass
+            started, caught = threading.Event(), []
+
+            def spin():
+                started.set()
+                deadline = time.monotonic() + 30
+                try:
+                    while time.monotonic() < deadline:
+                        time.sleep(0.001)
+                except Stop:
+                    caught.append(True)
+            t = threading.Thread(target=spin)
+            t.start()
+            self.assertTrue(started.wait(30), "watchdog: the thread did not start")
+            set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+            set_async.argtypes = (ctypes.c_ulong, ctypes.py_object)
+            self.assertEqual(set_async(t.ident, Stop), 1)  # one thread state found
+            t.join(30)
+            self.assertEqual(caught, [True])
+
+        def test_faulthandler_names_match_thread_idents(self):
+            import faulthandler
+            import tempfile
+            started, stop = threading.Event(), threading.Event()
+            t = threading.Thread(target=lambda: (started.set(), stop.wait(30)))
+            t.start()
+            try:
+                self.assertTrue(started.wait(30), "watchdog: the thread did not start")
+                with tempfile.TemporaryFile("w+") as f:
+                    faulthandler.dump_traceback(f, all_threads=True)
+                    f.seek(0)
+                    dump = f.read()
+                # faulthandler writes "Thread 0x%016lx" (and "Current thread 0x...").
+                self.assertIn(f"Thread 0x{t.ident:016x}", dump)
+                self.assertIn(f"Current thread 0x{threading.get_ident():016x}", dump)
+            finally:
+                stop.set()
+                t.join(30)
+
+        def test_pthread_kill_get_ident(self):
+            # In a child: with the crate's small idents this was SIGSEGV (pthread_kill(1, ...)).
+            code = textwrap.dedent("""
+                import _thread, signal, threading
+                assert _thread.__name__ == "_pythread._pythread", _thread.__name__
+                seen = []
+                signal.signal(signal.SIGUSR1, lambda *a: seen.append(threading.current_thread().name))
+                signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+                done = threading.Event()
+                def other():
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                    done.set()
+                t = threading.Thread(target=other)
+                t.start()
+                assert done.wait(30)
+                t.join(30)
+                signal.pthread_kill(t.ident, 0) if t.is_alive() else None
+                print(seen)
+            """)
+            proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
+                                  text=True, timeout=60)
+            self.assertEqual((proc.returncode, proc.stderr), (0, ""))
+            self.assertEqual(proc.stdout.split()[0], "['MainThread',")
+
+        def test_rlock_owner_is_the_host_ident(self):
+            r = module.RLock()
+            r.acquire()
+            r.acquire()
+            self.assertIn(f" owner={CPYTHON.get_ident()} count=2 at ", repr(r))
+            if sys.version_info < (3, 14):
+                self.assertEqual(r._release_save(), (2, CPYTHON.get_ident()))
+            else:
+                self.assertEqual(r._release_save()[1], CPYTHON.get_ident())
+            r._acquire_restore((1, CPYTHON.get_ident()))
+            self.assertTrue(r._is_owned())
+            r.release()
+
+        def test_acquire_restore_stores_the_number(self):
+            """CPython's rule: the owner is a number, stored as given and compared with
+            `get_ident()`; a number no thread has owns the lock for nobody."""
+            def scenario(m):
+                r = m.RLock()
+                r._acquire_restore((2, 12345))
+                result = [r._is_owned(), r._recursion_count(), r.acquire(False),
+                          outcome(r.release), repr(r).split(" at ")[0]]
+                if sys.version_info < (3, 14):
+                    result.append(r._release_save())
+                    result.append(r.acquire(False))
+                    r.release()
+                return result
+            self.same(scenario)
+
+        def test_acquire_restore_naming_an_ended_threads_ident(self):
+            """A thread that ended leaves its ident free for the next thread (glibc reuses the
+            `pthread_t`): a lock restored for the old ident is owned by whichever later thread
+            has that number, in CPython as in the module."""
+            def scenario(m):
+                r = m.RLock()
+                first = self.in_thread(m.get_ident)
+                r._acquire_restore((1, first))
+                later = [self.in_thread(lambda: (m.get_ident() == first, r._is_owned()))
+                         for _ in range(5)]
+                here = (r._is_owned(), r.acquire(False))
+                if sys.version_info < (3, 14):
+                    r._release_save()
+                return [same_ident == owned for same_ident, owned in later], here
+            self.same(scenario)
+
+        def test_excepthook_shows_the_host_ident(self):
+            _, text = self.hook_output_raw(module, None)
+            self.assertIn(f"Exception in thread {CPYTHON.get_ident()}:", text)
+
         # --- RLock repr through RLock::state -------------------------------------------------
 
         def test_rlock_repr_of_a_lock_held_by_another_thread(self):
@@ -195,6 +376,10 @@ def make_case(module):
         # --- _excepthook ------------------------------------------------------------------------
 
         def hook_output(self, m, thread):
+            result, text = self.hook_output_raw(m, thread)
+            return result, MASK.sub("N", text)
+
+        def hook_output_raw(self, m, thread):
             try:
                 raise ValueError("boom")
             except ValueError:
@@ -203,7 +388,7 @@ def make_case(module):
             sys.stderr = io.StringIO()
             try:
                 result = outcome(lambda: m._excepthook(args))
-                return result, MASK.sub("N", sys.stderr.getvalue())
+                return result, sys.stderr.getvalue()
             finally:
                 sys.stderr = old
 
