@@ -3,16 +3,21 @@
 //!
 //! The two classes share one implementation of `acquire`, `__enter__`, `release`, `__exit__`
 //! and `__repr__`: the [`Backend`] trait says what differs (the crate's lock type, the repr's
-//! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it.
+//! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it. The
+//! hot methods (`acquire`, `__enter__`, `release`, `__exit__`, `locked` and their old names) are
+//! C-level entries of each type's method table, as `_thread`'s are (guard.rs installs them at
+//! import): no PyO3 trampoline, no argument tuple, CPython's own calling conventions.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PySequence, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PySequence, PyString, PyTuple};
+use pyo3::Borrowed;
 
-use crate::{guard, timeout};
+use crate::guard::{self, FastArgs, FastMethod, NoArgsMethod};
+use crate::timeout;
 
 /// What `lock` and `RLock` do differently; everything else is shared.
 pub(crate) trait Backend: Sync {
@@ -213,52 +218,129 @@ impl Backend for HostRLock {
 /// `acquire(blocking=True, timeout=-1)`: a try with the GIL held, then (unless that was all it
 /// may do) a wait with the GIL released that runs the signal handlers on each interruption.
 /// No argument at all (the common `acquire()` and every `with`) skips the parsing.
-fn acquire<B: Backend>(
-    lock: &B,
-    py: Python<'_>,
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<bool> {
-    let wait = if args.is_empty() && kwargs.is_none_or(|k| k.is_empty()) {
-        None
-    } else {
-        parse(args, kwargs)?
-    };
+fn acquire<B: Backend>(lock: &B, args: &FastArgs<'_, '_>) -> PyResult<bool> {
+    let wait = if args.is_empty() { None } else { parse(args)? };
     if lock.try_acquire()? {
         return Ok(true);
     }
     if wait == Some(Duration::ZERO) {
         return Ok(false);
     }
-    let acquired = py.detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))?;
+    let acquired = args
+        .py()
+        .detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))?;
     if acquired {
         lock.acquired();
     }
     Ok(acquired)
 }
 
-/// `acquire`'s arguments (by position or name, `"|pO"`) to a wait: `None` forever,
-/// `Some(ZERO)` a try.
-fn parse(
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Option<Duration>> {
-    let [blocking, timeout] =
-        timeout::optional_args("acquire", ["blocking", "timeout"], args, kwargs)?;
-    // `p`: truth-tested, as PyArg_ParseTupleAndKeywords("|pO").
-    let blocking = match blocking {
-        Some(b) => b.is_truthy()?,
-        None => true,
-    };
-    let seconds = match timeout {
-        Some(t) => timeout::seconds(&t)?,
+/// `acquire`'s parameters, in order.
+const ACQUIRE_KWLIST: [&str; 2] = ["blocking", "timeout"];
+
+/// `blocking` is converted with `i` (a C int: `__index__`, overflow checked), as CPython 3.11
+/// does; `p` (truth) from 3.12. Set at import.
+static BLOCKING_IS_INT: AtomicBool = AtomicBool::new(false);
+
+/// CPython 3.11 and 3.12 word an unknown keyword "'foo' is an invalid keyword argument for
+/// acquire()"; 3.13 "acquire() got an unexpected keyword argument 'foo'". Set at import.
+static OLD_KEYWORD_MESSAGE: AtomicBool = AtomicBool::new(false);
+
+/// Whether keyword `j` of the call is `name` (interned names compare by identity first).
+fn keyword_is(args: &FastArgs<'_, '_>, j: usize, name: &str) -> PyResult<bool> {
+    let key = args.keyword(j)?;
+    Ok(key.cast::<PyString>()?.to_str()? == name)
+}
+
+/// `acquire`'s arguments to a wait (`None` forever, `Some(ZERO)` a try), parsed as
+/// `PyArg_ParseTupleAndKeywords(args, kwds, "|pO:acquire", ...)` does (`"|iO"` on 3.11), in
+/// its order and with its messages: the count first, then each parameter by position or by
+/// name (converting `blocking` as it goes), then names given twice, then unknown names.
+fn parse(args: &FastArgs<'_, '_>) -> PyResult<Option<Duration>> {
+    let (nargs, nkw) = (args.nargs(), args.nkw());
+    if nargs + nkw > ACQUIRE_KWLIST.len() {
+        return Err(PyTypeError::new_err(format!(
+            "acquire() takes at most 2 {}arguments ({} given)",
+            if nargs == 0 { "keyword " } else { "" },
+            nargs + nkw
+        )));
+    }
+    let mut given: [Option<Borrowed<'_, '_, PyAny>>; 2] = [None, None];
+    let mut unmatched = nkw;
+    let mut converted = true;
+    for (i, name) in ACQUIRE_KWLIST.iter().enumerate() {
+        if i < nargs {
+            given[i] = Some(args.value(i));
+        } else if unmatched > 0 {
+            for j in 0..nkw {
+                if keyword_is(args, j, name)? {
+                    given[i] = Some(args.value(nargs + j));
+                    unmatched -= 1;
+                    break;
+                }
+            }
+        }
+        if i == 0 {
+            // Converted before any later check, as getargs converts in order.
+            if let Some(b) = &given[0] {
+                converted = blocking(b)?;
+            }
+        }
+    }
+    if unmatched > 0 {
+        for (i, name) in ACQUIRE_KWLIST.iter().enumerate().take(nargs) {
+            for j in 0..nkw {
+                if keyword_is(args, j, name)? {
+                    return Err(PyTypeError::new_err(format!(
+                        "argument for acquire() given by name ('{name}') and position ({})",
+                        i + 1
+                    )));
+                }
+            }
+        }
+        for j in 0..nkw {
+            let key = args.keyword(j)?;
+            let known = ACQUIRE_KWLIST.iter().skip(nargs).any(|n| {
+                key.cast::<PyString>()
+                    .is_ok_and(|k| k.to_str().is_ok_and(|k| k == *n))
+            });
+            if !known {
+                return Err(PyTypeError::new_err(
+                    if OLD_KEYWORD_MESSAGE.load(Ordering::Relaxed) {
+                        format!("'{key}' is an invalid keyword argument for acquire()")
+                    } else {
+                        format!("acquire() got an unexpected keyword argument '{key}'")
+                    },
+                ));
+            }
+        }
+    }
+    let blocking = converted;
+    let seconds = match &given[1] {
+        Some(t) => timeout::seconds(t)?,
         None => -1.0,
     };
     timeout::acquire_args(blocking, seconds)
 }
 
-fn release<B: Backend>(lock: &B) -> PyResult<()> {
-    lock.release()
+/// `blocking` as the running interpreter's getargs converts it: `p` (truth), or on 3.11 `i`
+/// (`PyLong_AsLong`, which takes `__index__`, then the C int range).
+fn blocking(obj: &Borrowed<'_, '_, PyAny>) -> PyResult<bool> {
+    if !BLOCKING_IS_INT.load(Ordering::Relaxed) {
+        return crate::guard::is_true(obj);
+    }
+    let value: i64 = crate::guard::index(obj)?.extract()?;
+    if value > i64::from(i32::MAX) {
+        return Err(PyOverflowError::new_err(
+            "signed integer is greater than maximum",
+        ));
+    }
+    if value < i64::from(i32::MIN) {
+        return Err(PyOverflowError::new_err(
+            "signed integer is less than minimum",
+        ));
+    }
+    Ok(value != 0)
 }
 
 /// `<locked _thread.lock object at 0x...>`; a Python subclass shows its bare class name (its
@@ -283,36 +365,6 @@ macro_rules! lock_methods {
     ($class:ident { $($extra:tt)* }) => {
         #[pymethods]
         impl $class {
-            /// acquire(blocking=True, timeout=-1) -> bool
-            #[pyo3(signature = (*args, **kwargs))]
-            fn acquire(
-                &self,
-                py: Python<'_>,
-                args: &Bound<'_, PyTuple>,
-                kwargs: Option<&Bound<'_, PyDict>>,
-            ) -> PyResult<bool> {
-                acquire(&self.lock, py, args, kwargs)
-            }
-
-            #[pyo3(signature = (*args, **kwargs))]
-            fn __enter__(
-                &self,
-                py: Python<'_>,
-                args: &Bound<'_, PyTuple>,
-                kwargs: Option<&Bound<'_, PyDict>>,
-            ) -> PyResult<bool> {
-                acquire(&self.lock, py, args, kwargs)
-            }
-
-            fn release(&self) -> PyResult<()> {
-                release(&self.lock)
-            }
-
-            #[pyo3(signature = (*_args))]
-            fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-                release(&self.lock)
-            }
-
             fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
                 let builtin = slf.get_type().is(slf.py().get_type::<$class>());
                 repr(&slf.get().lock, slf.as_any(), builtin)
@@ -344,6 +396,10 @@ lock_methods!(Lock {
     #[new]
     #[pyo3(signature = (*args, **kwargs))]
     fn py_new(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        if !LOCK_IS_INSTANTIABLE.load(Ordering::Relaxed) {
+            // 3.11 and 3.12's type has no `tp_new` (Py_TPFLAGS_DISALLOW_INSTANTIATION).
+            return Err(PyTypeError::new_err("cannot create '_thread.lock' instances"));
+        }
         if kwargs.is_some_and(|k| !k.is_empty()) {
             return Err(PyTypeError::new_err("lock() takes no keyword arguments"));
         }
@@ -354,28 +410,6 @@ lock_methods!(Lock {
             )));
         }
         Ok(Lock::new())
-    }
-
-    #[pyo3(signature = (*args, **kwargs))]
-    fn acquire_lock(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
-        acquire(&self.lock, py, args, kwargs)
-    }
-
-    fn release_lock(&self) -> PyResult<()> {
-        release(&self.lock)
-    }
-
-    fn locked(&self) -> bool {
-        self.lock.locked()
-    }
-
-    fn locked_lock(&self) -> bool {
-        self.lock.locked()
     }
 
     /// After a fork the child's lock must be usable and unlocked, whatever it held.
@@ -438,8 +472,21 @@ lock_methods!(RLock {
     /// does: the owner is a number, owned by whichever thread has that ident (another live
     /// thread, or none). A count of 0 (CPython would store a held lock with count 0, which no
     /// acquire could ever take again) is refused before taking the lock.
-    fn _acquire_restore(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (count, owner) = parse_state(state)?;
+    #[pyo3(signature = (*args, **kwargs))]
+    fn _acquire_restore(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        timeout::no_keywords("RLock._acquire_restore", kwargs)?;
+        if args.len() != 1 {
+            return Err(PyTypeError::new_err(format!(
+                "_acquire_restore() takes exactly 1 argument ({} given)",
+                args.len()
+            )));
+        }
+        let (count, owner) = parse_state(&args.get_item(0)?)?;
         let count = usize::try_from(count)
             .ok()
             .filter(|c| *c != 0)
@@ -504,10 +551,182 @@ fn mask_u64(int: &Bound<'_, PyInt>) -> PyResult<u64> {
     int.call_method1("__and__", (u64::MAX,))?.extract()
 }
 
+/// `_thread.lock()` makes a lock from 3.13 on (gh-114315); set at import.
+static LOCK_IS_INSTANTIABLE: AtomicBool = AtomicBool::new(true);
+
+/// A class whose instances hold a [`Backend`]: the C-level methods below serve both.
+pub(crate) trait LockClass:
+    pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync
+{
+    type B: Backend;
+    /// The name CPython's messages give the type (`lock.__exit__() ...`).
+    const SHORT_NAME: &'static str;
+    fn backend(&self) -> &Self::B;
+}
+
+impl LockClass for Lock {
+    type B = Flagged;
+    const SHORT_NAME: &'static str = "lock";
+    fn backend(&self) -> &Flagged {
+        &self.lock
+    }
+}
+
+impl LockClass for RLock {
+    type B = HostRLock;
+    const SHORT_NAME: &'static str = "RLock";
+    fn backend(&self) -> &HostRLock {
+        &self.lock
+    }
+}
+
+/// `acquire(blocking=True, timeout=-1)`, `acquire_lock` and `__enter__` (CPython's
+/// `METH_VARARGS | METH_KEYWORDS` entry, here `METH_FASTCALL | METH_KEYWORDS`).
+struct Acquire<C>(std::marker::PhantomData<C>);
+
+impl<C: LockClass> FastMethod for Acquire<C> {
+    type Class = C;
+    fn call<'a, 'py>(
+        slf: Borrowed<'a, 'py, C>,
+        args: &FastArgs<'a, 'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let acquired = acquire(slf.get().backend(), args)?;
+        Ok(PyBool::new(args.py(), acquired).to_owned().into_any())
+    }
+}
+
+/// `release()` and `release_lock()` (`METH_NOARGS`).
+struct Release<C>(std::marker::PhantomData<C>);
+
+impl<C: LockClass> NoArgsMethod for Release<C> {
+    type Class = C;
+    fn call<'a, 'py>(slf: Borrowed<'a, 'py, C>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().backend().release()?;
+        Ok(slf.py().None().into_bound(slf.py()))
+    }
+}
+
+/// `__exit__(*exc_info)`: any number of positional arguments, ignored, and no keyword (CPython's
+/// `METH_VARARGS` entry refuses keywords with this message); no tuple is built.
+struct Exit<C>(std::marker::PhantomData<C>);
+
+impl<C: LockClass> FastMethod for Exit<C> {
+    type Class = C;
+    fn call<'a, 'py>(
+        slf: Borrowed<'a, 'py, C>,
+        args: &FastArgs<'a, 'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if args.nkw() > 0 {
+            return Err(PyTypeError::new_err(format!(
+                "{}.__exit__() takes no keyword arguments",
+                C::SHORT_NAME
+            )));
+        }
+        slf.get().backend().release()?;
+        Ok(args.py().None().into_bound(args.py()))
+    }
+}
+
+/// `locked()` and `locked_lock()` (`METH_NOARGS`).
+struct Locked;
+
+impl NoArgsMethod for Locked {
+    type Class = Lock;
+    fn call<'a, 'py>(slf: Borrowed<'a, 'py, Lock>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(PyBool::new(slf.py(), slf.get().lock.locked())
+            .to_owned()
+            .into_any())
+    }
+}
+
+const ACQUIRE_DOC: &std::ffi::CStr = c"acquire($self, /, blocking=True, timeout=-1)
+--
+
+Lock the lock.  Without argument, this blocks if the lock is already
+locked (even by the same thread), waiting for another thread to release
+the lock, and return True once the lock is acquired.
+With an argument, this will only block if the argument is true,
+and the return value reflects whether the lock is acquired.
+The blocking operation is interruptible.";
+const ACQUIRE_LOCK_DOC: &std::ffi::CStr = c"acquire_lock($self, /, blocking=True, timeout=-1)
+--
+
+An obsolete synonym of acquire().";
+const ENTER_DOC: &std::ffi::CStr = c"__enter__($self, /)
+--
+
+Lock the lock.";
+const RELEASE_DOC: &std::ffi::CStr = c"release($self, /)
+--
+
+Release the lock, allowing another thread that is blocked waiting for
+the lock to acquire the lock.  The lock must be in the locked state,
+but it needn't be locked by the same thread that unlocks it.";
+const RELEASE_LOCK_DOC: &std::ffi::CStr = c"release_lock($self, /)
+--
+
+An obsolete synonym of release().";
+const EXIT_DOC: &std::ffi::CStr = c"__exit__($self, /, *exc_info)
+--
+
+Release the lock.";
+const LOCKED_DOC: &std::ffi::CStr = c"locked($self, /)
+--
+
+Return whether the lock is in the locked state.";
+const LOCKED_LOCK_DOC: &std::ffi::CStr = c"locked_lock($self, /)
+--
+
+An obsolete synonym of locked().";
+const RLOCK_ACQUIRE_DOC: &std::ffi::CStr = c"acquire($self, /, blocking=True, timeout=-1)
+--
+
+Lock the lock.  `blocking` indicates whether we should wait
+for the lock to be available or not.  If `blocking` is False
+and another thread holds the lock, the method will return False
+immediately.  If `blocking` is True and another thread holds
+the lock, the method will wait for the lock to be released,
+take it and then return True.
+(note: the blocking operation is interruptible.)
+
+In all other cases, the method will return True immediately.
+Precisely, if the current thread already holds the lock, its
+internal counter is simply incremented. If nobody holds the lock,
+the lock is taken and its internal counter initialized to 1.";
+const RLOCK_RELEASE_DOC: &std::ffi::CStr = c"release($self, /)
+--
+
+Release the lock, allowing another thread that is blocked waiting for
+the lock to acquire the lock.  The lock must be in the locked state,
+and must be locked by the same thread that unlocks it; otherwise a
+`RuntimeError` is raised.
+
+Do note that if the lock was acquire()d several times in a row by the
+current thread, release() needs to be called as many times for the lock
+to be available for other threads.";
+
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
-    REPORT_THE_FLAG.store(m.py().version_info() < (3, 14), Ordering::Relaxed);
+    let py = m.py();
+    REPORT_THE_FLAG.store(py.version_info() < (3, 14), Ordering::Relaxed);
+    BLOCKING_IS_INT.store(py.version_info() < (3, 12), Ordering::Relaxed);
+    OLD_KEYWORD_MESSAGE.store(py.version_info() < (3, 13), Ordering::Relaxed);
+    LOCK_IS_INSTANTIABLE.store(py.version_info() >= (3, 13), Ordering::Relaxed);
     m.add_class::<Lock>()?;
     m.add_class::<RLock>()?;
+    guard::install_fast::<Acquire<Lock>>(py, c"acquire", ACQUIRE_DOC)?;
+    guard::install_fast::<Acquire<Lock>>(py, c"acquire_lock", ACQUIRE_LOCK_DOC)?;
+    guard::install_fast::<Acquire<Lock>>(py, c"__enter__", ENTER_DOC)?;
+    guard::install_noargs::<Release<Lock>>(py, c"release", RELEASE_DOC)?;
+    guard::install_noargs::<Release<Lock>>(py, c"release_lock", RELEASE_LOCK_DOC)?;
+    guard::install_fast::<Exit<Lock>>(py, c"__exit__", EXIT_DOC)?;
+    guard::install_noargs::<Locked>(py, c"locked", LOCKED_DOC)?;
+    guard::install_noargs::<Locked>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
+    guard::install_fast::<Acquire<RLock>>(py, c"acquire", RLOCK_ACQUIRE_DOC)?;
+    guard::install_fast::<Acquire<RLock>>(py, c"__enter__", ENTER_DOC)?;
+    guard::install_noargs::<Release<RLock>>(py, c"release", RLOCK_RELEASE_DOC)?;
+    guard::install_fast::<Exit<RLock>>(py, c"__exit__", EXIT_DOC)?;
+    guard::make_immutable(&py.get_type::<Lock>())?;
+    guard::make_immutable(&py.get_type::<RLock>())?;
     m.add("LockType", m.py().get_type::<Lock>())?;
     m.add_function(wrap_pyfunction!(allocate_lock, home)?)?;
     m.add("allocate", m.getattr("allocate_lock")?)?;

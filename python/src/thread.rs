@@ -429,6 +429,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     // Python code would run unguarded).
     hook(m.py(), "excepthook")?;
     m.add_class::<ThreadHandle>()?;
+    guard::make_immutable(&m.py().get_type::<ThreadHandle>())?;
     m.add_function(wrap_pyfunction!(start_new_thread, home)?)?;
     m.add("start_new", m.getattr("start_new_thread")?)?;
     m.add_function(wrap_pyfunction!(start_joinable_thread, home)?)?;
@@ -438,7 +439,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     m.add_function(wrap_pyfunction!(_count, home)?)?;
     m.add_function(wrap_pyfunction!(daemon_threads_allowed, home)?)?;
     m.add_function(wrap_pyfunction!(_is_main_interpreter, home)?)?;
-    m.add_function(wrap_pyfunction!(get_ident, home)?)?;
+    m.add(
+        "get_ident",
+        guard::noargs_function::<GetIdent>(home, c"get_ident", GET_IDENT_DOC)?,
+    )?;
     m.add_function(wrap_pyfunction!(get_native_id, home)?)?;
     m.add_function(wrap_pyfunction!(stack_size, home)?)?;
     m.add_function(wrap_pyfunction!(_excepthook, home)?)?;
@@ -463,22 +467,26 @@ fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// start_new_thread(function, args, kwargs=None) -> ident
+/// start_new_thread(function, args, kwargs=None) -> ident. Arguments as CPython's
+/// (`PyArg_UnpackTuple(args, "start_new_thread", 2, 3, ...)`, no keywords), checked in its
+/// order: the callable, the tuple, the dict (an explicit None is not one), then shutdown.
 #[pyfunction]
-#[pyo3(signature = (function, args, kwargs = None, /))]
+#[pyo3(signature = (*args, **kwargs))]
 fn start_new_thread(
-    function: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyAny>,
-    kwargs: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<u64> {
+    timeout::no_keywords("start_new_thread", kwargs)?;
+    timeout::unpack_count("start_new_thread", args.len(), 2, 3)?;
+    let function = args.get_item(0)?;
     if !function.is_callable() {
         return Err(PyTypeError::new_err("first arg must be callable"));
     }
-    refuse_at_shutdown(function.py())?;
-    let args = args
+    let fargs = args.get_item(1)?;
+    let fargs = fargs
         .cast::<PyTuple>()
         .map_err(|_| PyTypeError::new_err("2nd arg must be a tuple"))?;
-    let kwargs = match kwargs {
+    let fkwargs = match args.get_item(2).ok() {
         None => None,
         Some(k) => Some(
             k.cast::<PyDict>()
@@ -487,11 +495,12 @@ fn start_new_thread(
                 .unbind(),
         ),
     };
+    refuse_at_shutdown(function.py())?;
     let (handle, _go) = spawn(
         function.py(),
         function.clone().unbind(),
-        args.clone().unbind(),
-        kwargs,
+        fargs.clone().unbind(),
+        fkwargs,
         true,
     )
     .map_err(|_| cant_start())?;
@@ -559,14 +568,19 @@ fn start_joinable_thread(
 /// _make_thread_handle(ident): a handle for a thread this module did not start (threading's
 /// main thread); it is done once `_set_done()` is called.
 #[pyfunction]
-fn _make_thread_handle(ident: u64) -> ThreadHandle {
+fn _make_thread_handle(ident: &Bound<'_, PyAny>) -> PyResult<ThreadHandle> {
+    // As CPython: an exact int check, then `PyLong_AsUnsignedLongLong`.
+    if !ident.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(PyTypeError::new_err("ident must be an integer"));
+    }
+    let ident: u64 = ident.extract()?;
     let exiting = pythread::Lock::new();
     exiting.acquire();
-    ThreadHandle::with_state(State::Foreign {
+    Ok(ThreadHandle::with_state(State::Foreign {
         ident,
         exiting: Arc::new(exiting),
         generation: GENERATION.load(Ordering::Acquire),
-    })
+    }))
 }
 
 #[pyfunction]
@@ -601,24 +615,48 @@ fn _is_main_interpreter() -> bool {
     true
 }
 
-/// get_ident() -> int: the calling thread's host ident ([`guard::host_ident`]), as CPython's.
-#[pyfunction]
-fn get_ident() -> u64 {
-    guard::host_ident()
+/// get_ident() -> int: the calling thread's host ident ([`guard::host_ident`]), as CPython's: a
+/// C-level builtin function (`METH_NOARGS`), so a call costs what CPython's does.
+struct GetIdent;
+
+impl guard::NoArgsFunction for GetIdent {
+    fn call() -> u64 {
+        guard::host_ident()
+    }
 }
+
+const GET_IDENT_DOC: &std::ffi::CStr = c"get_ident($module, /)
+--
+
+Return a non-zero integer that uniquely identifies the current thread
+amongst other threads that exist simultaneously.
+This may be used to identify per-thread resources.
+Even though on some platforms threads identities may appear to be
+allocated consecutive numbers starting at 1, this behavior should not
+be relied upon, and the number should be seen purely as a magic cookie.
+A thread's identity may be reused for another thread after it exits.";
 
 #[pyfunction]
 fn get_native_id() -> u64 {
     pythread::get_native_id()
 }
 
-/// stack_size([size]) -> size: returns the old size; 0 = the platform default.
+/// stack_size([size]) -> size: returns the old size; 0 = the platform default. Arguments as
+/// CPython's `"|n:stack_size"` (an index, as a C `ssize_t`; no keywords).
 #[pyfunction]
-#[pyo3(signature = (size = None, /))]
-fn stack_size(size: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+#[pyo3(signature = (*args, **kwargs))]
+fn stack_size(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<usize> {
+    timeout::no_keywords("stack_size", kwargs)?;
+    timeout::at_most_one("stack_size", args.len())?;
     // `__index__` of an argument that is not an int runs guarded (a module thread may call this).
-    let new: isize = match size {
-        Some(size) => guard::index(size)?.extract()?,
+    let new: isize = match args.iter().next() {
+        Some(size) => guard::index(&size)?.extract().map_err(|e: PyErr| {
+            if e.is_instance_of::<PyOverflowError>(args.py()) {
+                PyOverflowError::new_err("Python int too large to convert to C ssize_t")
+            } else {
+                e
+            }
+        })?,
         None => 0,
     };
     if new < 0 {
