@@ -28,6 +28,128 @@ class Index:
         return self.value
 
 
+# CPython's argument and type rules (issue 23 section 2), each compared with CPython's own
+# `_thread` of the running interpreter: the same value, or the same exception type and message.
+# `f` is a callable. Includes the rules a fast path could break (issue 25): an explicit
+# `timeout=None`, surplus and unknown arguments, `__exit__` with any number of arguments.
+ARGUMENT_CASES = [
+    # immutable types
+    "setattr(m.LockType, 'foo', 1)",
+    "setattr(m.RLock, 'foo', 1)",
+    "setattr(m._local, 'foo', 1)",
+    "delattr(m.LockType, 'acquire')",
+    "setattr(m._ThreadHandle, 'foo', 1) if hasattr(CPYTHON, '_ThreadHandle') else 'n/a'",
+    "m.LockType.__flags__ & (1 << 8), m.RLock.__flags__ & (1 << 8), m._local.__flags__ & (1 << 8)",
+    # construction
+    "m.LockType()",
+    "m.LockType(1)",
+    "type(m.RLock(1, a=2)).__name__",
+    # start_new_thread
+    "m.start_new_thread(f, (), None)",
+    "m.start_new_thread(f, (), [])",
+    "m.start_new_thread()",
+    "m.start_new_thread(f)",
+    "m.start_new_thread(f, (), {}, 1)",
+    "m.start_new_thread(f, (), kwargs={})",
+    "m.start_new_thread(function=f, args=())",
+    "m.start_new_thread(1, 2, 3)",
+    "m.start_new_thread(f, 2, 3)",
+    "type(m.start_new_thread(f, (), {}, **{}))",
+    # stack_size
+    "m.stack_size(None)",
+    "m.stack_size(1, 2)",
+    "m.stack_size(size=1)",
+    "m.stack_size(2**63)",
+    "m.stack_size(-2**63-1)",
+    "m.stack_size(1.5)",
+    "m.stack_size(**{})",
+    # interrupt_main
+    "m.interrupt_main(1, 2)",
+    "m.interrupt_main(signum=2)",
+    "m.interrupt_main(None)",
+    "m.interrupt_main(1.5)",
+    "m.interrupt_main(2**31)",
+    "m.interrupt_main(-2**31-1)",
+    "m.interrupt_main(2**63)",
+    # acquire: timeouts
+    "m.allocate_lock().acquire(timeout=-2)",
+    "m.allocate_lock().acquire(True, -0.5)",
+    "m.RLock().acquire(timeout=-2)",
+    "m.allocate_lock().acquire(timeout=None)",
+    "m.RLock().acquire(timeout=None)",
+    "m.allocate_lock().acquire(True, None)",
+    "m.allocate_lock().acquire(False, 1)",
+    "m.allocate_lock().acquire(False, timeout=-1)",
+    "m.allocate_lock().acquire(timeout=0.5), m.allocate_lock().acquire(True, 0)",
+    "m.allocate_lock().acquire(timeout=Index(1))",
+    # acquire: blocking (3.11 converts it as a C int, 3.12+ by truth)
+    "m.allocate_lock().acquire(blocking=None)",
+    "m.allocate_lock().acquire(blocking=[])",
+    "m.allocate_lock().acquire(blocking=2**100)",
+    "m.allocate_lock().acquire(blocking=2**40)",
+    "m.allocate_lock().acquire(blocking=-2**40)",
+    "m.allocate_lock().acquire(blocking=1.5)",
+    "m.allocate_lock().acquire(blocking='x')",
+    "m.allocate_lock().acquire(blocking=Index(0))",
+    "m.RLock().acquire(blocking=None)",
+    "m.RLock().acquire(blocking=2**100)",
+    "m.allocate_lock().acquire(0), m.allocate_lock().acquire(blocking=False)",
+    # acquire: counts, names
+    "m.allocate_lock().acquire(foo=1)",
+    "m.RLock().acquire(foo=1)",
+    "m.allocate_lock().acquire(1, 2, 3)",
+    "m.RLock().acquire(1, 2, 3)",
+    "m.allocate_lock().acquire(a=1, b=2, c=3)",
+    "m.allocate_lock().acquire(1, blocking=1)",
+    "m.allocate_lock().acquire(1, timeout=1, blocking=1)",
+    "m.allocate_lock().acquire(0, foo=1)",
+    "m.allocate_lock().acquire(blocking=[], foo=1)",
+    "m.allocate_lock().acquire(blocking=None, foo=1)",
+    "m.allocate_lock().acquire(timeout=1, foo=1)",
+    "m.allocate_lock().acquire(**{'blocking': 1, 'timeout': 0})",
+    "m.allocate_lock().acquire(**{'timeout': 0, 'blocking': 1})",
+    "m.allocate_lock().acquire(*[1])",
+    "m.allocate_lock().acquire(**{1: 2})",
+    "m.allocate_lock().acquire_lock(foo=1)",
+    "m.allocate_lock().__enter__(0), m.allocate_lock().__enter__(blocking=0)",
+    "m.RLock().__enter__(1, 2, 3)",
+    # release, __exit__, locked
+    "m.allocate_lock().release()",
+    "m.allocate_lock().release(1)",
+    "m.RLock().release()",
+    "m.RLock().release(1)",
+    "m.allocate_lock().__exit__()",
+    "(lambda l: (l.acquire(), l.__exit__(), l.locked()))(m.allocate_lock())",
+    "(lambda l: (l.acquire(), l.__exit__(None), l.locked()))(m.allocate_lock())",
+    "(lambda l: (l.acquire(), l.__exit__(1, 2, 3, 4, 5), l.locked()))(m.allocate_lock())",
+    "(lambda l: (l.acquire(), l.__exit__(a=1)))(m.allocate_lock())",
+    "(lambda r: (r.acquire(), r.__exit__(1, 2, 3, 4, 5), r._is_owned()))(m.RLock())",
+    "(lambda r: (r.acquire(), r.__exit__(a=1)))(m.RLock())",
+    "m.RLock().__exit__()",
+    "m.allocate_lock().locked(1)",
+    "m.allocate_lock().locked(a=1)",
+    "m.allocate_lock().locked_lock(1)",
+    "m.allocate_lock().release_lock(1)",
+    "m.LockType.acquire(1)",
+    "m.LockType.acquire(m.RLock())",
+    "m.LockType.locked(m.RLock())",
+    "m.RLock.release(m.allocate_lock())",
+    "type(m.LockType.acquire).__name__, type(m.get_ident).__name__",
+    "m.LockType.release.__qualname__, m.RLock.__exit__.__qualname__",
+    # RLock's helpers
+    "m.RLock()._acquire_restore()",
+    "m.RLock()._acquire_restore(a=1)",
+    "m.RLock()._acquire_restore((1, 2), 3)",
+    "m.RLock()._is_owned(1)",
+    # get_ident
+    "m.get_ident(1)",
+    "m.get_ident(a=1)",
+    "m.get_ident.__module__, m.get_ident.__name__",
+    "m._make_thread_handle('x') if hasattr(CPYTHON, '_make_thread_handle') else 'n/a'",
+    "m._make_thread_handle(-1) if hasattr(CPYTHON, '_make_thread_handle') else 'n/a'",
+]
+
+
 def outcome(call):
     try:
         text = "-> " + repr(call())
@@ -41,6 +163,38 @@ def make_case(module):
         def same(self, fn):
             """fn(m) gives the same outcome for the module and for CPython's `_thread`."""
             self.assertEqual(outcome(lambda: fn(module)), outcome(lambda: fn(CPYTHON)))
+
+        # --- CPython's argument and type rules (issue 23 section 2) ---------------------------
+
+        def test_argument_and_type_rules(self):
+            for expr in ARGUMENT_CASES:
+                with self.subTest(expr=expr):
+                    self.same(lambda m, expr=expr: eval(
+                        expr, {"m": m, "f": int, "Index": Index, "CPYTHON": CPYTHON}))
+
+        def test_interrupt_main_at_finalization(self):
+            # `interrupt_main()` from a `__del__` at exit: CPython trips SIGINT without importing
+            # `signal` (an import fails then), and its next check, with no handler left, reports
+            # "Signal 2 ignored due to race condition" (test_signal's
+            # test__thread_interrupt_main). The module's side runs with the stand-in; CPython's
+            # without site (-S), so with its own `_thread`.
+            code = textwrap.dedent("""
+                import _thread
+                class Foo:
+                    def __del__(self):
+                        _thread.interrupt_main()
+                x = Foo()
+                print(_thread.__name__)
+            """)
+            results = []
+            for flags in (["-I"], ["-I", "-S"]):
+                proc = subprocess.run([sys.executable, *flags, "-c", code], capture_output=True,
+                                      text=True, timeout=60)
+                results.append((proc.returncode, proc.stdout.strip(),
+                                "OSError: Signal 2 ignored due to race condition" in proc.stderr,
+                                "meta_path" in proc.stderr))
+            self.assertEqual(results, [(0, "_pythread._pythread", True, False),
+                                       (0, "_thread", True, False)])
 
         # --- idents are the interpreter's own (issue 23 section 1) ------------------------------
         # CPython keys its thread states by PyThread_get_thread_ident() (pthread_self()); every
