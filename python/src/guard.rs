@@ -289,6 +289,13 @@ pub(crate) trait NoArgsMethod {
     fn call<'a, 'py>(slf: Borrowed<'a, 'py, Self::Class>) -> PyResult<Bound<'py, PyAny>>;
 }
 
+/// A method called as `METH_NOARGS` on an instance of `Class` that answers a `bool` and cannot
+/// fail (nor panic: its entry has no unwinding to catch, so a panic would abort): `locked()`.
+pub(crate) trait BoolMethod {
+    type Class: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync;
+    fn call(slf: &Self::Class) -> bool;
+}
+
 /// A function of no arguments (`METH_NOARGS`), its result a `u64` (a module function).
 pub(crate) trait NoArgsFunction {
     fn call() -> u64;
@@ -367,6 +374,20 @@ unsafe extern "C" fn noargs_entry<M: NoArgsMethod>(
     }
 }
 
+unsafe extern "C" fn bool_entry<M: BoolMethod>(
+    slf: *mut PyObject,
+    _unused: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: as `fast_entry`: the GIL held, `slf` an instance of `M::Class` (frozen). The
+    // result is a new reference to `True` or `False`.
+    unsafe {
+        let py = Python::assume_attached();
+        let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<M::Class>();
+        let answer = M::call(slf.get());
+        pyo3::types::PyBool::new(py, answer).to_owned().into_ptr()
+    }
+}
+
 unsafe extern "C" fn noargs_u64_entry<F: NoArgsFunction>(
     _module: *mut PyObject,
     _unused: *mut PyObject,
@@ -374,7 +395,7 @@ unsafe extern "C" fn noargs_u64_entry<F: NoArgsFunction>(
     // SAFETY: CPython calls a builtin function with the GIL held; PyLong_FromUnsignedLongLong
     // returns a new reference or NULL with an exception set, which is what the caller takes.
     // `F::call` only reads (get_ident): it cannot panic.
-    unsafe { pyo3::ffi::PyLong_FromUnsignedLongLong(F::call()) }
+    unsafe { pyo3::ffi::PyLong_FromUnsignedLong(F::call() as std::os::raw::c_ulong) }
 }
 
 /// One entry of a method table, made once and kept for the life of the process (CPython keeps
@@ -445,6 +466,21 @@ pub(crate) fn install_noargs<M: NoArgsMethod>(
 ) -> PyResult<()> {
     let meth = pyo3::ffi::PyMethodDefPointer {
         PyCFunction: noargs_entry::<M>,
+    };
+    install(
+        &py.get_type::<M::Class>(),
+        method_def(name, meth, pyo3::ffi::METH_NOARGS, doc),
+    )
+}
+
+/// Installs `M` as the `METH_NOARGS` method `name` of `M::Class`, answering a `bool`.
+pub(crate) fn install_bool<M: BoolMethod>(
+    py: Python<'_>,
+    name: &'static std::ffi::CStr,
+    doc: &'static std::ffi::CStr,
+) -> PyResult<()> {
+    let meth = pyo3::ffi::PyMethodDefPointer {
+        PyCFunction: bool_entry::<M>,
     };
     install(
         &py.get_type::<M::Class>(),

@@ -630,12 +630,10 @@ impl<C: LockClass> FastMethod for Exit<C> {
 /// `locked()` and `locked_lock()` (`METH_NOARGS`).
 struct Locked;
 
-impl NoArgsMethod for Locked {
+impl guard::BoolMethod for Locked {
     type Class = Lock;
-    fn call<'a, 'py>(slf: Borrowed<'a, 'py, Lock>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(PyBool::new(slf.py(), slf.get().lock.locked())
-            .to_owned()
-            .into_any())
+    fn call(slf: &Lock) -> bool {
+        slf.lock.locked()
     }
 }
 
@@ -719,8 +717,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     guard::install_noargs::<Release<Lock>>(py, c"release", RELEASE_DOC)?;
     guard::install_noargs::<Release<Lock>>(py, c"release_lock", RELEASE_LOCK_DOC)?;
     guard::install_fast::<Exit<Lock>>(py, c"__exit__", EXIT_DOC)?;
-    guard::install_noargs::<Locked>(py, c"locked", LOCKED_DOC)?;
-    guard::install_noargs::<Locked>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
+    guard::install_bool::<Locked>(py, c"locked", LOCKED_DOC)?;
+    guard::install_bool::<Locked>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
     guard::install_fast::<Acquire<RLock>>(py, c"acquire", RLOCK_ACQUIRE_DOC)?;
     guard::install_fast::<Acquire<RLock>>(py, c"__enter__", ENTER_DOC)?;
     guard::install_noargs::<Release<RLock>>(py, c"release", RLOCK_RELEASE_DOC)?;
