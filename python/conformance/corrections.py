@@ -4,6 +4,7 @@ run.py next to CPython's test files, on every interpreter."""
 
 import importlib._bootstrap
 import io
+import os
 import re
 import signal
 import subprocess
@@ -163,6 +164,31 @@ def make_case(module):
         def same(self, fn):
             """fn(m) gives the same outcome for the module and for CPython's `_thread`."""
             self.assertEqual(outcome(lambda: fn(module)), outcome(lambda: fn(CPYTHON)))
+
+        # --- activation a user can trust (issue 23 section 3) ---------------------------------
+
+        def test_standin_status(self):
+            import pythread_standin
+            site_packages = os.path.dirname(os.path.abspath(pythread_standin.__file__))
+            status = [sys.executable, "-I", "-m", "pythread_standin", "status"]
+            ok = subprocess.run(status, capture_output=True, text=True, timeout=60)
+            self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+            self.assertIn("pythread_standin: active: _thread is _pythread._pythread", ok.stdout)
+            # The activation installed, but `threading` imported before its .pth runs (as an
+            # earlier .pth would do): status must say so and fail.
+            code = textwrap.dedent(f"""
+                import threading, site, sys, runpy
+                site.addsitedir({site_packages!r})
+                sys.argv = ["pythread_standin", "status"]
+                runpy.run_module("pythread_standin", run_name="__main__")
+            """)
+            failed = subprocess.run([sys.executable, "-I", "-S", "-c", code],
+                                    capture_output=True, text=True, timeout=60)
+            self.assertEqual(failed.returncode, 1, failed.stdout + failed.stderr)
+            self.assertIn("NOT ACTIVE", failed.stdout)
+            self.assertIn("threading was imported before pythread_standin.pth ran",
+                          failed.stdout)
+            self.assertIn("_thread.__name__", failed.stdout)
 
         # --- CPython's argument and type rules (issue 23 section 2) ---------------------------
 
