@@ -4,8 +4,8 @@ Usage: <python> python/bench.py [--repeat 7] [--rows NAME ...] [--no-instruction
 
 Needs `_pythread` importable (the conformance venvs have it) and, for the main table, valgrind.
 
-Main table: instructions per operation (callgrind; deterministic). Each side runs in its own
-interpreter under `valgrind --tool=callgrind`: the module's with the stand-in installed before
+Main table: instructions per operation (callgrind; deterministic). Each row and side runs in
+its own interpreter under `valgrind --tool=callgrind`: the module's with the stand-in installed before
 `threading` is imported (`pythread_standin.install()`, as the activation does), CPython's with
 its own `_thread`. Each row's statement runs in a small function, as `exec` of a loop of N
 operations and of the same loop with 0; callgrind dumps its counters after every `exec`
@@ -143,39 +143,42 @@ def inner(side, names):
 
 
 def instructions(python, names):
-    """{side: {row: instructions per operation}}, from one callgrind run per side."""
+    """{side: {row: instructions per operation}}, from one callgrind run per row and side (each
+    row in a fresh interpreter, so that no row's leftovers, the allocator's state included,
+    change another's count)."""
+    out = {"module": {}, "CPython": {}}
+    for name in names:
+        for side in ("module", "CPython"):
+            out[side][name] = count_row(python, side, name)
+    return out
+
+
+def count_row(python, side, name):
     import glob
     import shutil
     import subprocess
     import tempfile
-    out = {}
-    for side in ("module", "CPython"):
-        tmp = tempfile.mkdtemp(prefix="bench-python-")
-        try:
-            env = dict(os.environ, PYTHONHASHSEED="0")
-            # CPython's side without site (-S): no activation `.pth` can run there.
-            flags = ["-I"] if side == "module" else ["-I", "-S"]
-            cmd = ["valgrind", "--tool=callgrind", "--dump-after=builtin_exec",
-                   f"--callgrind-out-file={tmp}/cg.out", python, *flags,
-                   os.path.abspath(__file__), "--inner", side.lower(), "--rows", *names]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                sys.exit(f"bench: callgrind run failed ({side}):\n{proc.stderr[-3000:]}")
-            dumps = sorted(glob.glob(f"{tmp}/cg.out.*"),
-                           key=lambda p: int(p.rsplit(".", 1)[1].split("-")[0]))
-            totals = [read_total(p) for p in dumps]
-            # The execs of the rows are the last 3 * len(names) dumps (imports may exec more
-            # code before them).
-            totals = totals[len(totals) - 3 * len(names):]
-            if len(totals) != 3 * len(names):
-                sys.exit(f"bench: expected {3 * len(names)} dumps, got {len(totals)}")
-            out[side] = {}
-            for i, name in enumerate(names):
-                _, zero, full = totals[3 * i: 3 * i + 3]
-                out[side][name] = (full - zero) / ROWS[name][3]
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    tmp = tempfile.mkdtemp(prefix="bench-python-")
+    try:
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        # CPython's side without site (-S): no activation `.pth` can run there.
+        flags = ["-I"] if side == "module" else ["-I", "-S"]
+        cmd = ["valgrind", "--tool=callgrind", "--dump-after=builtin_exec",
+               f"--callgrind-out-file={tmp}/cg.out", python, *flags,
+               os.path.abspath(__file__), "--inner", side.lower(), "--rows", name]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            sys.exit(f"bench: callgrind run failed ({side}, {name}):\n{proc.stderr[-3000:]}")
+        dumps = sorted(glob.glob(f"{tmp}/cg.out.*"),
+                       key=lambda p: int(p.rsplit(".", 1)[1].split("-")[0]))
+        # The row's three execs are the last three dumps (imports may exec code before them).
+        totals = [read_total(p) for p in dumps][-3:]
+        if len(totals) != 3:
+            sys.exit(f"bench: expected 3 dumps, got {len(totals)}")
+        _, zero, full = totals
+        return (full - zero) / ROWS[name][3]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_total(path):

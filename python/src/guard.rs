@@ -374,17 +374,62 @@ unsafe extern "C" fn noargs_entry<M: NoArgsMethod>(
     }
 }
 
-unsafe extern "C" fn bool_entry<M: BoolMethod>(
+/// `True` and `False` are immortal (CPython 3.12+: their reference count never changes, so a
+/// returned reference needs no increment). Set at import, before any method is installed.
+static IMMORTAL_BOOLS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn init(py: Python<'_>) {
+    IMMORTAL_BOOLS.store(
+        py.version_info() >= (3, 12),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// `M`'s answer as `True` or `False`, for [`bool_entry`].
+///
+/// # Safety
+///
+/// The GIL is held and `slf` is a live instance of `M::Class` (which a method descriptor
+/// checked before the call).
+#[inline(always)]
+unsafe fn bool_answer<M: BoolMethod>(slf: *mut PyObject) -> *mut PyObject {
+    // SAFETY: by the caller's contract: attached, `slf` non-null and an `M::Class` (frozen).
+    unsafe {
+        let py = Python::assume_attached();
+        let slf = Borrowed::from_ptr_or_opt(py, slf)
+            .unwrap_unchecked()
+            .cast_unchecked::<M::Class>();
+        if M::call(slf.get()) {
+            pyo3::ffi::Py_True()
+        } else {
+            pyo3::ffi::Py_False()
+        }
+    }
+}
+
+/// The entry of a [`BoolMethod`] on 3.12+, where `True` and `False` are immortal: the returned
+/// reference needs no increment (`Py_RETURN_TRUE` increments nothing there either).
+unsafe extern "C" fn bool_entry_immortal<M: BoolMethod>(
     slf: *mut PyObject,
     _unused: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: as `fast_entry`: the GIL held, `slf` an instance of `M::Class` (frozen). The
-    // result is a new reference to `True` or `False`.
+    // SAFETY: CPython calls a method descriptor's function with the GIL held and `slf` an
+    // instance of the descriptor's type (`descr_check` ran).
+    unsafe { bool_answer::<M>(slf) }
+}
+
+/// The entry of a [`BoolMethod`] before 3.12: the reference count of `True` / `False` is
+/// incremented in place, as `Py_INCREF` does in 3.11 (no immortal objects there).
+unsafe extern "C" fn bool_entry_counted<M: BoolMethod>(
+    slf: *mut PyObject,
+    _unused: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: as `bool_entry_immortal`; the answer is a live object whose count this thread
+    // may change (it holds the GIL), and the increment is the new reference returned.
     unsafe {
-        let py = Python::assume_attached();
-        let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<M::Class>();
-        let answer = M::call(slf.get());
-        pyo3::types::PyBool::new(py, answer).to_owned().into_ptr()
+        let answer = bool_answer::<M>(slf);
+        (*answer).ob_refcnt += 1;
+        answer
     }
 }
 
@@ -479,8 +524,14 @@ pub(crate) fn install_bool<M: BoolMethod>(
     name: &'static std::ffi::CStr,
     doc: &'static std::ffi::CStr,
 ) -> PyResult<()> {
-    let meth = pyo3::ffi::PyMethodDefPointer {
-        PyCFunction: bool_entry::<M>,
+    let meth = if IMMORTAL_BOOLS.load(std::sync::atomic::Ordering::Relaxed) {
+        pyo3::ffi::PyMethodDefPointer {
+            PyCFunction: bool_entry_immortal::<M>,
+        }
+    } else {
+        pyo3::ffi::PyMethodDefPointer {
+            PyCFunction: bool_entry_counted::<M>,
+        }
     };
     install(
         &py.get_type::<M::Class>(),

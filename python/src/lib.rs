@@ -51,6 +51,7 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // it (threading's `__all__` check, pickling by name and reprs look at it).
     let home = PyModule::new(py, "_thread")?;
     timeout::init(py);
+    guard::init(py);
     lock::register(m, &home)?;
     thread::register(m, &home)?;
     local::register(m)?;

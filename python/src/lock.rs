@@ -627,13 +627,23 @@ impl<C: LockClass> FastMethod for Exit<C> {
     }
 }
 
-/// `locked()` and `locked_lock()` (`METH_NOARGS`).
-struct Locked;
+/// `locked()` and `locked_lock()` (`METH_NOARGS`) of 3.11 to 3.13: the flag (see [`Flagged`]).
+struct LockedFlag;
 
-impl guard::BoolMethod for Locked {
+impl guard::BoolMethod for LockedFlag {
     type Class = Lock;
     fn call(slf: &Lock) -> bool {
-        slf.lock.locked()
+        slf.lock.held.load(Ordering::Relaxed)
+    }
+}
+
+/// `locked()` and `locked_lock()` of 3.14 on: the lock itself.
+struct LockedLock;
+
+impl guard::BoolMethod for LockedLock {
+    type Class = Lock;
+    fn call(slf: &Lock) -> bool {
+        slf.lock.lock.locked()
     }
 }
 
@@ -717,8 +727,14 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     guard::install_noargs::<Release<Lock>>(py, c"release", RELEASE_DOC)?;
     guard::install_noargs::<Release<Lock>>(py, c"release_lock", RELEASE_LOCK_DOC)?;
     guard::install_fast::<Exit<Lock>>(py, c"__exit__", EXIT_DOC)?;
-    guard::install_bool::<Locked>(py, c"locked", LOCKED_DOC)?;
-    guard::install_bool::<Locked>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
+    // The rule is chosen once, here, rather than tested in each call.
+    if REPORT_THE_FLAG.load(Ordering::Relaxed) {
+        guard::install_bool::<LockedFlag>(py, c"locked", LOCKED_DOC)?;
+        guard::install_bool::<LockedFlag>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
+    } else {
+        guard::install_bool::<LockedLock>(py, c"locked", LOCKED_DOC)?;
+        guard::install_bool::<LockedLock>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
+    }
     guard::install_fast::<Acquire<RLock>>(py, c"acquire", RLOCK_ACQUIRE_DOC)?;
     guard::install_fast::<Acquire<RLock>>(py, c"__enter__", ENTER_DOC)?;
     guard::install_noargs::<Release<RLock>>(py, c"release", RLOCK_RELEASE_DOC)?;

@@ -76,14 +76,16 @@ fn cant_start() -> PyErr {
     PyRuntimeError::new_err("can't start new thread")
 }
 
+/// `sys.is_finalizing`, looked up once (an import per start cost more than the rest of it).
+static IS_FINALIZING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 /// CPython 3.12+ refuses to start a thread once the interpreter is finalizing
 /// (`PythonFinalizationError` from 3.13, a RuntimeError before).
 fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
-    if !py
-        .import("sys")?
-        .call_method0("is_finalizing")?
-        .is_truthy()?
-    {
+    let is_finalizing = IS_FINALIZING.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("sys")?.getattr("is_finalizing")?.unbind())
+    })?;
+    if !is_finalizing.call0(py)?.is_truthy(py)? {
         return Ok(());
     }
     let msg = "can't create new thread at interpreter shutdown";
