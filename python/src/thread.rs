@@ -488,7 +488,8 @@ fn start_new_thread(
     let fargs = fargs
         .cast::<PyTuple>()
         .map_err(|_| PyTypeError::new_err("2nd arg must be a tuple"))?;
-    let fkwargs = match args.get_item(2).ok() {
+    // By length, not `get_item(2).ok()`: a missing item would build an IndexError per start.
+    let fkwargs = match (args.len() == 3).then(|| args.get_item(2)).transpose()? {
         None => None,
         Some(k) => Some(
             k.cast::<PyDict>()
