@@ -1,6 +1,8 @@
-"""The module's corrections of issue 19, each checked against CPython's own `_thread` of the
-running interpreter (3.11-3.13): the same value, or the same exception type and message. Run by
-run.py next to CPython's test files, on every interpreter."""
+"""The module's corrections (issues 19, 23 and 25), each checked against CPython's own `_thread`
+of the running interpreter (3.11-3.13): the same value, or the same exception type and message;
+the idents are CPython's own (compared with its `get_ident()` on the same thread); the argument
+rules a fast path could break; the activation's status. Run by run.py next to CPython's test
+files, on every interpreter."""
 
 import importlib._bootstrap
 import io
