@@ -222,8 +222,9 @@ lifecycle: python-module
 		|| { echo "lifecycle: FAILED under $$p (exit $$?)"; exit 1; }; \
 	done
 
-## Python-level timings of the module against CPython's own `_thread` (BENCHMARKS.md), in each
-## conformance venv (best of 7, interleaved). Never part of `make test`.
+## Python-level costs of the module against CPython's own `_thread` (BENCHMARKS.md), in each
+## conformance venv: instructions per operation under callgrind (needs valgrind; one interpreter
+## per row and side), then wall-clock time (best of 7, interleaved). Never part of `make test`.
 bench-python: conformance-wheel
 	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
 		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \

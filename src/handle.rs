@@ -10,7 +10,7 @@ use crate::fork;
 use crate::ident::{self, Ident, current_ident};
 use crate::panic::Panic;
 use crate::registry;
-use crate::sync::{self, Arc, ForkMutex, MutexGuard, thread};
+use crate::sync::{self, Arc, AtomicU64, ForkMutex, MutexGuard, Ordering, thread};
 
 /// A shared handle to a started thread: clone it, join it any number of times
 /// from any number of threads, ask whether it has finished.
@@ -107,6 +107,9 @@ struct OsThread {
     /// A [`ForkMutex`]: a starter that vanished in a fork while it stored the
     /// handle here (the started thread may fork at once) cannot leave it held.
     slot: ForkMutex<Option<thread::JoinHandle<()>>>,
+    /// The OS thread's `pthread_t` as a number (see [`Handle::pthread_t`]), 0 until
+    /// stored at the start and under `--cfg loom` (no OS thread).
+    pthread: AtomicU64,
 }
 
 impl OsThread {
@@ -439,6 +442,7 @@ impl Builder {
                 generation: fork::generation_at_start(),
                 ident,
                 slot: ForkMutex::new(None),
+                pthread: AtomicU64::new(0),
             },
         });
         let theirs = Arc::clone(&shared);
@@ -484,6 +488,13 @@ impl Builder {
             }
         };
         // Kept for `join_thread`; dropped unjoined (a detach) with the last reference.
+        #[cfg(all(unix, not(loom)))]
+        {
+            use std::os::unix::thread::JoinHandleExt;
+            // Before the handle is returned: the caller's thread reads it.
+            let pthread = os_thread.as_pthread_t() as u64;
+            shared.os_thread.pthread.store(pthread, Ordering::Relaxed);
+        }
         *shared.os_thread.lock_slot() = Some(os_thread);
         Ok(Handle(shared))
     }
@@ -538,6 +549,32 @@ impl<T> Handle<T> {
     /// ```
     pub fn ident(&self) -> Ident {
         self.0.os_thread.ident
+    }
+
+    /// Returns the `pthread_t` of the thread's OS thread, as a number: what
+    /// `pthread_self()` returns on that thread, which is also the ident CPython's
+    /// `PyThread_get_thread_ident` gives it. Fixed when the thread was started and
+    /// kept after it has exited and been joined (the OS may then give the number to
+    /// a new thread, as CPython's idents are reused). `None` under `--cfg loom`,
+    /// whose threads are not OS threads, and off Unix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let handle = pythread::start(|| {});
+    /// let pthread = handle.pthread_t();
+    /// # #[cfg(not(loom))]
+    /// assert!(pthread.is_some_and(|p| p != 0));
+    /// handle.join_thread().unwrap();
+    /// assert_eq!(handle.pthread_t(), pthread); // kept after the join
+    /// # });
+    /// ```
+    pub fn pthread_t(&self) -> Option<u64> {
+        match self.0.os_thread.pthread.load(Ordering::Relaxed) {
+            0 => None,
+            pthread => Some(pthread),
+        }
     }
 
     /// Waits for the thread's function to finish and returns its outcome by

@@ -487,3 +487,21 @@ fn is_finished_true_means_join_returns_at_once() {
         }
     }
 }
+
+/// `Handle::pthread_t` is the number `pthread_self()` returns on the started thread (CPython's
+/// `PyThread_get_thread_ident` of it), from the moment `start` returns, and after the join.
+#[test]
+fn pthread_t_is_the_threads_pthread_self() {
+    let (tx, rx) = mpsc::channel();
+    let handle = pythread::start(move || {
+        // SAFETY: pthread_self has no preconditions and never fails.
+        let me = unsafe { libc::pthread_self() } as u64;
+        tx.send(me).unwrap();
+    });
+    let before = handle.pthread_t();
+    let seen = support::recv(&rx, "the started thread's pthread_self()");
+    assert_eq!(before, Some(seen));
+    join_bounded(&handle).unwrap();
+    handle.join_thread().unwrap();
+    assert_eq!(handle.pthread_t(), Some(seen));
+}

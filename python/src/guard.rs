@@ -37,6 +37,7 @@ use std::ptr;
 use pyo3::ffi::PyObject;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple};
+use pyo3::Borrowed;
 
 // The same C-API functions pyo3-ffi declares `extern "C"`, declared here so that a forced
 // unwind may leave them. All four are in the stable ABI (the module is built `abi3-py311`)
@@ -204,4 +205,395 @@ pub(crate) fn slot_is_objects(ty: &Bound<'_, pyo3::types::PyType>, slot: c_int) 
         pyo3::ffi::PyType_GetSlot(ty.as_type_ptr(), slot)
             == pyo3::ffi::PyType_GetSlot(object.as_type_ptr(), slot)
     }
+}
+
+/// `PyThread_get_thread_ident()`: the calling thread's ident as CPython knows it (its
+/// `pthread_self()`), the number CPython keys its thread states by (`sys._current_frames()`,
+/// `PyThreadState_SetAsyncExc`, `faulthandler`) and the one `signal.pthread_kill` takes. Every
+/// ident this module shows to Python code is this number, never the crate's `Ident`.
+#[inline]
+pub(crate) fn host_ident() -> u64 {
+    // SAFETY: PyThread_get_thread_ident takes no argument, needs no thread state and no GIL
+    // (it is `pthread_self()` cast to `unsigned long`), never fails and runs no Python code;
+    // pyo3-ffi declares it as CPython does (`unsigned long PyThread_get_thread_ident(void)`,
+    // stable ABI).
+    unsafe { pyo3::ffi::PyThread_get_thread_ident() as u64 }
+}
+
+// --- C-level methods ------------------------------------------------------------------------
+//
+// The hot methods of the lock types and `get_ident` are entries of CPython's own method table
+// (`PyMethodDef`, called through a method descriptor or a builtin function object), as
+// `_thread`'s are: CPython calls them with no PyO3 trampoline, no argument tuple and no
+// keyword dict (`METH_FASTCALL | METH_KEYWORDS`, `METH_NOARGS`). The Rust side of each is a
+// safe function; the pointers CPython passes are turned into PyO3 references here only.
+
+/// The arguments of a `METH_FASTCALL | METH_KEYWORDS` call: `nargs` positional arguments,
+/// then the values of the keywords named by `kwnames` (exact `str`s, no duplicates: CPython's
+/// call machinery checks that before the call).
+pub(crate) struct FastArgs<'a, 'py> {
+    py: Python<'py>,
+    values: &'a [*mut PyObject],
+    nargs: usize,
+    kwnames: Option<Borrowed<'a, 'py, PyTuple>>,
+}
+
+impl<'a, 'py> FastArgs<'a, 'py> {
+    pub(crate) fn py(&self) -> Python<'py> {
+        self.py
+    }
+
+    pub(crate) fn nargs(&self) -> usize {
+        self.nargs
+    }
+
+    /// The number of keyword arguments.
+    pub(crate) fn nkw(&self) -> usize {
+        self.values.len() - self.nargs
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Positional argument `i` (`i < nargs`), or keyword value `i - nargs`.
+    pub(crate) fn value(&self, i: usize) -> Borrowed<'a, 'py, PyAny> {
+        // SAFETY: `values` holds `nargs + nkw` live references that CPython keeps for the
+        // call ('a); the index is bounds-checked by the slice.
+        unsafe { Borrowed::from_ptr(self.py, self.values[i]) }
+    }
+
+    /// The name of keyword argument `j` (`j < nkw`).
+    pub(crate) fn keyword(&self, j: usize) -> PyResult<Bound<'py, PyAny>> {
+        match &self.kwnames {
+            Some(names) => names.get_item(j),
+            None => Err(pyo3::exceptions::PyIndexError::new_err(
+                "no keyword arguments",
+            )),
+        }
+    }
+}
+
+/// A method called as `METH_FASTCALL | METH_KEYWORDS` on an instance of `Class`.
+pub(crate) trait FastMethod {
+    type Class: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync;
+    fn call<'a, 'py>(
+        slf: Borrowed<'a, 'py, Self::Class>,
+        args: &FastArgs<'a, 'py>,
+    ) -> PyResult<Bound<'py, PyAny>>;
+}
+
+/// A method called as `METH_NOARGS` on an instance of `Class`.
+pub(crate) trait NoArgsMethod {
+    type Class: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync;
+    fn call<'a, 'py>(slf: Borrowed<'a, 'py, Self::Class>) -> PyResult<Bound<'py, PyAny>>;
+}
+
+/// A method called as `METH_NOARGS` on an instance of `Class` that answers a `bool` and cannot
+/// fail (nor panic: its entry has no unwinding to catch, so a panic would abort): `locked()`.
+pub(crate) trait BoolMethod {
+    type Class: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync;
+    fn call(slf: &Self::Class) -> bool;
+}
+
+/// A function of no arguments (`METH_NOARGS`), its result a `u64` (a module function).
+pub(crate) trait NoArgsFunction {
+    fn call() -> u64;
+}
+
+/// The end of every C-level entry: the result as a new reference, or NULL with the error set.
+/// A panic becomes a Python exception, as in PyO3's own trampolines.
+fn finish(
+    py: Python<'_>,
+    result: std::thread::Result<PyResult<Bound<'_, PyAny>>>,
+) -> *mut PyObject {
+    let err = match result {
+        Ok(Ok(obj)) => return obj.into_ptr(),
+        Ok(Err(err)) => err,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic in _pythread".to_owned());
+            pyo3::panic::PanicException::new_err(msg)
+        }
+    };
+    err.restore(py);
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn fast_entry<M: FastMethod>(
+    slf: *mut PyObject,
+    args: *const *mut PyObject,
+    nargsf: pyo3::ffi::Py_ssize_t,
+    kwnames: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: CPython calls a method descriptor's function with the GIL held (the thread
+    // attached), `slf` an instance of the descriptor's type (`descr_check` ran: the type is
+    // `M::Class`, frozen, so `get` needs no borrow flag), `args` holding
+    // `PyVectorcall_NARGS(nargsf)` positional arguments then one value per name of `kwnames`
+    // (a tuple of str, or NULL), all live for the call.
+    unsafe {
+        let py = Python::assume_attached();
+        // PyVectorcall_NARGS: the top bit is PY_VECTORCALL_ARGUMENTS_OFFSET.
+        let nargs = (nargsf as usize) & (usize::MAX >> 1);
+        let kwnames = Borrowed::from_ptr_or_opt(py, kwnames).map(|k| k.cast_unchecked::<PyTuple>());
+        let nkw = kwnames.as_ref().map_or(0, |k| k.len());
+        let values = if nargs + nkw == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(args, nargs + nkw)
+        };
+        let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<M::Class>();
+        let args = FastArgs {
+            py,
+            values,
+            nargs,
+            kwnames,
+        };
+        finish(
+            py,
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| M::call(slf, &args))),
+        )
+    }
+}
+
+unsafe extern "C" fn noargs_entry<M: NoArgsMethod>(
+    slf: *mut PyObject,
+    _unused: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: as `fast_entry`: the GIL held, `slf` an instance of `M::Class` (frozen).
+    unsafe {
+        let py = Python::assume_attached();
+        let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<M::Class>();
+        finish(
+            py,
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| M::call(slf))),
+        )
+    }
+}
+
+/// `True` and `False` are immortal (CPython 3.12+: their reference count never changes, so a
+/// returned reference needs no increment). Set at import, before any method is installed.
+static IMMORTAL_BOOLS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn init(py: Python<'_>) {
+    IMMORTAL_BOOLS.store(
+        py.version_info() >= (3, 12),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// `M`'s answer as `True` or `False`, for [`bool_entry`].
+///
+/// # Safety
+///
+/// The GIL is held and `slf` is a live instance of `M::Class` (which a method descriptor
+/// checked before the call).
+#[inline(always)]
+unsafe fn bool_answer<M: BoolMethod>(slf: *mut PyObject) -> *mut PyObject {
+    // SAFETY: by the caller's contract: attached, `slf` non-null and an `M::Class` (frozen).
+    unsafe {
+        let py = Python::assume_attached();
+        let slf = Borrowed::from_ptr_or_opt(py, slf)
+            .unwrap_unchecked()
+            .cast_unchecked::<M::Class>();
+        if M::call(slf.get()) {
+            pyo3::ffi::Py_True()
+        } else {
+            pyo3::ffi::Py_False()
+        }
+    }
+}
+
+/// The entry of a [`BoolMethod`] on 3.12+, where `True` and `False` are immortal: the returned
+/// reference needs no increment (`Py_RETURN_TRUE` increments nothing there either).
+unsafe extern "C" fn bool_entry_immortal<M: BoolMethod>(
+    slf: *mut PyObject,
+    _unused: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: CPython calls a method descriptor's function with the GIL held and `slf` an
+    // instance of the descriptor's type (`descr_check` ran).
+    unsafe { bool_answer::<M>(slf) }
+}
+
+/// The entry of a [`BoolMethod`] before 3.12: the reference count of `True` / `False` is
+/// incremented in place, as `Py_INCREF` does in 3.11 (no immortal objects there).
+unsafe extern "C" fn bool_entry_counted<M: BoolMethod>(
+    slf: *mut PyObject,
+    _unused: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: as `bool_entry_immortal`; the answer is a live object whose count this thread
+    // may change (it holds the GIL), and the increment is the new reference returned.
+    unsafe {
+        let answer = bool_answer::<M>(slf);
+        (*answer).ob_refcnt += 1;
+        answer
+    }
+}
+
+unsafe extern "C" fn noargs_u64_entry<F: NoArgsFunction>(
+    _module: *mut PyObject,
+    _unused: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: CPython calls a builtin function with the GIL held; PyLong_FromUnsignedLongLong
+    // returns a new reference or NULL with an exception set, which is what the caller takes.
+    // `F::call` only reads (get_ident): it cannot panic.
+    unsafe { pyo3::ffi::PyLong_FromUnsignedLong(F::call() as std::os::raw::c_ulong) }
+}
+
+/// One entry of a method table, made once and kept for the life of the process (CPython keeps
+/// a pointer to it in every descriptor).
+fn method_def(
+    name: &'static std::ffi::CStr,
+    meth: pyo3::ffi::PyMethodDefPointer,
+    flags: c_int,
+    doc: &'static std::ffi::CStr,
+) -> *mut pyo3::ffi::PyMethodDef {
+    Box::into_raw(Box::new(pyo3::ffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: meth,
+        ml_flags: flags,
+        ml_doc: doc.as_ptr(),
+    }))
+}
+
+/// Puts a method descriptor for `def` into `ty`'s dict under its name, replacing what is
+/// there. Done at import, before any instance is used: the type is immutable to Python code
+/// (`type.__setattr__` refuses), so the descriptor goes in as CPython's own types get theirs,
+/// straight into the type's dict (`PyObject_GenericSetAttr` on the type object stores in
+/// `tp_dict`; `type` has no descriptor of these names), and `PyType_Modified` then drops every
+/// cached lookup of the type, as `type.__setattr__` does after its store.
+fn install(ty: &Bound<'_, pyo3::types::PyType>, def: *mut pyo3::ffi::PyMethodDef) -> PyResult<()> {
+    let py = ty.py();
+    // SAFETY: the thread is attached; `def` is a leaked, valid PyMethodDef (lives for ever, as
+    // PyDescr_NewMethod requires); `ty` is a live type object. PyDescr_NewMethod and
+    // PyUnicode_InternFromString return new references or NULL with an exception set.
+    unsafe {
+        let descr = Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyDescr_NewMethod(ty.as_ptr().cast(), def),
+        )?;
+        let name = Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyUnicode_InternFromString((*def).ml_name),
+        )?;
+        if pyo3::ffi::PyObject_GenericSetAttr(ty.as_ptr(), name.as_ptr(), descr.as_ptr()) < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        pyo3::ffi::PyType_Modified(ty.as_ptr().cast());
+    }
+    Ok(())
+}
+
+/// Installs `M` as the `METH_FASTCALL | METH_KEYWORDS` method `name` of `M::Class`.
+pub(crate) fn install_fast<M: FastMethod>(
+    py: Python<'_>,
+    name: &'static std::ffi::CStr,
+    doc: &'static std::ffi::CStr,
+) -> PyResult<()> {
+    let meth = pyo3::ffi::PyMethodDefPointer {
+        PyCFunctionFastWithKeywords: fast_entry::<M>,
+    };
+    let flags = pyo3::ffi::METH_FASTCALL | pyo3::ffi::METH_KEYWORDS;
+    install(
+        &py.get_type::<M::Class>(),
+        method_def(name, meth, flags, doc),
+    )
+}
+
+/// Installs `M` as the `METH_NOARGS` method `name` of `M::Class`.
+pub(crate) fn install_noargs<M: NoArgsMethod>(
+    py: Python<'_>,
+    name: &'static std::ffi::CStr,
+    doc: &'static std::ffi::CStr,
+) -> PyResult<()> {
+    let meth = pyo3::ffi::PyMethodDefPointer {
+        PyCFunction: noargs_entry::<M>,
+    };
+    install(
+        &py.get_type::<M::Class>(),
+        method_def(name, meth, pyo3::ffi::METH_NOARGS, doc),
+    )
+}
+
+/// Installs `M` as the `METH_NOARGS` method `name` of `M::Class`, answering a `bool`.
+pub(crate) fn install_bool<M: BoolMethod>(
+    py: Python<'_>,
+    name: &'static std::ffi::CStr,
+    doc: &'static std::ffi::CStr,
+) -> PyResult<()> {
+    let meth = if IMMORTAL_BOOLS.load(std::sync::atomic::Ordering::Relaxed) {
+        pyo3::ffi::PyMethodDefPointer {
+            PyCFunction: bool_entry_immortal::<M>,
+        }
+    } else {
+        pyo3::ffi::PyMethodDefPointer {
+            PyCFunction: bool_entry_counted::<M>,
+        }
+    };
+    install(
+        &py.get_type::<M::Class>(),
+        method_def(name, meth, pyo3::ffi::METH_NOARGS, doc),
+    )
+}
+
+/// A builtin function `name` (`METH_NOARGS`) of `module` (its `__self__`), whose `__module__`
+/// is `module`'s name: CPython's module functions are these.
+pub(crate) fn noargs_function<'py, F: NoArgsFunction>(
+    module: &Bound<'py, pyo3::types::PyModule>,
+    name: &'static std::ffi::CStr,
+    doc: &'static std::ffi::CStr,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = module.py();
+    let meth = pyo3::ffi::PyMethodDefPointer {
+        PyCFunction: noargs_u64_entry::<F>,
+    };
+    let def = method_def(name, meth, pyo3::ffi::METH_NOARGS, doc);
+    let module_name = module.name()?;
+    // SAFETY: the thread is attached; `def` lives for ever; `module` and its name are live.
+    // PyCFunction_NewEx returns a new reference or NULL with an exception set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyCFunction_NewEx(def, module.as_ptr(), module_name.as_ptr()),
+        )
+    }
+}
+
+/// `Py_TPFLAGS_IMMUTABLETYPE` (CPython 3.10+).
+const IMMUTABLETYPE: std::os::raw::c_ulong = 1 << 8;
+
+/// The offset of `tp_flags` in `PyTypeObject`: after `PyObject_VAR_HEAD` (3 words) and the 19
+/// pointer-sized fields from `tp_name` to `tp_as_buffer`, the same in every CPython 3.x.
+const TP_FLAGS_OFFSET: usize = 21 * std::mem::size_of::<usize>();
+
+/// Makes `ty` immutable to Python code, as CPython's `_thread` types are
+/// (`Py_TPFLAGS_IMMUTABLETYPE`: `ty.attr = v` and `del ty.attr` raise TypeError). PyO3 sets the
+/// flag only for non-abi3 builds (the limited API gains it in 3.14), so it is set here, after
+/// the type's methods are in place: the flag word is found where every CPython 3.x keeps it,
+/// and written only if it holds exactly what `PyType_GetFlags` reports (otherwise this is a
+/// TypeError and nothing is written).
+pub(crate) fn make_immutable(ty: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    let type_ptr = ty.as_ptr().cast::<u8>();
+    // SAFETY: the thread is attached and `ty` is a live type object, at least as large as the
+    // `PyTypeObject` head read here (a heap type is a `PyHeapTypeObject`). PyType_GetFlags
+    // reads `tp_flags`; the word at TP_FLAGS_OFFSET is read as an unaligned `c_ulong` (it is
+    // aligned in every build) and written only when it is that same word, with the GIL held
+    // and before any instance exists, as CPython itself sets flags on its types.
+    unsafe {
+        let flags = pyo3::ffi::PyType_GetFlags(ty.as_ptr().cast());
+        let slot = type_ptr
+            .add(TP_FLAGS_OFFSET)
+            .cast::<std::os::raw::c_ulong>();
+        if slot.read_unaligned() != flags {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "_pythread: tp_flags is not where CPython 3.x keeps it",
+            ));
+        }
+        slot.write_unaligned(flags | IMMUTABLETYPE);
+        pyo3::ffi::PyType_Modified(ty.as_ptr().cast());
+    }
+    Ok(())
 }

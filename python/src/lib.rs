@@ -50,9 +50,13 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The functions' `__module__` is `_thread`, as the classes' is: the module stands in for
     // it (threading's `__all__` check, pickling by name and reprs look at it).
     let home = PyModule::new(py, "_thread")?;
+    timeout::init(py);
+    guard::init(py);
     lock::register(m, &home)?;
     thread::register(m, &home)?;
     local::register(m)?;
+    // `_thread._local` is immutable too (local.rs defines it).
+    guard::make_immutable(m.getattr("_local")?.cast::<pyo3::types::PyType>()?)?;
     sentinel::register(m, &home)?;
     functions::register(m, &home)?;
     hooks::register(m, &home)?;

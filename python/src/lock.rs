@@ -3,32 +3,39 @@
 //!
 //! The two classes share one implementation of `acquire`, `__enter__`, `release`, `__exit__`
 //! and `__repr__`: the [`Backend`] trait says what differs (the crate's lock type, the repr's
-//! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it.
+//! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it. The
+//! hot methods (`acquire`, `__enter__`, `release`, `__exit__`, `locked` and their old names) are
+//! C-level entries of each type's method table, as `_thread`'s are (guard.rs installs them at
+//! import): no PyO3 trampoline, no argument tuple, CPython's own calling conventions.
 
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PySequence, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PySequence, PyString, PyTuple};
+use pyo3::Borrowed;
 
+use crate::guard::{self, FastArgs, FastMethod, NoArgsMethod};
 use crate::timeout;
 
 /// What `lock` and `RLock` do differently; everything else is shared.
 pub(crate) trait Backend: Sync {
     /// `tp_name` of the builtin type, shown by the repr of an instance of exactly it.
     const TP_NAME: &'static str;
-    fn try_acquire(&self) -> bool;
-    /// The GIL-released wait: `pending` runs the signal handlers on each interruption.
+    /// An acquisition without waiting, the GIL held: `Ok(true)` if the caller now holds it
+    /// (its bookkeeping done).
+    fn try_acquire(&self) -> PyResult<bool>;
+    /// The GIL-released wait for the underlying lock: `pending` runs the signal handlers on
+    /// each interruption. [`Backend::acquired`] follows a `true`, the GIL held again.
     fn acquire_with_retries(
         &self,
         wait: Option<Duration>,
         pending: &mut dyn FnMut() -> PyResult<()>,
     ) -> PyResult<bool>;
-    fn release(&self) -> Result<(), pythread::ReleaseError>;
-    /// Called with the GIL held after every acquisition that succeeded.
-    fn acquired(&self) {}
+    fn release(&self) -> PyResult<()>;
+    /// Called with the GIL held after a wait that acquired the lock.
+    fn acquired(&self);
     /// Whether the repr says "locked", and what it shows after "object" (RLock's owner and
     /// count), read once so that the two agree.
     fn repr_state(&self) -> (bool, String);
@@ -79,8 +86,12 @@ impl Flagged {
 
 impl Backend for Flagged {
     const TP_NAME: &'static str = "_thread.lock";
-    fn try_acquire(&self) -> bool {
-        self.lock.try_acquire()
+    fn try_acquire(&self) -> PyResult<bool> {
+        let acquired = self.lock.try_acquire();
+        if acquired {
+            self.acquired();
+        }
+        Ok(acquired)
     }
     fn acquire_with_retries(
         &self,
@@ -89,8 +100,8 @@ impl Backend for Flagged {
     ) -> PyResult<bool> {
         self.lock.acquire_with_retries(wait, pending)
     }
-    fn release(&self) -> Result<(), pythread::ReleaseError> {
-        Flagged::release(self)
+    fn release(&self) -> PyResult<()> {
+        Flagged::release(self).map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
     fn acquired(&self) {
         self.held.store(true, Ordering::Relaxed);
@@ -100,28 +111,106 @@ impl Backend for Flagged {
     }
 }
 
-impl Backend for pythread::RLock {
+/// CPython's `rlockobject`: the crate's `Lock`, with the owner's host ident
+/// ([`guard::host_ident`], `PyThread_get_thread_ident()`) and the recursion count beside it,
+/// read and written only with the GIL held, as CPython 3.11 to 3.13 keep `rlock_owner` and
+/// `rlock_count`. The owner is a plain number compared with the caller's ident: an owner that
+/// `_acquire_restore` stored for another thread, or for a thread that has ended, is owned by
+/// whichever thread has that ident (a `pthread_t` reused by a later thread included), as in
+/// CPython.
+pub(crate) struct HostRLock {
+    lock: pythread::Lock,
+    /// The owner's host ident; meaningful only while `count > 0`.
+    owner: AtomicU64,
+    count: AtomicUsize,
+}
+
+impl HostRLock {
+    fn new() -> HostRLock {
+        HostRLock {
+            lock: pythread::Lock::new(),
+            owner: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    fn owner(&self) -> u64 {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, owner: u64, count: usize) {
+        self.owner.store(owner, Ordering::Relaxed);
+        self.count.store(count, Ordering::Relaxed);
+    }
+
+    /// `_is_owned()`: held, by the caller's ident.
+    fn is_owned(&self) -> bool {
+        self.count() > 0 && self.owner() == guard::host_ident()
+    }
+
+    /// `_recursion_count()`: the count if the caller's ident is the owner, else 0.
+    fn recursion_count(&self) -> usize {
+        if self.owner() == guard::host_ident() {
+            self.count()
+        } else {
+            0
+        }
+    }
+
+    /// After a fork: unlocked and unowned (the owner may be a thread that is gone).
+    fn reinit_after_fork(&self) {
+        self.lock.reinit_after_fork();
+        self.set(0, 0);
+    }
+}
+
+impl Backend for HostRLock {
     const TP_NAME: &'static str = "_thread.RLock";
-    fn try_acquire(&self) -> bool {
-        pythread::RLock::try_acquire(self)
+    fn try_acquire(&self) -> PyResult<bool> {
+        let me = guard::host_ident();
+        let count = self.count();
+        if count > 0 && self.owner() == me {
+            let count = count
+                .checked_add(1)
+                .ok_or_else(|| PyOverflowError::new_err("Internal lock count overflowed"))?;
+            self.count.store(count, Ordering::Relaxed);
+            return Ok(true);
+        }
+        let acquired = self.lock.try_acquire();
+        if acquired {
+            self.set(me, 1);
+        }
+        Ok(acquired)
     }
     fn acquire_with_retries(
         &self,
         wait: Option<Duration>,
         pending: &mut dyn FnMut() -> PyResult<()>,
     ) -> PyResult<bool> {
-        pythread::RLock::acquire_with_retries(self, wait, pending)
+        self.lock.acquire_with_retries(wait, pending)
     }
-    fn release(&self) -> Result<(), pythread::ReleaseError> {
-        pythread::RLock::release(self)
+    fn release(&self) -> PyResult<()> {
+        let count = self.count();
+        if count == 0 || self.owner() != guard::host_ident() {
+            return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
+        }
+        if count == 1 {
+            self.set(0, 0);
+            let _ = self.lock.release();
+        } else {
+            self.count.store(count - 1, Ordering::Relaxed);
+        }
+        Ok(())
     }
-    /// Owner and count from the crate's one consistent read (`RLock::state`): never a count
-    /// paired with another thread's ident, whichever thread asks.
+    fn acquired(&self) {
+        self.set(guard::host_ident(), 1);
+    }
     fn repr_state(&self) -> (bool, String) {
-        let (owner, count) = match self.state() {
-            Some(state) => (state.owner().as_u64(), state.count()),
-            None => (0, 0),
-        };
+        let (owner, count) = (self.owner(), self.count());
         (count > 0, format!(" owner={owner} count={count}"))
     }
 }
@@ -129,54 +218,129 @@ impl Backend for pythread::RLock {
 /// `acquire(blocking=True, timeout=-1)`: a try with the GIL held, then (unless that was all it
 /// may do) a wait with the GIL released that runs the signal handlers on each interruption.
 /// No argument at all (the common `acquire()` and every `with`) skips the parsing.
-fn acquire<B: Backend>(
-    lock: &B,
-    py: Python<'_>,
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<bool> {
-    let wait = if args.is_empty() && kwargs.is_none_or(|k| k.is_empty()) {
-        None
-    } else {
-        parse(args, kwargs)?
-    };
-    if lock.try_acquire() {
-        lock.acquired();
+fn acquire<B: Backend>(lock: &B, args: &FastArgs<'_, '_>) -> PyResult<bool> {
+    let wait = if args.is_empty() { None } else { parse(args)? };
+    if lock.try_acquire()? {
         return Ok(true);
     }
     if wait == Some(Duration::ZERO) {
         return Ok(false);
     }
-    let acquired = py.detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))?;
+    let acquired = args
+        .py()
+        .detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))?;
     if acquired {
         lock.acquired();
     }
     Ok(acquired)
 }
 
-/// `acquire`'s arguments (by position or name, `"|pO"`) to a wait: `None` forever,
-/// `Some(ZERO)` a try.
-fn parse(
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Option<Duration>> {
-    let [blocking, timeout] =
-        timeout::optional_args("acquire", ["blocking", "timeout"], args, kwargs)?;
-    // `p`: truth-tested, as PyArg_ParseTupleAndKeywords("|pO").
-    let blocking = match blocking {
-        Some(b) => b.is_truthy()?,
-        None => true,
-    };
-    let seconds = match timeout {
-        Some(t) => timeout::seconds(&t)?,
+/// `acquire`'s parameters, in order.
+const ACQUIRE_KWLIST: [&str; 2] = ["blocking", "timeout"];
+
+/// `blocking` is converted with `i` (a C int: `__index__`, overflow checked), as CPython 3.11
+/// does; `p` (truth) from 3.12. Set at import.
+static BLOCKING_IS_INT: AtomicBool = AtomicBool::new(false);
+
+/// CPython 3.11 and 3.12 word an unknown keyword "'foo' is an invalid keyword argument for
+/// acquire()"; 3.13 "acquire() got an unexpected keyword argument 'foo'". Set at import.
+static OLD_KEYWORD_MESSAGE: AtomicBool = AtomicBool::new(false);
+
+/// Whether keyword `j` of the call is `name` (interned names compare by identity first).
+fn keyword_is(args: &FastArgs<'_, '_>, j: usize, name: &str) -> PyResult<bool> {
+    let key = args.keyword(j)?;
+    Ok(key.cast::<PyString>()?.to_str()? == name)
+}
+
+/// `acquire`'s arguments to a wait (`None` forever, `Some(ZERO)` a try), parsed as
+/// `PyArg_ParseTupleAndKeywords(args, kwds, "|pO:acquire", ...)` does (`"|iO"` on 3.11), in
+/// its order and with its messages: the count first, then each parameter by position or by
+/// name (converting `blocking` as it goes), then names given twice, then unknown names.
+fn parse(args: &FastArgs<'_, '_>) -> PyResult<Option<Duration>> {
+    let (nargs, nkw) = (args.nargs(), args.nkw());
+    if nargs + nkw > ACQUIRE_KWLIST.len() {
+        return Err(PyTypeError::new_err(format!(
+            "acquire() takes at most 2 {}arguments ({} given)",
+            if nargs == 0 { "keyword " } else { "" },
+            nargs + nkw
+        )));
+    }
+    let mut given: [Option<Borrowed<'_, '_, PyAny>>; 2] = [None, None];
+    let mut unmatched = nkw;
+    let mut converted = true;
+    for (i, name) in ACQUIRE_KWLIST.iter().enumerate() {
+        if i < nargs {
+            given[i] = Some(args.value(i));
+        } else if unmatched > 0 {
+            for j in 0..nkw {
+                if keyword_is(args, j, name)? {
+                    given[i] = Some(args.value(nargs + j));
+                    unmatched -= 1;
+                    break;
+                }
+            }
+        }
+        if i == 0 {
+            // Converted before any later check, as getargs converts in order.
+            if let Some(b) = &given[0] {
+                converted = blocking(b)?;
+            }
+        }
+    }
+    if unmatched > 0 {
+        for (i, name) in ACQUIRE_KWLIST.iter().enumerate().take(nargs) {
+            for j in 0..nkw {
+                if keyword_is(args, j, name)? {
+                    return Err(PyTypeError::new_err(format!(
+                        "argument for acquire() given by name ('{name}') and position ({})",
+                        i + 1
+                    )));
+                }
+            }
+        }
+        for j in 0..nkw {
+            let key = args.keyword(j)?;
+            let known = ACQUIRE_KWLIST.iter().skip(nargs).any(|n| {
+                key.cast::<PyString>()
+                    .is_ok_and(|k| k.to_str().is_ok_and(|k| k == *n))
+            });
+            if !known {
+                return Err(PyTypeError::new_err(
+                    if OLD_KEYWORD_MESSAGE.load(Ordering::Relaxed) {
+                        format!("'{key}' is an invalid keyword argument for acquire()")
+                    } else {
+                        format!("acquire() got an unexpected keyword argument '{key}'")
+                    },
+                ));
+            }
+        }
+    }
+    let blocking = converted;
+    let seconds = match &given[1] {
+        Some(t) => timeout::seconds(t)?,
         None => -1.0,
     };
     timeout::acquire_args(blocking, seconds)
 }
 
-fn release<B: Backend>(lock: &B) -> PyResult<()> {
-    lock.release()
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+/// `blocking` as the running interpreter's getargs converts it: `p` (truth), or on 3.11 `i`
+/// (`PyLong_AsLong`, which takes `__index__`, then the C int range).
+fn blocking(obj: &Borrowed<'_, '_, PyAny>) -> PyResult<bool> {
+    if !BLOCKING_IS_INT.load(Ordering::Relaxed) {
+        return crate::guard::is_true(obj);
+    }
+    let value: i64 = crate::guard::index(obj)?.extract()?;
+    if value > i64::from(i32::MAX) {
+        return Err(PyOverflowError::new_err(
+            "signed integer is greater than maximum",
+        ));
+    }
+    if value < i64::from(i32::MIN) {
+        return Err(PyOverflowError::new_err(
+            "signed integer is less than minimum",
+        ));
+    }
+    Ok(value != 0)
 }
 
 /// `<locked _thread.lock object at 0x...>`; a Python subclass shows its bare class name (its
@@ -201,36 +365,6 @@ macro_rules! lock_methods {
     ($class:ident { $($extra:tt)* }) => {
         #[pymethods]
         impl $class {
-            /// acquire(blocking=True, timeout=-1) -> bool
-            #[pyo3(signature = (*args, **kwargs))]
-            fn acquire(
-                &self,
-                py: Python<'_>,
-                args: &Bound<'_, PyTuple>,
-                kwargs: Option<&Bound<'_, PyDict>>,
-            ) -> PyResult<bool> {
-                acquire(&self.lock, py, args, kwargs)
-            }
-
-            #[pyo3(signature = (*args, **kwargs))]
-            fn __enter__(
-                &self,
-                py: Python<'_>,
-                args: &Bound<'_, PyTuple>,
-                kwargs: Option<&Bound<'_, PyDict>>,
-            ) -> PyResult<bool> {
-                acquire(&self.lock, py, args, kwargs)
-            }
-
-            fn release(&self) -> PyResult<()> {
-                release(&self.lock)
-            }
-
-            #[pyo3(signature = (*_args))]
-            fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-                release(&self.lock)
-            }
-
             fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
                 let builtin = slf.get_type().is(slf.py().get_type::<$class>());
                 repr(&slf.get().lock, slf.as_any(), builtin)
@@ -262,6 +396,10 @@ lock_methods!(Lock {
     #[new]
     #[pyo3(signature = (*args, **kwargs))]
     fn py_new(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        if !LOCK_IS_INSTANTIABLE.load(Ordering::Relaxed) {
+            // 3.11 and 3.12's type has no `tp_new` (Py_TPFLAGS_DISALLOW_INSTANTIATION).
+            return Err(PyTypeError::new_err("cannot create '_thread.lock' instances"));
+        }
         if kwargs.is_some_and(|k| !k.is_empty()) {
             return Err(PyTypeError::new_err("lock() takes no keyword arguments"));
         }
@@ -274,28 +412,6 @@ lock_methods!(Lock {
         Ok(Lock::new())
     }
 
-    #[pyo3(signature = (*args, **kwargs))]
-    fn acquire_lock(
-        &self,
-        py: Python<'_>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<bool> {
-        acquire(&self.lock, py, args, kwargs)
-    }
-
-    fn release_lock(&self) -> PyResult<()> {
-        release(&self.lock)
-    }
-
-    fn locked(&self) -> bool {
-        self.lock.locked()
-    }
-
-    fn locked_lock(&self) -> bool {
-        self.lock.locked()
-    }
-
     /// After a fork the child's lock must be usable and unlocked, whatever it held.
     fn _at_fork_reinit(&self) {
         self.lock.reinit_after_fork();
@@ -305,7 +421,7 @@ lock_methods!(Lock {
 /// `_thread.RLock`: reentrant, owned by the thread that holds it.
 #[pyclass(name = "RLock", module = "_thread", weakref, frozen, subclass)]
 pub(crate) struct RLock {
-    lock: pythread::RLock,
+    lock: HostRLock,
 }
 
 lock_methods!(RLock {
@@ -314,7 +430,7 @@ lock_methods!(RLock {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         RLock {
-            lock: pythread::RLock::new(),
+            lock: HostRLock::new(),
         }
     }
 
@@ -333,33 +449,53 @@ lock_methods!(RLock {
 
     /// Releases the lock fully and returns `(count, owner)` for `_acquire_restore`, by the
     /// running interpreter's rule: 3.11-3.13 let any thread release and save a held lock
-    /// (`release_save_any_thread`), 3.14 only its owner (`release_save`).
+    /// (`rlock_release_save` checks only the count), 3.14 only its owner.
     fn _release_save(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
-        let state = if py.version_info() >= (3, 14) {
-            self.lock.release_save()
+        let lock = &self.lock;
+        let (owner, count) = (lock.owner(), lock.count());
+        let refused = if py.version_info() >= (3, 14) {
+            !lock.is_owned()
         } else {
-            self.lock.release_save_any_thread()
+            count == 0
+        };
+        if refused {
+            return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
         }
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        Ok((state.count(), state.owner().as_u64()))
+        lock.set(0, 0);
+        let _ = lock.lock.release();
+        Ok((count, owner))
     }
 
     /// `_acquire_restore((count, owner))`, parsed as CPython's `"(kk)"`: any 2-item sequence
     /// of ints, each wrapped modulo 2**64 like the `k` format. Takes the lock back (blocking,
-    /// not interruptible, the GIL released) and restores count and owner. The owner is kept
-    /// when it names a thread the crate minted (`Ident::from_u64`); an integer that names no
-    /// thread (CPython stores it unchecked) restores the lock for the caller. A count of 0
-    /// (CPython would store a held lock with count 0) is refused before taking the lock.
-    fn _acquire_restore(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (count, owner) = parse_state(state)?;
+    /// not interruptible, the GIL released) and stores count and owner as given, as CPython
+    /// does: the owner is a number, owned by whichever thread has that ident (another live
+    /// thread, or none). A count of 0 (CPython would store a held lock with count 0, which no
+    /// acquire could ever take again) is refused before taking the lock.
+    #[pyo3(signature = (*args, **kwargs))]
+    fn _acquire_restore(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        timeout::no_keywords("RLock._acquire_restore", kwargs)?;
+        if args.len() != 1 {
+            return Err(PyTypeError::new_err(format!(
+                "_acquire_restore() takes exactly 1 argument ({} given)",
+                args.len()
+            )));
+        }
+        let (count, owner) = parse_state(&args.get_item(0)?)?;
         let count = usize::try_from(count)
             .ok()
-            .and_then(NonZeroUsize::new)
+            .filter(|c| *c != 0)
             .ok_or_else(|| PyRuntimeError::new_err("couldn't acquire lock"))?;
-        let owner = pythread::Ident::from_u64(owner).unwrap_or_else(pythread::get_ident);
-        let state = pythread::RLockState::new(count, owner);
         let lock = &self.lock;
-        py.detach(move || lock.acquire_restore(state));
+        if !lock.lock.try_acquire() {
+            py.detach(|| lock.lock.acquire());
+        }
+        lock.set(owner, count);
         Ok(())
     }
 });
@@ -415,10 +551,196 @@ fn mask_u64(int: &Bound<'_, PyInt>) -> PyResult<u64> {
     int.call_method1("__and__", (u64::MAX,))?.extract()
 }
 
+/// `_thread.lock()` makes a lock from 3.13 on (gh-114315); set at import.
+static LOCK_IS_INSTANTIABLE: AtomicBool = AtomicBool::new(true);
+
+/// A class whose instances hold a [`Backend`]: the C-level methods below serve both.
+pub(crate) trait LockClass:
+    pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync
+{
+    type B: Backend;
+    /// The name CPython's messages give the type (`lock.__exit__() ...`).
+    const SHORT_NAME: &'static str;
+    fn backend(&self) -> &Self::B;
+}
+
+impl LockClass for Lock {
+    type B = Flagged;
+    const SHORT_NAME: &'static str = "lock";
+    fn backend(&self) -> &Flagged {
+        &self.lock
+    }
+}
+
+impl LockClass for RLock {
+    type B = HostRLock;
+    const SHORT_NAME: &'static str = "RLock";
+    fn backend(&self) -> &HostRLock {
+        &self.lock
+    }
+}
+
+/// `acquire(blocking=True, timeout=-1)`, `acquire_lock` and `__enter__` (CPython's
+/// `METH_VARARGS | METH_KEYWORDS` entry, here `METH_FASTCALL | METH_KEYWORDS`).
+struct Acquire<C>(std::marker::PhantomData<C>);
+
+impl<C: LockClass> FastMethod for Acquire<C> {
+    type Class = C;
+    fn call<'a, 'py>(
+        slf: Borrowed<'a, 'py, C>,
+        args: &FastArgs<'a, 'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let acquired = acquire(slf.get().backend(), args)?;
+        Ok(PyBool::new(args.py(), acquired).to_owned().into_any())
+    }
+}
+
+/// `release()` and `release_lock()` (`METH_NOARGS`).
+struct Release<C>(std::marker::PhantomData<C>);
+
+impl<C: LockClass> NoArgsMethod for Release<C> {
+    type Class = C;
+    fn call<'a, 'py>(slf: Borrowed<'a, 'py, C>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().backend().release()?;
+        Ok(slf.py().None().into_bound(slf.py()))
+    }
+}
+
+/// `__exit__(*exc_info)`: any number of positional arguments, ignored, and no keyword (CPython's
+/// `METH_VARARGS` entry refuses keywords with this message); no tuple is built.
+struct Exit<C>(std::marker::PhantomData<C>);
+
+impl<C: LockClass> FastMethod for Exit<C> {
+    type Class = C;
+    fn call<'a, 'py>(
+        slf: Borrowed<'a, 'py, C>,
+        args: &FastArgs<'a, 'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if args.nkw() > 0 {
+            return Err(PyTypeError::new_err(format!(
+                "{}.__exit__() takes no keyword arguments",
+                C::SHORT_NAME
+            )));
+        }
+        slf.get().backend().release()?;
+        Ok(args.py().None().into_bound(args.py()))
+    }
+}
+
+/// `locked()` and `locked_lock()` (`METH_NOARGS`) of 3.11 to 3.13: the flag (see [`Flagged`]).
+struct LockedFlag;
+
+impl guard::BoolMethod for LockedFlag {
+    type Class = Lock;
+    fn call(slf: &Lock) -> bool {
+        slf.lock.held.load(Ordering::Relaxed)
+    }
+}
+
+/// `locked()` and `locked_lock()` of 3.14 on: the lock itself.
+struct LockedLock;
+
+impl guard::BoolMethod for LockedLock {
+    type Class = Lock;
+    fn call(slf: &Lock) -> bool {
+        slf.lock.lock.locked()
+    }
+}
+
+const ACQUIRE_DOC: &std::ffi::CStr = c"acquire($self, /, blocking=True, timeout=-1)
+--
+
+Lock the lock.  Without argument, this blocks if the lock is already
+locked (even by the same thread), waiting for another thread to release
+the lock, and return True once the lock is acquired.
+With an argument, this will only block if the argument is true,
+and the return value reflects whether the lock is acquired.
+The blocking operation is interruptible.";
+const ACQUIRE_LOCK_DOC: &std::ffi::CStr = c"acquire_lock($self, /, blocking=True, timeout=-1)
+--
+
+An obsolete synonym of acquire().";
+const ENTER_DOC: &std::ffi::CStr = c"__enter__($self, /)
+--
+
+Lock the lock.";
+const RELEASE_DOC: &std::ffi::CStr = c"release($self, /)
+--
+
+Release the lock, allowing another thread that is blocked waiting for
+the lock to acquire the lock.  The lock must be in the locked state,
+but it needn't be locked by the same thread that unlocks it.";
+const RELEASE_LOCK_DOC: &std::ffi::CStr = c"release_lock($self, /)
+--
+
+An obsolete synonym of release().";
+const EXIT_DOC: &std::ffi::CStr = c"__exit__($self, /, *exc_info)
+--
+
+Release the lock.";
+const LOCKED_DOC: &std::ffi::CStr = c"locked($self, /)
+--
+
+Return whether the lock is in the locked state.";
+const LOCKED_LOCK_DOC: &std::ffi::CStr = c"locked_lock($self, /)
+--
+
+An obsolete synonym of locked().";
+const RLOCK_ACQUIRE_DOC: &std::ffi::CStr = c"acquire($self, /, blocking=True, timeout=-1)
+--
+
+Lock the lock.  `blocking` indicates whether we should wait
+for the lock to be available or not.  If `blocking` is False
+and another thread holds the lock, the method will return False
+immediately.  If `blocking` is True and another thread holds
+the lock, the method will wait for the lock to be released,
+take it and then return True.
+(note: the blocking operation is interruptible.)
+
+In all other cases, the method will return True immediately.
+Precisely, if the current thread already holds the lock, its
+internal counter is simply incremented. If nobody holds the lock,
+the lock is taken and its internal counter initialized to 1.";
+const RLOCK_RELEASE_DOC: &std::ffi::CStr = c"release($self, /)
+--
+
+Release the lock, allowing another thread that is blocked waiting for
+the lock to acquire the lock.  The lock must be in the locked state,
+and must be locked by the same thread that unlocks it; otherwise a
+`RuntimeError` is raised.
+
+Do note that if the lock was acquire()d several times in a row by the
+current thread, release() needs to be called as many times for the lock
+to be available for other threads.";
+
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
-    REPORT_THE_FLAG.store(m.py().version_info() < (3, 14), Ordering::Relaxed);
+    let py = m.py();
+    REPORT_THE_FLAG.store(py.version_info() < (3, 14), Ordering::Relaxed);
+    BLOCKING_IS_INT.store(py.version_info() < (3, 12), Ordering::Relaxed);
+    OLD_KEYWORD_MESSAGE.store(py.version_info() < (3, 13), Ordering::Relaxed);
+    LOCK_IS_INSTANTIABLE.store(py.version_info() >= (3, 13), Ordering::Relaxed);
     m.add_class::<Lock>()?;
     m.add_class::<RLock>()?;
+    guard::install_fast::<Acquire<Lock>>(py, c"acquire", ACQUIRE_DOC)?;
+    guard::install_fast::<Acquire<Lock>>(py, c"acquire_lock", ACQUIRE_LOCK_DOC)?;
+    guard::install_fast::<Acquire<Lock>>(py, c"__enter__", ENTER_DOC)?;
+    guard::install_noargs::<Release<Lock>>(py, c"release", RELEASE_DOC)?;
+    guard::install_noargs::<Release<Lock>>(py, c"release_lock", RELEASE_LOCK_DOC)?;
+    guard::install_fast::<Exit<Lock>>(py, c"__exit__", EXIT_DOC)?;
+    // The rule is chosen once, here, rather than tested in each call.
+    if REPORT_THE_FLAG.load(Ordering::Relaxed) {
+        guard::install_bool::<LockedFlag>(py, c"locked", LOCKED_DOC)?;
+        guard::install_bool::<LockedFlag>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
+    } else {
+        guard::install_bool::<LockedLock>(py, c"locked", LOCKED_DOC)?;
+        guard::install_bool::<LockedLock>(py, c"locked_lock", LOCKED_LOCK_DOC)?;
+    }
+    guard::install_fast::<Acquire<RLock>>(py, c"acquire", RLOCK_ACQUIRE_DOC)?;
+    guard::install_fast::<Acquire<RLock>>(py, c"__enter__", ENTER_DOC)?;
+    guard::install_noargs::<Release<RLock>>(py, c"release", RLOCK_RELEASE_DOC)?;
+    guard::install_fast::<Exit<RLock>>(py, c"__exit__", EXIT_DOC)?;
+    guard::make_immutable(&py.get_type::<Lock>())?;
+    guard::make_immutable(&py.get_type::<RLock>())?;
     m.add("LockType", m.py().get_type::<Lock>())?;
     m.add_function(wrap_pyfunction!(allocate_lock, home)?)?;
     m.add("allocate", m.getattr("allocate_lock")?)?;

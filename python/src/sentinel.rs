@@ -3,20 +3,20 @@
 //! that thread's state goes away: what 3.11/3.12's `threading.Thread.join` waits for
 //! (`_tstate_lock`).
 //!
-//! The lock is kept in a crate `Tss`, inside a value whose `Drop` releases it: a thread of
+//! The lock is kept in a thread-local, inside a value whose `Drop` releases it: a thread of
 //! this module drops it, with the GIL held, after its `_local` dicts and before it detaches
 //! for the last time ([`release_thread_sentinel`]); any other thread drops it with its
-//! thread-local destructors.
+//! thread-local destructors. A plain `thread_local!` (no other thread ever reads it, so no lock
+//! and no fork gate: it is set and taken with the GIL held, never detached).
 
-use std::cell::Cell;
-use std::sync::OnceLock;
+use std::cell::RefCell;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::lock::Lock;
 
-/// A thread's sentinel: releases its lock, if held, when dropped, unless disarmed.
+/// A thread's sentinel: releases its lock, if held, when dropped.
 struct Sentinel(Option<Py<Lock>>);
 
 impl Drop for Sentinel {
@@ -29,30 +29,16 @@ impl Drop for Sentinel {
     }
 }
 
-fn sentinels() -> &'static pythread::Tss<Sentinel> {
-    static SENTINELS: OnceLock<pythread::Tss<Sentinel>> = OnceLock::new();
-    SENTINELS.get_or_init(|| {
-        let key = pythread::Tss::new();
-        key.create();
-        key
-    })
-}
-
 thread_local! {
-    /// This thread called `_set_sentinel`: only then does its end touch the key. The key's
-    /// operations wait for the crate's fork gate, so they run detached: a thread that waited
-    /// there attached would keep the GIL from a forker that waits for the import lock
-    /// (lifecycle.py's `fork-import-lock` deadlocked so).
-    static HAS_SENTINEL: Cell<bool> = const { Cell::new(false) };
+    /// This thread's sentinel, from its last `_set_sentinel()`.
+    static SENTINEL: RefCell<Option<Sentinel>> = const { RefCell::new(None) };
 }
 
-/// Releases the calling thread's sentinel now: the module's threads call it at their end.
-/// The key is used detached (see `HAS_SENTINEL`); the value is dropped attached.
-pub(crate) fn release_thread_sentinel(py: Python<'_>) {
-    if HAS_SENTINEL.with(|h| h.replace(false)) {
-        let sentinel = py.detach(|| sentinels().take());
-        drop(sentinel);
-    }
+/// Releases the calling thread's sentinel now, with the GIL held: the module's threads call it
+/// at their end.
+pub(crate) fn release_thread_sentinel(_py: Python<'_>) {
+    let sentinel = SENTINEL.try_with(|s| s.borrow_mut().take()).ok().flatten();
+    drop(sentinel);
 }
 
 /// _set_sentinel() -> lock: a new (unlocked) lock, released if held when this thread ends. A second
@@ -61,17 +47,13 @@ pub(crate) fn release_thread_sentinel(py: Python<'_>) {
 #[pyfunction]
 fn _set_sentinel(py: Python<'_>) -> PyResult<Py<Lock>> {
     let lock = Py::new(py, Lock::new())?;
-    HAS_SENTINEL.with(|h| h.set(true));
-    // Detached: the key's operations may wait for a fork in progress (see `HAS_SENTINEL`).
     let sentinel = Sentinel(Some(lock.clone_ref(py)));
-    match py.detach(move || sentinels().set(sentinel)) {
-        Ok(Some(mut old)) => drop(old.0.take()),
-        Ok(None) => {}
-        Err(_) => {
-            return Err(PyRuntimeError::new_err(
-                "_set_sentinel: the thread is exiting",
-            ))
-        }
+    let old = SENTINEL
+        .try_with(|s| s.borrow_mut().replace(sentinel))
+        .map_err(|_| PyRuntimeError::new_err("_set_sentinel: the thread is exiting"))?;
+    if let Some(mut old) = old {
+        // Forgotten, not released.
+        drop(old.0.take());
     }
     Ok(lock)
 }

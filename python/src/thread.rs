@@ -19,8 +19,9 @@ const THREAD_STACK_MIN: isize = 0x8000;
 /// CPython; this module lives in one interpreter).
 static STACK_SIZE: Mutex<usize> = Mutex::new(0);
 
-/// `_get_main_thread_ident()`: the crate's ident of the thread that imported the module, and
-/// in a forked child the thread that forked (CPython's runtime makes it the main thread).
+/// `_get_main_thread_ident()`: the host ident ([`guard::host_ident`]) of the thread that
+/// imported the module, and in a forked child of the thread that forked (CPython's runtime
+/// makes it the main thread).
 static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
 
 /// The module's own fork generation, for the handles of threads it did not start
@@ -62,7 +63,7 @@ fn _after_fork_child() {
     pythread::after_fork_child();
     let pid = std::process::id();
     if PID.swap(pid, Ordering::AcqRel) != pid {
-        MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+        MAIN_IDENT.store(guard::host_ident(), Ordering::Release);
         GENERATION.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -75,14 +76,16 @@ fn cant_start() -> PyErr {
     PyRuntimeError::new_err("can't start new thread")
 }
 
+/// `sys.is_finalizing`, looked up once (an import per start cost more than the rest of it).
+static IS_FINALIZING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 /// CPython 3.12+ refuses to start a thread once the interpreter is finalizing
 /// (`PythonFinalizationError` from 3.13, a RuntimeError before).
 fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
-    if !py
-        .import("sys")?
-        .call_method0("is_finalizing")?
-        .is_truthy()?
-    {
+    let is_finalizing = IS_FINALIZING.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("sys")?.getattr("is_finalizing")?.unbind())
+    })?;
+    if !is_finalizing.call0(py)?.is_truthy(py)? {
         return Ok(());
     }
     let msg = "can't create new thread at interpreter shutdown";
@@ -220,6 +223,13 @@ fn report_thread_error(exc: &Bound<'_, PyAny>, func: &Bound<'_, PyAny>) {
     }
 }
 
+/// The host ident of a thread this module started: its `pthread_t`, what
+/// `PyThread_get_thread_ident()` returns on it (CPython computes it from the `pthread_t` in the
+/// starting thread too). The crate knows it for every thread it started on Unix.
+fn host_ident_of(handle: &pythread::Handle) -> u64 {
+    handle.pthread_t().unwrap_or_default()
+}
+
 /// A timeout of `_ThreadHandle.join`: None or negative = forever, else seconds (rounded up to
 /// whole nanoseconds, as `_PyTime_ROUND_TIMEOUT`).
 fn join_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
@@ -247,8 +257,9 @@ enum State {
     /// `start_joinable_thread` is starting it (CPython's `THREAD_HANDLE_STARTING`): read as
     /// not started.
     Starting,
-    /// A thread started by this module.
-    Started(pythread::Handle),
+    /// A thread started by this module, and its host ident (its `pthread_t`, as CPython's
+    /// `PyThread_start_joinable_thread` computes it in the starting thread).
+    Started(pythread::Handle, u64),
     /// `_make_thread_handle(ident)`: a thread this module did not start (the main thread); it
     /// is "done" when `_set_done` releases `exiting`.
     Foreign {
@@ -298,7 +309,7 @@ impl ThreadHandle {
     #[getter]
     fn ident(&self) -> u64 {
         match &*self.state() {
-            State::Started(h) => h.ident().as_u64(),
+            State::Started(_, ident) => *ident,
             State::Foreign { ident, .. } => *ident,
             State::NotStarted | State::Starting | State::Failed => 0,
         }
@@ -330,7 +341,7 @@ impl ThreadHandle {
             }
             State::Failed => return Ok(()),
             _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
-            State::Started(h) => Target::Thread(h.clone()),
+            State::Started(h, _) => Target::Thread(h.clone()),
             State::Foreign {
                 ident, generation, ..
             } if foreign_lost(*ident, *generation) => return Ok(()),
@@ -349,7 +360,7 @@ impl ThreadHandle {
                 Ok(())
             }
             Target::Foreign(ident, exiting) => {
-                if ident == pythread::get_ident().as_u64() {
+                if ident == guard::host_ident() {
                     return Err(PyRuntimeError::new_err("Cannot join current thread"));
                 }
                 // Done = `exiting` released by `_set_done`: take it and give it back at once.
@@ -370,7 +381,7 @@ impl ThreadHandle {
             State::NotStarted | State::Starting => false,
             State::Failed => true,
             _ if self.set_done.load(Ordering::Acquire) => true,
-            State::Started(h) => h.is_finished(),
+            State::Started(h, _) => h.is_finished(),
             State::Foreign {
                 ident, generation, ..
             } => foreign_lost(*ident, *generation),
@@ -383,7 +394,7 @@ impl ThreadHandle {
             State::NotStarted | State::Starting => {
                 Err(PyRuntimeError::new_err("thread not started"))
             }
-            State::Started(_) | State::Failed => {
+            State::Started(..) | State::Failed => {
                 self.set_done.store(true, Ordering::Release);
                 Ok(())
             }
@@ -403,7 +414,7 @@ impl ThreadHandle {
 
 /// `home` is the module object the functions name as their `__module__` (`_thread`).
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
-    MAIN_IDENT.store(pythread::get_ident().as_u64(), Ordering::Release);
+    MAIN_IDENT.store(guard::host_ident(), Ordering::Release);
     PID.store(std::process::id(), Ordering::Release);
     let kwargs = PyDict::new(m.py());
     kwargs.set_item("before", wrap_pyfunction!(_before_fork, home)?)?;
@@ -420,6 +431,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     // Python code would run unguarded).
     hook(m.py(), "excepthook")?;
     m.add_class::<ThreadHandle>()?;
+    guard::make_immutable(&m.py().get_type::<ThreadHandle>())?;
     m.add_function(wrap_pyfunction!(start_new_thread, home)?)?;
     m.add("start_new", m.getattr("start_new_thread")?)?;
     m.add_function(wrap_pyfunction!(start_joinable_thread, home)?)?;
@@ -429,7 +441,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     m.add_function(wrap_pyfunction!(_count, home)?)?;
     m.add_function(wrap_pyfunction!(daemon_threads_allowed, home)?)?;
     m.add_function(wrap_pyfunction!(_is_main_interpreter, home)?)?;
-    m.add_function(wrap_pyfunction!(get_ident, home)?)?;
+    m.add(
+        "get_ident",
+        guard::noargs_function::<GetIdent>(home, c"get_ident", GET_IDENT_DOC)?,
+    )?;
     m.add_function(wrap_pyfunction!(get_native_id, home)?)?;
     m.add_function(wrap_pyfunction!(stack_size, home)?)?;
     m.add_function(wrap_pyfunction!(_excepthook, home)?)?;
@@ -446,7 +461,7 @@ fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
             "_thread.excepthook argument type must be ExceptHookArgs",
         ));
     }
-    let ident = pythread::get_ident().as_u64();
+    let ident = guard::host_ident();
     let call = PyTuple::new(py, [args.clone(), ident.into_pyobject(py)?.into_any()])?;
     let result = guard::call(&hook(py, "excepthook")?, &call, None);
     guard::release(call);
@@ -454,22 +469,27 @@ fn _excepthook(py: Python<'_>, args: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-/// start_new_thread(function, args, kwargs=None) -> ident
+/// start_new_thread(function, args, kwargs=None) -> ident. Arguments as CPython's
+/// (`PyArg_UnpackTuple(args, "start_new_thread", 2, 3, ...)`, no keywords), checked in its
+/// order: the callable, the tuple, the dict (an explicit None is not one), then shutdown.
 #[pyfunction]
-#[pyo3(signature = (function, args, kwargs = None, /))]
+#[pyo3(signature = (*args, **kwargs))]
 fn start_new_thread(
-    function: &Bound<'_, PyAny>,
-    args: &Bound<'_, PyAny>,
-    kwargs: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<u64> {
+    timeout::no_keywords("start_new_thread", kwargs)?;
+    timeout::unpack_count("start_new_thread", args.len(), 2, 3)?;
+    let function = args.get_item(0)?;
     if !function.is_callable() {
         return Err(PyTypeError::new_err("first arg must be callable"));
     }
-    refuse_at_shutdown(function.py())?;
-    let args = args
+    let fargs = args.get_item(1)?;
+    let fargs = fargs
         .cast::<PyTuple>()
         .map_err(|_| PyTypeError::new_err("2nd arg must be a tuple"))?;
-    let kwargs = match kwargs {
+    // By length, not `get_item(2).ok()`: a missing item would build an IndexError per start.
+    let fkwargs = match (args.len() == 3).then(|| args.get_item(2)).transpose()? {
         None => None,
         Some(k) => Some(
             k.cast::<PyDict>()
@@ -478,16 +498,17 @@ fn start_new_thread(
                 .unbind(),
         ),
     };
+    refuse_at_shutdown(function.py())?;
     let (handle, _go) = spawn(
         function.py(),
         function.clone().unbind(),
-        args.clone().unbind(),
-        kwargs,
+        fargs.clone().unbind(),
+        fkwargs,
         true,
     )
     .map_err(|_| cant_start())?;
     // Dropping the handle detaches the thread, as `start_new_thread` does.
-    Ok(handle.ident().as_u64())
+    Ok(host_ident_of(&handle))
 }
 
 /// start_joinable_thread(function, handle=None, daemon=True) -> _ThreadHandle
@@ -534,7 +555,10 @@ fn start_joinable_thread(
     let mut state = handle.get().state();
     match started {
         // The thread runs once `_go` goes, after the handle names it (`ident` in the thread).
-        Ok((h, _go)) => *state = State::Started(h),
+        Ok((h, _go)) => {
+            let ident = host_ident_of(&h);
+            *state = State::Started(h, ident)
+        }
         Err(_) => {
             *state = State::Failed;
             return Err(cant_start());
@@ -547,14 +571,19 @@ fn start_joinable_thread(
 /// _make_thread_handle(ident): a handle for a thread this module did not start (threading's
 /// main thread); it is done once `_set_done()` is called.
 #[pyfunction]
-fn _make_thread_handle(ident: u64) -> ThreadHandle {
+fn _make_thread_handle(ident: &Bound<'_, PyAny>) -> PyResult<ThreadHandle> {
+    // As CPython: an exact int check, then `PyLong_AsUnsignedLongLong`.
+    if !ident.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(PyTypeError::new_err("ident must be an integer"));
+    }
+    let ident: u64 = ident.extract()?;
     let exiting = pythread::Lock::new();
     exiting.acquire();
-    ThreadHandle::with_state(State::Foreign {
+    Ok(ThreadHandle::with_state(State::Foreign {
         ident,
         exiting: Arc::new(exiting),
         generation: GENERATION.load(Ordering::Acquire),
-    })
+    }))
 }
 
 #[pyfunction]
@@ -589,24 +618,48 @@ fn _is_main_interpreter() -> bool {
     true
 }
 
-/// get_ident() -> int: the crate's ident of the calling thread (nonzero, never reused).
-#[pyfunction]
-fn get_ident() -> u64 {
-    pythread::get_ident().as_u64()
+/// get_ident() -> int: the calling thread's host ident ([`guard::host_ident`]), as CPython's: a
+/// C-level builtin function (`METH_NOARGS`), so a call costs what CPython's does.
+struct GetIdent;
+
+impl guard::NoArgsFunction for GetIdent {
+    fn call() -> u64 {
+        guard::host_ident()
+    }
 }
+
+const GET_IDENT_DOC: &std::ffi::CStr = c"get_ident($module, /)
+--
+
+Return a non-zero integer that uniquely identifies the current thread
+amongst other threads that exist simultaneously.
+This may be used to identify per-thread resources.
+Even though on some platforms threads identities may appear to be
+allocated consecutive numbers starting at 1, this behavior should not
+be relied upon, and the number should be seen purely as a magic cookie.
+A thread's identity may be reused for another thread after it exits.";
 
 #[pyfunction]
 fn get_native_id() -> u64 {
     pythread::get_native_id()
 }
 
-/// stack_size([size]) -> size: returns the old size; 0 = the platform default.
+/// stack_size([size]) -> size: returns the old size; 0 = the platform default. Arguments as
+/// CPython's `"|n:stack_size"` (an index, as a C `ssize_t`; no keywords).
 #[pyfunction]
-#[pyo3(signature = (size = None, /))]
-fn stack_size(size: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+#[pyo3(signature = (*args, **kwargs))]
+fn stack_size(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<usize> {
+    timeout::no_keywords("stack_size", kwargs)?;
+    timeout::at_most_one("stack_size", args.len())?;
     // `__index__` of an argument that is not an int runs guarded (a module thread may call this).
-    let new: isize = match size {
-        Some(size) => guard::index(size)?.extract()?,
+    let new: isize = match args.iter().next() {
+        Some(size) => guard::index(&size)?.extract().map_err(|e: PyErr| {
+            if e.is_instance_of::<PyOverflowError>(args.py()) {
+                PyOverflowError::new_err("Python int too large to convert to C ssize_t")
+            } else {
+                e
+            }
+        })?,
         None => 0,
     };
     if new < 0 {

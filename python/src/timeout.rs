@@ -1,6 +1,7 @@
 //! Timeout arguments: Python objects to the crate's `parse_acquire_args`, and its errors to
 //! CPython's exception types.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
@@ -32,13 +33,67 @@ pub(crate) fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
     }
 }
 
+/// CPython 3.11 and 3.12 say "timeout value must be positive" for a negative timeout (3.13:
+/// "... a non-negative number", the crate's wording). Set at import.
+static NEGATIVE_IS_POSITIVE: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn init(py: Python<'_>) {
+    NEGATIVE_IS_POSITIVE.store(py.version_info() < (3, 13), Ordering::Relaxed);
+}
+
 /// `lock.acquire(blocking, timeout)`'s arguments, by the crate's rules (conversion first, then
-/// the checks, CPython 3.13's messages). `Ok(None)` = wait forever.
+/// the checks), with the running interpreter's messages. `Ok(None)` = wait forever.
 pub(crate) fn acquire_args(blocking: bool, timeout: f64) -> PyResult<Option<Duration>> {
     pythread::parse_acquire_args(blocking, timeout).map_err(|e| match e.kind() {
-        pythread::TimeoutErrorKind::Value => PyValueError::new_err(e.to_string()),
+        pythread::TimeoutErrorKind::Value => {
+            let msg = e.to_string();
+            if NEGATIVE_IS_POSITIVE.load(Ordering::Relaxed)
+                && msg == "timeout value must be a non-negative number"
+            {
+                PyValueError::new_err("timeout value must be positive")
+            } else {
+                PyValueError::new_err(msg)
+            }
+        }
         pythread::TimeoutErrorKind::Overflow => PyOverflowError::new_err(e.to_string()),
     })
+}
+
+/// A `METH_VARARGS` function refuses keywords: "f() takes no keyword arguments" (an empty
+/// `**{}` is no keyword).
+pub(crate) fn no_keywords(fname: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    if kwargs.is_some_and(|k| !k.is_empty()) {
+        return Err(PyTypeError::new_err(format!(
+            "{fname}() takes no keyword arguments"
+        )));
+    }
+    Ok(())
+}
+
+/// `PyArg_UnpackTuple(args, name, min, max, ...)`'s count check and message.
+pub(crate) fn unpack_count(name: &str, n: usize, min: usize, max: usize) -> PyResult<()> {
+    let (bound, wanted) = if n < min {
+        (if min == max { "" } else { "at least " }, min)
+    } else if n > max {
+        (if min == max { "" } else { "at most " }, max)
+    } else {
+        return Ok(());
+    };
+    Err(PyTypeError::new_err(format!(
+        "{name} expected {bound}{wanted} argument{}, got {n}",
+        if wanted == 1 { "" } else { "s" }
+    )))
+}
+
+/// `PyArg_ParseTuple(args, "|x:name")` with one optional argument: "name() takes at most 1
+/// argument (N given)".
+pub(crate) fn at_most_one(name: &str, n: usize) -> PyResult<()> {
+    if n > 1 {
+        return Err(PyTypeError::new_err(format!(
+            "{name}() takes at most 1 argument ({n} given)"
+        )));
+    }
+    Ok(())
 }
 
 /// `PyArg_ParseTupleAndKeywords` for a function whose parameters are all optional (`"|pO"`),
