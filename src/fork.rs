@@ -142,9 +142,11 @@ pub fn after_fork_parent() {}
 ///   thread's own, when another thread calls them);
 /// - the calling thread keeps its handle, [`get_ident`](crate::get_ident),
 ///   [`current_ident`](crate::current_ident) and [`Tss`](crate::Tss) values; the
-///   lost threads' `Tss` values stay in their keys until the key is deleted or
-///   dropped;
-/// - the locks [`before_fork`] took are released.
+///   lost threads' `Tss` values stay in their keys until the host takes them
+///   ([`Tss::take_lost_values`](crate::Tss::take_lost_values)) or the key is
+///   deleted or dropped;
+/// - every internal lock of the crate that a lost thread held reads as free (each
+///   renews itself at its first use in the child).
 ///
 /// It is idempotent and does nothing in a process that has not forked since the
 /// last call, as told by

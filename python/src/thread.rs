@@ -33,19 +33,18 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// The process the module's state belongs to (set at import, and by `_after_fork_child`).
 static PID: AtomicU32 = AtomicU32::new(0);
 
-/// `os.register_at_fork(before=...)`: CPython's `PyOS_BeforeFork` for the crate (its global
-/// locks taken, so that no thread that vanishes in the fork holds one). Registered at import,
-/// before `threading` registers its hooks: `before` hooks run in reverse order of registration,
-/// so this one runs last, right before `fork()`. It waits with the GIL held, as CPython takes its
-/// runtime locks: a thread holding one of the crate's locks holds it briefly, never waiting for
-/// the GIL, while a forker that released the GIL here could let another thread take the GIL and
-/// then block on a lock the forker holds.
+/// `os.register_at_fork(before=...)`: CPython's `PyOS_BeforeFork` for the crate. Registered at
+/// import, before `threading` registers its hooks: `before` hooks run in reverse order of
+/// registration, so this one runs last, right before `fork()`. It takes no lock and never waits
+/// (`pythread::before_fork` records the process id): the crate's brief locks are made usable
+/// again in the child instead (`pythread::after_fork_child`), so nothing the forker holds
+/// across `os.fork`'s own host code (the import lock, a warning) can block another thread.
 #[pyfunction]
 fn _before_fork() {
     pythread::before_fork();
 }
 
-/// `os.register_at_fork(after_in_parent=...)`: releases what `_before_fork` took.
+/// `os.register_at_fork(after_in_parent=...)`: `pythread::after_fork_parent` (nothing to release).
 #[pyfunction]
 fn _after_fork_parent() {
     pythread::after_fork_parent();
@@ -99,10 +98,8 @@ fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
 /// interpreter; an exception is reported through `sys.unraisablehook` as `_thread` does
 /// (`SystemExit` silently ends the thread).
 ///
-/// The start itself runs detached: it may wait for the crate's fork locks (`_before_fork`
-/// holds them from the last `before` hook to the fork, and `os.fork` may release the GIL in
-/// between, waiting for the import lock), and a thread that waited for them attached would keep
-/// the GIL from the forker. The references travel in a shared slot, so that a start that fails
+/// The start itself runs detached (creating an OS thread is a system call that may block).
+/// The references travel in a shared slot, so that a start that fails
 /// (its closure dropped while detached) leaves them to be dropped here, attached. The new
 /// thread runs nothing before the returned [`Go`] is dropped (CPython 3.13's `thread_run` waits
 /// for `thread_is_running` the same way): the caller publishes the handle first.

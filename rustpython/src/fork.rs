@@ -4,15 +4,12 @@
 //! Why not `os.register_at_fork` (RustPython keeps its callbacks in `vm.state`): RustPython's
 //! `os.fork` runs those callbacks first, then takes the import lock and stops the world (every
 //! other thread that is attached to the VM parks at its next safe point), then calls `fork()`.
-//! `before_fork` holds the crate's registry lock and fork gate from its call until the
-//! `after_fork_*` call; run from a callback, it would hold them while the world is being
-//! stopped, and a thread blocked on one of them while attached (in a `_local` access, a
-//! thread start, a `_local` being freed) never reaches a safe point: the fork would wait
-//! forever. Inside `fork()` every other thread is parked at a safe point (never inside a call
-//! into the crate: no Python code runs inside one) or detached, and a detached thread holds the
-//! crate's brief locks only briefly: `before_fork` waits for them and the child gets none held.
-//! This is also where CPython takes the runtime's locks (`PyOS_BeforeFork`, after the import
-//! lock). The handlers run for every `fork()` in the process (`os.fork`, a `fork()`-based
+//! `after_fork_child` must run in the child before any other code can use the crate (a
+//! callback runs later, after RustPython's own child-side work), and `before_fork` records the
+//! process it forks from. Neither takes a lock: the crate's brief locks are made usable again in
+//! the child (a lock a vanished thread held reads as free there), so nothing is held across the
+//! world being stopped. This is also where CPython runs its own fork handling
+//! (`PyOS_BeforeFork`, after the import lock). The handlers run for every `fork()` in the process (`os.fork`, a `fork()`-based
 //! `subprocess`), as `before_fork` asks: before any fork.
 
 use std::sync::Once;

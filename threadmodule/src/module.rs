@@ -108,7 +108,7 @@ impl ModuleState {
     }
 
     /// `os.register_at_fork(before=...)`, registered before `threading`'s hooks (so it runs
-    /// last, right before `fork()`): the crate's global locks taken (`PyOS_BeforeFork`).
+    /// last, right before `fork()`): `PyOS_BeforeFork` for the crate, which takes no lock.
     ///
     /// # Examples
     ///
@@ -123,7 +123,7 @@ impl ModuleState {
         pythread::before_fork();
     }
 
-    /// `os.register_at_fork(after_in_parent=...)`: releases what [`before_fork`] took.
+    /// `os.register_at_fork(after_in_parent=...)`: the parent's side of [`before_fork`].
     ///
     /// [`before_fork`]: ModuleState::before_fork
     ///
