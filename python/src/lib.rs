@@ -50,6 +50,9 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The functions' `__module__` is `_thread`, as the classes' is: the module stands in for
     // it (threading's `__all__` check, pickling by name and reprs look at it).
     let home = PyModule::new(py, "_thread")?;
+    // Where CPython's `_thread` changed within a minor version, the module follows the running
+    // interpreter's own (builtin) `_thread`, read once here.
+    timeout::probe(py);
     lock::register(m, &home)?;
     thread::register(m, &home)?;
     local::register(m)?;

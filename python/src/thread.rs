@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
@@ -235,9 +235,7 @@ fn join_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>
     }
     let ns = (secs * 1e9).ceil();
     if ns >= i64::MAX as f64 {
-        return Err(PyOverflowError::new_err(
-            "timestamp out of range for platform time_t",
-        ));
+        return Err(timeout::float_overflow(t.py()));
     }
     Ok(Some(Duration::from_nanos(ns as u64)))
 }
