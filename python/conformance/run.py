@@ -54,7 +54,7 @@ def parse_args():
                    help="markdown file with the skip table")
     p.add_argument("--test-timeout", type=float, default=120.0,
                    help="watchdog: seconds one test may take before the run is ended")
-    p.add_argument("--total-timeout", type=float, default=1500.0,
+    p.add_argument("--total-timeout", type=float, default=840.0,
                    help="watchdog: seconds the whole run may take")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--groups", metavar="GROUP,...",
@@ -251,7 +251,7 @@ class ClassResult(unittest.TextTestResult):
     def startTest(self, test):
         if self.progress:
             # The parent names this test if the process dies in it.
-            write_json(self.progress, {"running": test.id()})
+            self.progress(test.id())
         if self.watchdog:
             # On expiry faulthandler prints "Timeout", every thread's stack, and exits 1.
             faulthandler.dump_traceback_later(self.watchdog, exit=True)
@@ -342,9 +342,17 @@ def run_child(args, module):
     skips, _ = all_skips(args.skips)
     used = set()
     stream = unittest.runner._WritelnDecorator(sys.stderr)
-    totals = {"run": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    # What the parent reads: the counts of the classes done so far, the test running now, and
+    # `done` once every class ran (counts survive a process that dies in a later class).
+    state = {"run": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0, "problems": [],
+             "not_run": [], "used": [], "running": None, "done": False}
+
+    def progress(running):
+        state["running"] = running
+        state["used"] = sorted(used)
+        write_json(args.result, state)
+
     problems = []
-    not_run = []
     for label, cls in pairs:
         if isinstance(cls, unittest.TestSuite):
             suite = unittest.TestSuite(
@@ -357,13 +365,13 @@ def run_child(args, module):
                 if args.patterns and not any(p in f"{label}.{name}" for p in args.patterns):
                     continue
                 if needs_subinterpreter(cls, name):
-                    not_run.append(f"{label}.{name}")
+                    state["not_run"].append(f"{label}.{name}")
                     continue
                 suite.addTest(cls(name))
         if suite.countTestCases() == 0:
             continue
         result = ClassResult(stream, True, 2 if args.verbose else 0,
-                             watchdog=args.test_timeout, progress=args.result)
+                             watchdog=args.test_timeout, progress=progress)
         t0 = time.perf_counter()
         suite(result)
         dt = time.perf_counter() - t0
@@ -373,15 +381,17 @@ def run_child(args, module):
         print(f"{label}: {result.passed} passed, {failed} failed, {skipped} skipped "
               f"({dt:.1f}s) {status}")
         sys.stdout.flush()
-        totals["run"] += result.testsRun
-        totals["passed"] += result.passed
-        totals["failed"] += len(result.failures) + len(result.unexpectedSuccesses)
-        totals["errors"] += len(result.errors)
-        totals["skipped"] += skipped
+        state["run"] += result.testsRun
+        state["passed"] += result.passed
+        state["failed"] += len(result.failures) + len(result.unexpectedSuccesses)
+        state["errors"] += len(result.errors)
+        state["skipped"] += skipped
         for test, tb in result.failures + result.errors:
             problems.append((test.id(), tb))
         for test in result.unexpectedSuccesses:
             problems.append((test.id(), "unexpected success"))
+        state["problems"] = [p[0] for p in problems]
+        progress(None)
 
     for test_id, tb in problems:
         print("=" * 70)
@@ -389,8 +399,8 @@ def run_child(args, module):
         print("-" * 70)
         print(tb)
     sys.stdout.flush()
-    write_json(args.result, dict(totals, done=True, problems=[p[0] for p in problems],
-                                 not_run=not_run, used=sorted(used)))
+    state["done"] = True
+    progress(None)
     # A normal exit: the interpreter finalizes with whatever daemon threads the tests left
     # running (the module's guard parks them; see lifecycle.py's exit checks).
     sys.exit(0)
@@ -440,16 +450,15 @@ def run_group(args, group, result_path):
     if status is None:
         return result, (f"its process did not exit within {EXIT_GRACE:.0f} s after its tests "
                         "finished (hung at interpreter exit); killed")
+    where = f" while running {result['running']}" if result.get("running") else ""
     if status < 0:
         try:
-            how = f"killed by {signal.Signals(-status).name}"
+            name = signal.Signals(-status).name
         except ValueError:
-            how = f"killed by signal {-status}"
-    else:
-        how = f"ended with exit status {status}"
-    where = f" while running {result['running']}" if result.get("running") else ""
-    return {}, f"its process was {how}{where}" if how.startswith("killed") else \
-        f"its process {how}{where} (a per-test watchdog or a crash; see above)"
+            name = f"signal {-status}"
+        return result, f"its process was killed by {name}{where}"
+    return result, (f"its process ended with exit status {status}{where} (a per-test watchdog "
+                    "or a crash; see above)")
 
 
 def main():
@@ -478,18 +487,18 @@ def main():
     with tempfile.TemporaryDirectory(prefix="pythread-conformance-") as tmp:
         for group in groups(args.module, args.groups and args.groups.split(",")):
             result, crash = run_group(args, group, os.path.join(tmp, group + ".json"))
+            # The classes that finished count, also in a process that died afterwards.
+            for key in totals:
+                totals[key] += result.get(key, 0)
+            problems += result.get("problems", [])
+            not_run += result.get("not_run", [])
+            used.update(result.get("used", []))
             if crash:
                 print(f"{group}: FAILED: {crash}")
                 crashed.append(group)
                 problems.append(f"{group} ({crash})")
                 totals["errors"] += 1
                 sys.stdout.flush()
-                continue
-            for key in totals:
-                totals[key] += result[key]
-            problems += result["problems"]
-            not_run += result["not_run"]
-            used.update(result["used"])
     elapsed = time.perf_counter() - start
 
     if problems:
@@ -501,7 +510,7 @@ def main():
         print(f"conformance: {len(pending)} test(s) not yet wired (CONFORMANCE.md, "
               f"'Not yet wired'): {', '.join(sorted(pending))}")
     # A skip no test used is stale, unless its group's process died before it could say.
-    stale = sorted(k for k in skips if not args.patterns and k not in used
+    stale = sorted(k for k in skips if not args.patterns and not args.groups and k not in used
                    and k.split(".")[0] not in crashed)
     for name in stale:
         print(f"conformance: skip entry {name} matches no test (stale entry)")
