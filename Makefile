@@ -228,15 +228,17 @@ conformance-wheel: conformance-venvs
 	cd python && $$venv/bin/maturin build --release --quiet -i $$venv/bin/python -o ../$(CONFORMANCE_DIR)/wheels
 	@test -f $(CONFORMANCE_WHEEL)
 
+## Every interpreter runs even when an earlier one failed; the target fails at the end, naming them.
 conformance: python-clippy conformance-wheel
-	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
+	@set -e; failed=; for py in $(CONFORMANCE_PYTHONS); do \
 		$(CONFORMANCE_VENV_OF); \
 		rm -f $$venv/lib/python$$v/site-packages/pythread_standin.pth; \
 		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
 		$$venv/bin/python -m pythread_standin enable; \
 		timeout $(CONFORMANCE_TIMEOUT) $$venv/bin/python python/conformance/run.py \
-		|| { echo "conformance: FAILED under $$py ($$venv/bin/python, exit $$?)"; exit 1; }; \
-	done; echo "conformance: ran under $(CONFORMANCE_PYTHONS)"
+		|| { echo "conformance: FAILED under $$py ($$venv/bin/python, exit $$?)"; failed="$$failed $$py"; }; \
+	done; echo "conformance: ran under $(CONFORMANCE_PYTHONS)"; \
+	[ -z "$$failed" ] || { echo "conformance: FAILED under$$failed"; exit 1; }
 
 ## Process lifecycle (issue 18): python/conformance/lifecycle.py's checks of the module at
 ## interpreter exit (daemon threads running; pthread_exit inside a guarded call) and at fork,
