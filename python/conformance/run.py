@@ -174,7 +174,7 @@ THREAD_GROUPS = ("lock_tests", "test_thread", "test_threadsignals", "interrupts"
 # The wider Lib/test modules that use threads (issue 23 section 4), whole, in run order: the
 # interpreter's views of threads (test_sys: `sys._current_frames`; test_signal: signals to and
 # between threads; test_time: a thread's CPU clock), then the cheap modules (each under about
-# 10 s) whose subject is threads or that serve or share objects across threads. Measured and left
+# 10 s here, test_decimal 16 s) whose subject is threads or that serve or share objects across threads. Measured and left
 # out (time on CPython's own `_thread`, 3.11, loaded 2-core machine): test_socket (75 s),
 # test_subprocess (44 s), test_ssl (39 s, and it reaches the internet), test_io (38 s),
 # test_weakref (22-37 s), test_largefile (34-57 s), test_imaplib (53 s), test_capi.test_misc
