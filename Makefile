@@ -145,15 +145,53 @@ package-test:
 	echo "package-test: cargo test in $$dir/pythread-$$version"; \
 	cd "$$dir/pythread-$$version" && CARGO_TARGET_DIR="$$dir/target" $(CARGO) test
 
+## CPython 3.13.15, the 3.13 patch release users run (issue 23 §5), built once from the source
+## tarball beside the repository (../shared/cpython-3.13.15/, its README; else /work/shared/...)
+## into $(CPYTHON_PATCH_DIR)/install: configure, make -j2, make install (about 3 minutes on 2
+## cores; 424 MB). The stamp is written last, so an interrupted build starts again from scratch.
+## The sub-make runs without this make's MAKEFLAGS (a `PYTHON=...` given here would otherwise
+## override CPython's own Makefile variable of that name).
+CPYTHON_PATCH_VERSION ?= 3.13.15
+CPYTHON_PATCH_TARBALL ?= $(firstword $(wildcard \
+	$(abspath ../shared/cpython-$(CPYTHON_PATCH_VERSION)/Python-$(CPYTHON_PATCH_VERSION).tar.xz) \
+	/work/shared/cpython-$(CPYTHON_PATCH_VERSION)/Python-$(CPYTHON_PATCH_VERSION).tar.xz))
+CPYTHON_PATCH_SHA256 ?= 1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76
+CPYTHON_PATCH_DIR ?= target/cpython-$(CPYTHON_PATCH_VERSION)
+CPYTHON_PATCH_PYTHON = $(CPYTHON_PATCH_DIR)/install/bin/python$(basename $(CPYTHON_PATCH_VERSION))
+CPYTHON_PATCH_STAMP = $(CPYTHON_PATCH_DIR)/built
+.PHONY: cpython-patch
+cpython-patch: $(CPYTHON_PATCH_STAMP)
+$(CPYTHON_PATCH_STAMP):
+	@test -n "$(CPYTHON_PATCH_TARBALL)" || { echo "cpython-patch: FAILED: Python-$(CPYTHON_PATCH_VERSION).tar.xz not found in $(abspath ../shared/cpython-$(CPYTHON_PATCH_VERSION)) or /work/shared/cpython-$(CPYTHON_PATCH_VERSION) (set CPYTHON_PATCH_TARBALL)"; exit 1; }
+	@set -e; dir=$(abspath $(CPYTHON_PATCH_DIR)); rm -rf "$$dir"; mkdir -p "$$dir"; \
+	echo "cpython-patch: building CPython $(CPYTHON_PATCH_VERSION) from $(CPYTHON_PATCH_TARBALL) into $$dir/install (log: $$dir/build.log)"; \
+	echo "$(CPYTHON_PATCH_SHA256)  $(CPYTHON_PATCH_TARBALL)" | sha256sum -c --quiet; \
+	tar -xJf $(CPYTHON_PATCH_TARBALL) -C "$$dir"; \
+	cd "$$dir/Python-$(CPYTHON_PATCH_VERSION)"; \
+	{ ./configure --prefix="$$dir/install" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -j2 \
+		&& env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make install; } >"$$dir/build.log" 2>&1 \
+		|| { tail -40 "$$dir/build.log"; echo "cpython-patch: FAILED (log: $$dir/build.log)"; exit 1; }; \
+	cd "$$dir" && rm -rf "Python-$(CPYTHON_PATCH_VERSION)"; \
+	"$$dir/install/bin/python$(basename $(CPYTHON_PATCH_VERSION))" -c "import sys, test.lock_tests, zlib, ctypes; assert sys.version.split()[0] == '$(CPYTHON_PATCH_VERSION)'"; \
+	touch "$$dir/built"
+
 ## The PyO3 module `_pythread` (python/, not a default member) and CPython's own thread tests
 ## run against it (CONFORMANCE.md). PYTHON runs them; every other CPython 3.12 / 3.13 found on
-## PATH or under `pyenv root` runs them again (CONFORMANCE_PYTHONS lists them all). One abi3 wheel
+## PATH or under `pyenv root`, and CPython 3.13.15 built by cpython-patch, run them again
+## (CONFORMANCE_PYTHONS lists them all). One abi3 wheel
 ## serves every interpreter.
 PYTHON ?= python3
 CONFORMANCE_PYTHONS ?= $(PYTHON) $(shell for v in 3.12 3.13; do \
 	for p in python$$v $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v; do \
 	"$$p" -c "import sys, test.lock_tests; assert sys.version_info[:2] == tuple(map(int, '$$v'.split('.')))" \
-	>/dev/null 2>&1 && { echo "$$p"; break; }; done; done)
+	>/dev/null 2>&1 && { echo "$$p"; break; }; done; done) $(CPYTHON_PATCH_PYTHON)
+# The 3.13.15 build (cpython-patch) when CONFORMANCE_PYTHONS names it.
+CONFORMANCE_PATCH_BUILD = $(if $(filter $(CPYTHON_PATCH_PYTHON),$(CONFORMANCE_PYTHONS)),$(CPYTHON_PATCH_STAMP))
+# The venv of each interpreter is venv-<major.minor>, the patch build's venv-$(CPYTHON_PATCH_VERSION):
+# sets `v` (major.minor) and `venv` for the interpreter `$$py`.
+CONFORMANCE_VENV_OF = v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	if [ "$$py" = "$(CPYTHON_PATCH_PYTHON)" ]; then venv=$(CONFORMANCE_DIR)/venv-$(CPYTHON_PATCH_VERSION); \
+	else venv=$(CONFORMANCE_DIR)/venv-$$v; fi
 PYMODULE_DIR ?= target/python
 CONFORMANCE_DIR ?= target/conformance
 CONFORMANCE_TIMEOUT ?= 900
@@ -174,10 +212,9 @@ python-clippy:
 ## after the first run), the wheel built once (maturin from the first venv), installed into every
 ## venv with the activation (`python -m pythread_standin enable`), then the runner under each
 ## venv's python, bounded by its watchdogs and `timeout`.
-conformance-venvs:
+conformance-venvs: $(CONFORMANCE_PATCH_BUILD)
 	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
-		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
-		venv=$(CONFORMANCE_DIR)/venv-$$v; \
+		$(CONFORMANCE_VENV_OF); \
 		[ -x $$venv/bin/python ] || $$py -m venv $$venv; \
 		$$venv/bin/python -m pip --version >/dev/null; \
 	done
@@ -191,32 +228,34 @@ conformance-wheel: conformance-venvs
 	cd python && $$venv/bin/maturin build --release --quiet -i $$venv/bin/python -o ../$(CONFORMANCE_DIR)/wheels
 	@test -f $(CONFORMANCE_WHEEL)
 
+## Every interpreter runs even when an earlier one failed; the target fails at the end, naming them.
 conformance: python-clippy conformance-wheel
-	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
-		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
-		venv=$(CONFORMANCE_DIR)/venv-$$v; \
+	@set -e; failed=; for py in $(CONFORMANCE_PYTHONS); do \
+		$(CONFORMANCE_VENV_OF); \
 		rm -f $$venv/lib/python$$v/site-packages/pythread_standin.pth; \
 		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
 		$$venv/bin/python -m pythread_standin enable; \
 		timeout $(CONFORMANCE_TIMEOUT) $$venv/bin/python python/conformance/run.py \
-		|| { echo "conformance: FAILED under $$v ($$venv/bin/python, exit $$?)"; exit 1; }; \
-	done; echo "conformance: ran under $(CONFORMANCE_PYTHONS)"
+		|| { echo "conformance: FAILED under $$py ($$venv/bin/python, exit $$?)"; failed="$$failed $$py"; }; \
+	done; echo "conformance: ran under $(CONFORMANCE_PYTHONS)"; \
+	[ -z "$$failed" ] || { echo "conformance: FAILED under$$failed"; exit 1; }
 
 ## Process lifecycle (issue 18): python/conformance/lifecycle.py's checks of the module at
 ## interpreter exit (daemon threads running; pthread_exit inside a guarded call) and at fork,
 ## under PYTHON and again under each of Python 3.12 and 3.13 that is installed (found as
-## PYTHON313 is). Each check runs child interpreters, bounded by the script's own timeouts
+## CONFORMANCE_PYTHONS finds them) and under the 3.13.15 build (cpython-patch). Each check runs child interpreters, bounded by the script's own timeouts
 ## and by `timeout` around each run. LIFECYCLE_CHECKS selects checks by name prefix (empty: all).
 LIFECYCLE_PYTHONS ?= $(shell for v in 3.12 3.13; do for p in python$$v $$(pyenv root 2>/dev/null)/versions/$$v*/bin/python$$v; do \
 	"$$p" -c "import sys; assert '%d.%d' % sys.version_info[:2] == '$$v'" >/dev/null 2>&1 \
-	&& { echo "$$p"; break; }; done; done)
+	&& { echo "$$p"; break; }; done; done) $(CPYTHON_PATCH_PYTHON)
+LIFECYCLE_PATCH_BUILD = $(if $(filter $(CPYTHON_PATCH_PYTHON),$(LIFECYCLE_PYTHONS)),$(CPYTHON_PATCH_STAMP))
 LIFECYCLE_TIMEOUT ?= 300
 LIFECYCLE_CHECKS ?=
 .PHONY: lifecycle
 conformance: lifecycle
-lifecycle: python-module
+lifecycle: python-module $(LIFECYCLE_PATCH_BUILD)
 	@set -e; seen=; for p in $(PYTHON) $(LIFECYCLE_PYTHONS); do \
-		v=$$("$$p" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		v=$$("$$p" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'); \
 		case " $$seen " in *" $$v "*) continue;; esac; seen="$$seen $$v"; \
 		timeout $(LIFECYCLE_TIMEOUT) "$$p" python/conformance/lifecycle.py --path $(PYMODULE_DIR) $(LIFECYCLE_CHECKS) \
 		|| { echo "lifecycle: FAILED under $$p (exit $$?)"; exit 1; }; \
@@ -227,8 +266,7 @@ lifecycle: python-module
 ## per row and side), then wall-clock time (best of 7, interleaved). Never part of `make test`.
 bench-python: conformance-wheel
 	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
-		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
-		venv=$(CONFORMANCE_DIR)/venv-$$v; \
+		$(CONFORMANCE_VENV_OF); \
 		rm -f $$venv/lib/python$$v/site-packages/pythread_standin.pth; \
 		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
 		$$venv/bin/python python/bench.py; \

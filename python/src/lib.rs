@@ -52,9 +52,15 @@ fn _pythread(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let home = PyModule::new(py, "_thread")?;
     timeout::init(py);
     guard::init(py);
+    // Where CPython's `_thread` changed within a minor version, the module follows the running
+    // interpreter's own (builtin) `_thread`, read once here.
+    timeout::probe(py);
     lock::register(m, &home)?;
     thread::register(m, &home)?;
     local::register(m)?;
+    // Every lazily made name and object, made now (see `local::init_cached`).
+    local::init_cached(py)?;
+    thread::init_cached(py)?;
     // `_thread._local` is immutable too (local.rs defines it).
     guard::make_immutable(m.getattr("_local")?.cast::<pyo3::types::PyType>()?)?;
     sentinel::register(m, &home)?;

@@ -56,6 +56,57 @@ fn sentinel_entry(py: Python<'_>) -> &Bound<'_, PyString> {
     intern!(py, "_pythread._local.sentinel")
 }
 
+/// The other names this file looks up, each interned once (see [`init_cached`]).
+fn name_init(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "__init__")
+}
+
+fn name_dict(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "__dict__")
+}
+
+fn name_mro(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "__mro__")
+}
+
+fn name_items(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "items")
+}
+
+fn name_get(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "__get__")
+}
+
+fn name_set(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "__set__")
+}
+
+fn name_delete(py: Python<'_>) -> &Bound<'_, PyString> {
+    intern!(py, "__delete__")
+}
+
+/// Makes every interned name and cached object of this file now, at import.
+///
+/// PyO3's `PyOnceLock` (behind `intern!` too) detaches from the interpreter while it claims a
+/// cell, then re-attaches to fill it: a thread that claimed a cell and waits for the GIL when
+/// another thread forks leaves the cell claimed for ever in the child, and every later user
+/// parks (seen: threads started in a forked child hung at their exit, in
+/// `release_thread_dicts`, 1 run in about 90 of lifecycle.py's `fork-raw`). Filled at import,
+/// no cell is ever being filled while threads run.
+pub(crate) fn init_cached(py: Python<'_>) -> PyResult<()> {
+    key_entry(py);
+    sentinel_entry(py);
+    name_init(py);
+    name_dict(py);
+    name_mro(py);
+    name_items(py);
+    name_get(py);
+    name_set(py);
+    name_delete(py);
+    exact_local_may_have_descriptor(py, name_dict(py), "__dict__")?;
+    Ok(())
+}
+
 fn thread_state_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     guard::thread_state_dict(py).ok_or_else(|| PyRuntimeError::new_err("thread state has no dict"))
 }
@@ -233,7 +284,7 @@ fn thread_dict<'py>(slf: &Bound<'py, Local>) -> PyResult<Bound<'py, PyDict>> {
         let mut call_args = vec![slf.clone().into_any()];
         call_args.extend(args.bind(py).iter());
         let result = guard::call(
-            &ty.getattr(intern!(py, "__init__"))?,
+            &ty.getattr(name_init(py))?,
             &PyTuple::new(py, call_args)?,
             kwargs.as_ref().map(|k| k.bind(py)),
         );
@@ -264,7 +315,7 @@ fn name_text<'a>(name: &'a Bound<'_, PyAny>) -> NameText<'a> {
 /// equal): by identity first (the interned name), then an exact `str` by value (one with a lone
 /// surrogate is not "__dict__"), anything else by rich comparison, which may run its `__eq__`.
 fn is_dunder_dict(name: &Bound<'_, PyAny>, text: NameText<'_>) -> PyResult<bool> {
-    let dunder = intern!(name.py(), "__dict__");
+    let dunder = name_dict(name.py());
     if name.is(dunder) {
         return Ok(true);
     }
@@ -304,8 +355,8 @@ fn type_lookup<'py>(
     name: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = ty.py();
-    for cls in ty.getattr(intern!(py, "__mro__"))?.try_iter()? {
-        let dict = cls?.getattr(intern!(py, "__dict__"))?;
+    for cls in ty.getattr(name_mro(py))?.try_iter()? {
+        let dict = cls?.getattr(name_dict(py))?;
         if dict.contains(name)? {
             return Ok(Some(dict.get_item(name)?));
         }
@@ -328,8 +379,8 @@ fn exact_local_may_have_descriptor(
         let mut names = Vec::new();
         for item in py
             .get_type::<PyAny>()
-            .getattr(intern!(py, "__dict__"))?
-            .call_method0(intern!(py, "items"))?
+            .getattr(name_dict(py))?
+            .call_method0(name_items(py))?
             .try_iter()?
         {
             let (name, value) = item?.extract::<(String, Bound<'_, PyAny>)>()?;
@@ -345,7 +396,7 @@ fn exact_local_may_have_descriptor(
     static LOCAL_TYPE_DICT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let local_dict = LOCAL_TYPE_DICT.get_or_try_init(py, || {
         py.get_type::<Local>()
-            .getattr(intern!(py, "__dict__"))
+            .getattr(name_dict(py))
             .map(Bound::unbind)
     })?;
     local_dict.bind(py).contains(name)
@@ -384,7 +435,7 @@ fn generic_getattr<'py>(
     let ty = slf.get_type();
     let descr = type_lookup(&ty, name)?;
     let get = |descr: &Bound<'py, PyAny>| {
-        let get = descr.get_type().getattr(intern!(py, "__get__"))?;
+        let get = descr.get_type().getattr(name_get(py))?;
         guard::call(
             &get,
             &PyTuple::new(
@@ -447,13 +498,13 @@ fn setattr(
         let dty = descr.get_type();
         return match value {
             Some(value) => guard::call(
-                &dty.getattr(intern!(py, "__set__"))?,
+                &dty.getattr(name_set(py))?,
                 &PyTuple::new(py, [descr, slf.clone().into_any(), value.clone()])?,
                 None,
             )
             .map(guard::release),
             None => guard::call(
-                &dty.getattr(intern!(py, "__delete__"))?,
+                &dty.getattr(name_delete(py))?,
                 &PyTuple::new(py, [descr, slf.clone().into_any()])?,
                 None,
             )

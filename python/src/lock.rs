@@ -41,10 +41,26 @@ pub(crate) trait Backend: Sync {
     fn repr_state(&self) -> (bool, String);
 }
 
-/// Whether `locked()` and the repr report [`Flagged::held`] (CPython 3.11 to 3.13) rather
-/// than the lock itself (3.14 on, not measured here: its `_thread.lock` is a `PyMutex`); set
-/// once at import.
+/// Whether `locked()` and the repr report [`Flagged::held`] (CPython 3.11 to 3.13.0, whose
+/// lock object holds an OS lock and that flag) rather than the lock itself (later 3.13
+/// releases, 3.13.15 measured, and 3.14: the lock object is a one-byte `PyMutex`, and
+/// `locked()` reads it); set once at import by [`builtin_lock_keeps_a_flag`].
 static REPORT_THE_FLAG: AtomicBool = AtomicBool::new(false);
+
+/// Whether the running interpreter's own `_thread.lock` is the 3.11-3.13.0 kind that keeps
+/// the flag: its instances have room beyond the object header for more than one pointer (a
+/// `PyThread_type_lock`, the weakref list, the flag: 40 bytes on 64-bit Linux), where a
+/// `PyMutex` lock has one byte (24 bytes). The change came within 3.13, so the version alone
+/// cannot tell; where CPython's `_thread` cannot be read, versions before 3.14 keep the flag.
+fn builtin_lock_keeps_a_flag(py: Python<'_>) -> bool {
+    let probe = || -> PyResult<bool> {
+        let size = |t: Bound<'_, PyAny>| t.getattr("__basicsize__")?.extract::<usize>();
+        let lock = size(timeout::builtin_thread(py)?.getattr("LockType")?)?;
+        let header = size(py.get_type::<pyo3::types::PyAny>().into_any())?;
+        Ok(lock > header + std::mem::size_of::<usize>())
+    };
+    probe().unwrap_or(py.version_info() < (3, 14))
+}
 
 /// The crate's `Lock` and the flag CPython 3.11 to 3.13 keep beside theirs
 /// (`lockobject.locked`): set by an acquisition once its thread holds the GIL again, cleared
@@ -320,7 +336,7 @@ fn parse(args: &FastArgs<'_, '_>) -> PyResult<Option<Duration>> {
         Some(t) => timeout::seconds(t)?,
         None => -1.0,
     };
-    timeout::acquire_args(blocking, seconds)
+    timeout::acquire_args(args.py(), blocking, seconds)
 }
 
 /// `blocking` as the running interpreter's getargs converts it: `p` (truth), or on 3.11 `i`
@@ -715,7 +731,7 @@ to be available for other threads.";
 
 pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    REPORT_THE_FLAG.store(py.version_info() < (3, 14), Ordering::Relaxed);
+    REPORT_THE_FLAG.store(builtin_lock_keeps_a_flag(py), Ordering::Relaxed);
     BLOCKING_IS_INT.store(py.version_info() < (3, 12), Ordering::Relaxed);
     OLD_KEYWORD_MESSAGE.store(py.version_info() < (3, 13), Ordering::Relaxed);
     LOCK_IS_INSTANTIABLE.store(py.version_info() >= (3, 13), Ordering::Relaxed);

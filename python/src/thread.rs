@@ -78,6 +78,16 @@ fn cant_start() -> PyErr {
 /// `sys.is_finalizing`, looked up once (an import per start cost more than the rest of it).
 static IS_FINALIZING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+/// Fills this file's `PyOnceLock`s at import, so that none is ever being filled when a thread
+/// forks (see `local::init_cached`).
+pub(crate) fn init_cached(py: Python<'_>) -> PyResult<()> {
+    IS_FINALIZING.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("sys")?.getattr("is_finalizing")?.unbind())
+    })?;
+    hook(py, "excepthook")?;
+    Ok(())
+}
+
 /// CPython 3.12+ refuses to start a thread once the interpreter is finalizing
 /// (`PythonFinalizationError` from 3.13, a RuntimeError before).
 fn refuse_at_shutdown(py: Python<'_>) -> PyResult<()> {
@@ -242,9 +252,7 @@ fn join_timeout(timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>
     }
     let ns = (secs * 1e9).ceil();
     if ns >= i64::MAX as f64 {
-        return Err(PyOverflowError::new_err(
-            "timestamp out of range for platform time_t",
-        ));
+        return Err(timeout::float_overflow(t.py()));
     }
     Ok(Some(Duration::from_nanos(ns as u64)))
 }

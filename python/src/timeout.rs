@@ -6,29 +6,92 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
+
+/// CPython's own `_thread`: the builtin module importlib's bootstrap holds, whatever
+/// `sys.modules['_thread']` is (this module, once activated).
+pub(crate) fn builtin_thread(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    py.import("importlib._bootstrap")?.getattr("_thread")
+}
+
+/// The `OverflowError` messages of the running interpreter's `_thread` for a timeout out of
+/// range, as an `int` and as a `float`: their wording changed within 3.13 (3.13.0: "timestamp
+/// too large to convert to C PyTime_t" and "timestamp out of range for platform time_t";
+/// 3.13.15: "timestamp out of range for C PyTime_t" for both), so they are read from CPython's
+/// own lock at import ([`probe`]), not derived from the version.
+struct OverflowMessages {
+    int: String,
+    float: String,
+}
+
+static OVERFLOW_MESSAGES: PyOnceLock<OverflowMessages> = PyOnceLock::new();
+
+/// The message CPython's own `lock.acquire(timeout=value)` raises `OverflowError` with, if it
+/// does. Never blocks: an acquire that is not refused takes a fresh, unlocked lock.
+fn probe_overflow(py: Python<'_>, value: Bound<'_, PyAny>) -> Option<String> {
+    let lock = builtin_thread(py)
+        .ok()?
+        .call_method0("allocate_lock")
+        .ok()?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("timeout", value).ok()?;
+    match lock.call_method("acquire", (), Some(&kwargs)) {
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => {
+            e.value(py).str().ok().map(|s| s.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Reads the overflow messages of CPython's own `_thread` (once; at import). Where that cannot
+/// be done, the messages of the interpreter's minor version's first release.
+pub(crate) fn probe(py: Python<'_>) {
+    OVERFLOW_MESSAGES.get_or_init(py, || {
+        let ctype = if py.version_info() >= (3, 13) {
+            "PyTime_t"
+        } else {
+            "_PyTime_t"
+        };
+        // 2**63 does not fit a C long long; 1e100 seconds are out of PyTime_t's range.
+        let int = PyInt::new(py, 1u64 << 63).into_any();
+        let float = PyFloat::new(py, 1e100).into_any();
+        OverflowMessages {
+            int: probe_overflow(py, int)
+                .unwrap_or_else(|| format!("timestamp too large to convert to C {ctype}")),
+            float: probe_overflow(py, float)
+                .unwrap_or_else(|| "timestamp out of range for platform time_t".to_owned()),
+        }
+    });
+}
+
+fn overflow_messages(py: Python<'_>) -> &OverflowMessages {
+    probe(py);
+    OVERFLOW_MESSAGES
+        .get(py)
+        .expect("probe() initialized the overflow messages")
+}
+
+/// The running interpreter's `OverflowError` for a `float` timeout out of range.
+pub(crate) fn float_overflow(py: Python<'_>) -> PyErr {
+    PyOverflowError::new_err(overflow_messages(py).float.clone())
+}
 
 /// The seconds of a timeout argument, as `_PyTime_FromSecondsObject` accepts them: a `float`
 /// (or subclass), else anything `PyLong_AsLongLong` takes, which includes objects with
 /// `__index__` (3.10+); anything else raises what that conversion raises ("'str' object
-/// cannot be interpreted as an integer").
+/// cannot be interpreted as an integer"). An `int` whose nanoseconds overflow a `PyTime_t`
+/// (beyond a C long long, or beyond 9223372036 seconds either way) raises CPython's `int`
+/// overflow message.
 pub(crate) fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Ok(f.value());
     }
+    let int_overflow = || PyOverflowError::new_err(overflow_messages(obj.py()).int.clone());
     match obj.extract::<i64>() {
+        Ok(v) if v.checked_mul(1_000_000_000).is_none() => Err(int_overflow()),
         Ok(v) => Ok(v as f64),
-        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
-            // The C type's name changed in 3.13 (`_PyTime_t` -> `PyTime_t`).
-            let ctype = if obj.py().version_info() >= (3, 13) {
-                "PyTime_t"
-            } else {
-                "_PyTime_t"
-            };
-            Err(PyOverflowError::new_err(format!(
-                "timestamp too large to convert to C {ctype}"
-            )))
-        }
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(int_overflow()),
         Err(e) => Err(e),
     }
 }
@@ -42,8 +105,13 @@ pub(crate) fn init(py: Python<'_>) {
 }
 
 /// `lock.acquire(blocking, timeout)`'s arguments, by the crate's rules (conversion first, then
-/// the checks), with the running interpreter's messages. `Ok(None)` = wait forever.
-pub(crate) fn acquire_args(blocking: bool, timeout: f64) -> PyResult<Option<Duration>> {
+/// the checks), with the running interpreter's messages. `Ok(None)` = wait forever. The
+/// crate's one overflow (a `float` out of range) takes the running interpreter's message.
+pub(crate) fn acquire_args(
+    py: Python<'_>,
+    blocking: bool,
+    timeout: f64,
+) -> PyResult<Option<Duration>> {
     pythread::parse_acquire_args(blocking, timeout).map_err(|e| match e.kind() {
         pythread::TimeoutErrorKind::Value => {
             let msg = e.to_string();
@@ -55,7 +123,7 @@ pub(crate) fn acquire_args(blocking: bool, timeout: f64) -> PyResult<Option<Dura
                 PyValueError::new_err(msg)
             }
         }
-        pythread::TimeoutErrorKind::Overflow => PyOverflowError::new_err(e.to_string()),
+        pythread::TimeoutErrorKind::Overflow => float_overflow(py),
     })
 }
 
