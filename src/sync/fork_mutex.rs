@@ -309,6 +309,14 @@ impl<T: Default> Drop for Node<T> {
 mod tests {
     use super::*;
 
+    /// A value whose clones of one `Arc` count how many copies are alive.
+    struct Counted(#[allow(dead_code)] std::sync::Arc<()>);
+    impl Default for Counted {
+        fn default() -> Counted {
+            Counted(std::sync::Arc::new(()))
+        }
+    }
+
     fn lock_next<T: Default>(
         mutex: &ForkMutex<T>,
         renew: impl FnOnce(Option<&mut T>) -> T,
@@ -339,12 +347,6 @@ mod tests {
     /// value is never dropped.
     #[test]
     fn a_lock_held_by_a_lost_thread_is_renewed_from_nothing() {
-        struct Counted(#[allow(dead_code)] std::sync::Arc<()>);
-        impl Default for Counted {
-            fn default() -> Counted {
-                Counted(std::sync::Arc::new(()))
-            }
-        }
         let witness = std::sync::Arc::new(());
         let mutex = ForkMutex::new(Counted(std::sync::Arc::clone(&witness)));
         std::mem::forget(lock(&mutex.root.mutex));
@@ -360,5 +362,58 @@ mod tests {
             2,
             "the held value was dropped (it may be half updated)"
         );
+    }
+
+    /// A lock of another generation held by a lost thread, dropped where nothing
+    /// was linked after it (a key dropped in a child that never used it): its
+    /// value is not dropped either. (The unit tests cannot move the process's
+    /// generation, so the root is of a later one; `superseded` asks only "not
+    /// the current one".)
+    #[test]
+    fn a_held_lock_of_another_generation_keeps_its_value_unlinked() {
+        let witness = std::sync::Arc::new(());
+        let mutex =
+            ForkMutex::with_generation(generation() + 1, Counted(std::sync::Arc::clone(&witness)));
+        std::mem::forget(lock(&mutex.root.mutex));
+        drop(mutex);
+        assert_eq!(
+            std::sync::Arc::strong_count(&witness),
+            2,
+            "the held value was dropped (it may be half updated)"
+        );
+    }
+
+    /// A free lock of an earlier generation keeps what `renew` left in it, and
+    /// drops it with the lock (only a held one is leaked).
+    #[test]
+    fn a_free_superseded_lock_drops_its_value() {
+        let witness = std::sync::Arc::new(());
+        let mutex = ForkMutex::new(Counted(std::sync::Arc::clone(&witness)));
+        drop(lock_next(&mutex, |old| {
+            assert!(old.is_some(), "the old lock was free");
+            Counted::default()
+        }));
+        drop(mutex);
+        assert_eq!(
+            std::sync::Arc::strong_count(&witness),
+            1,
+            "the free lock's value was leaked"
+        );
+    }
+
+    /// `each_mut` visits every generation's value, oldest first, except one whose
+    /// lock a lost thread held.
+    #[test]
+    fn each_mut_visits_every_value_but_a_held_one() {
+        let mut mutex = ForkMutex::new(1);
+        let root = mutex.root.generation;
+        std::mem::forget(mutex.lock_in(root + 1, |old| *old.expect("free") + 1));
+        drop(mutex.lock_in(root + 2, |old| {
+            assert!(old.is_none(), "the held value was handed out");
+            3
+        }));
+        let mut seen = Vec::new();
+        mutex.each_mut(|value| seen.push(*value));
+        assert_eq!(seen, [1, 3]);
     }
 }
