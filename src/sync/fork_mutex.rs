@@ -401,6 +401,28 @@ mod tests {
         );
     }
 
+    /// A claim on the next generation's link left by a thread lost in a fork
+    /// before it began to set the link (its generation's tag, no `SETTING`) is
+    /// taken over: the first use in the child links the node and renews.
+    #[test]
+    fn a_claim_left_by_a_lost_thread_is_taken_over() {
+        let root = generation() + 1;
+        let mutex = ForkMutex::with_generation(root, 7);
+        mutex.root.next.claim.store(tag(root), Ordering::Relaxed);
+        let mut renewals = 0;
+        let guard = mutex.lock_in(root + 1, |old| {
+            renewals += 1;
+            *old.expect("the old lock was free") + 1
+        });
+        assert_eq!(*guard, 8);
+        drop(guard);
+        assert_eq!(renewals, 1);
+        assert_eq!(
+            mutex.root.next.claim.load(Ordering::Relaxed),
+            tag(root + 1) | SETTING
+        );
+    }
+
     /// `each_mut` visits every generation's value, oldest first, except one whose
     /// lock a lost thread held.
     #[test]
