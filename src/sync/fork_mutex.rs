@@ -423,6 +423,51 @@ mod tests {
         );
     }
 
+    /// A thread that finds the next generation's link claimed by a thread of its
+    /// own generation (linking it right now) waits for that link: it neither
+    /// renews nor links a second time.
+    #[test]
+    fn a_link_in_progress_is_waited_for() {
+        let root = generation() + 1;
+        let mutex = std::sync::Arc::new(ForkMutex::with_generation(root, 7));
+        mutex
+            .root
+            .next
+            .claim
+            .store(tag(root + 1), Ordering::Relaxed);
+        let (done, finished) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let mutex = std::sync::Arc::clone(&mutex);
+            move || {
+                let guard = mutex.lock_in(root + 1, |_| panic!("renewed during another link"));
+                done.send(*guard).unwrap();
+            }
+        });
+        // Not a synchronization: the waiter may not even have started yet, in
+        // which case this checks less, never wrongly.
+        assert_eq!(
+            finished.recv_timeout(std::time::Duration::from_millis(50)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout),
+            "the waiter did not wait for the link in progress"
+        );
+        // The other linker finishes, as `find` does: the claim, then the node.
+        mutex
+            .root
+            .next
+            .claim
+            .store(tag(root + 1) | SETTING, Ordering::Release);
+        let _ = mutex.root.next.node.set(Box::new(Node {
+            generation: root + 1,
+            mutex: Mutex::new(42),
+            next: Link::new(),
+        }));
+        let value = finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("watchdog: the waiter never found the link");
+        assert_eq!(value, 42);
+        waiter.join().unwrap();
+    }
+
     /// `each_mut` visits every generation's value, oldest first, except one whose
     /// lock a lost thread held.
     #[test]
