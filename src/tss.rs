@@ -117,6 +117,9 @@ struct Map<T> {
     /// The values of threads that did not survive a fork, for
     /// [`Tss::take_lost_values`].
     lost: Vec<T>,
+    /// How many slots the scans for exited threads have looked at (for the tests).
+    #[cfg(test)]
+    scanned: usize,
 }
 
 impl<T> Default for Map<T> {
@@ -126,6 +129,8 @@ impl<T> Default for Map<T> {
             slots: HashMap::with_hasher(Numbers),
             prune_at: PRUNE_FLOOR,
             lost: Vec::new(),
+            #[cfg(test)]
+            scanned: 0,
         }
     }
 }
@@ -135,6 +140,10 @@ impl<T> Map<T> {
         if self.slots.len() >= self.prune_at {
             // A slot that only this map holds belongs to a thread that has exited
             // (its thread-local map held the other reference): empty, forgotten.
+            #[cfg(test)]
+            {
+                self.scanned += self.slots.len();
+            }
             self.slots.retain(|_, slot| Arc::strong_count(slot) > 1);
             self.prune_at = PRUNE_FLOOR.max(2 * self.slots.len());
         }
@@ -871,6 +880,39 @@ mod tests {
         assert!(
             scanned < 3 * 1000,
             "scanned {scanned} entries for 1000 keys"
+        );
+    }
+
+    /// A key's map forgets the slots of exited threads (only the key holds them)
+    /// once it has doubled, keeps every live thread's, and so scans O(n) slots in
+    /// all for n threads, not O(n^2).
+    #[test]
+    fn a_key_forgets_exited_threads_amortized() {
+        let mut map = Map::<u32>::default();
+        // Every other thread is alive: its thread-local map holds its slot too.
+        let mut live = Vec::new();
+        for thread in 0..1000 {
+            let slot = Arc::new(Slot::new());
+            if thread % 2 == 0 {
+                live.push((thread, Arc::clone(&slot)));
+            }
+            map.insert(thread, slot);
+        }
+        for (thread, slot) in &live {
+            assert!(
+                map.slots
+                    .get(thread)
+                    .is_some_and(|kept| Arc::ptr_eq(kept, slot)),
+                "live thread {thread}'s slot was forgotten"
+            );
+        }
+        // Those inserted since the last scan (35 of the 500 here).
+        let exited = map.slots.len() - live.len();
+        assert!(exited < 100, "{exited} exited threads' slots kept");
+        assert!(
+            map.scanned < 3 * 1000,
+            "scanned {} slots for 1000 threads",
+            map.scanned
         );
     }
 
