@@ -403,3 +403,20 @@ fn api_types_have_the_promised_traits_and_size() {
     );
     assert_eq!(std::mem::size_of::<Option<Ident>>(), 8);
 }
+
+/// `Handle::pthread_t` is the started thread's own `pthread_self()`, set before
+/// `start` returns and kept after the join.
+#[cfg(unix)]
+#[test]
+fn pthread_t_is_the_threads_own_pthread_self() {
+    // SAFETY: `pthread_self` has no preconditions.
+    let handle = pythread::start(|| unsafe { libc::pthread_self() } as u64);
+    let stored = handle.pthread_t();
+    let own = handle
+        .join_timeout(Duration::from_secs(20))
+        .expect("watchdog: the thread did not finish within 20 s")
+        .unwrap();
+    assert_eq!(stored, Some(own));
+    handle.join_thread().unwrap();
+    assert_eq!(handle.pthread_t(), Some(own));
+}
