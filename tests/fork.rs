@@ -116,6 +116,10 @@ fn main() {
 
 #[cfg(not(loom))]
 fn main() {
+    if std::env::var_os(FRESH).is_some() {
+        return stray_call_after_before_fork();
+    }
+    in_a_fresh_process();
     quiet_expected_panics();
     let began = Instant::now();
     // First, before anything calls `before_fork`: a stray `after_fork_child` in a
@@ -176,6 +180,59 @@ fn main() {
     );
     lost_values();
     hammer();
+}
+
+/// The variable that makes this binary run [`stray_call_after_before_fork`] only.
+#[cfg(not(loom))]
+const FRESH: &str = "PYTHREAD_FORK_TEST_FRESH_PROCESS";
+
+/// Runs this binary again, as a process that has started no thread of the crate
+/// (no pid recorded by a start), for [`stray_call_after_before_fork`].
+#[cfg(not(loom))]
+fn in_a_fresh_process() {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(FRESH, "1")
+        .spawn()
+        .unwrap();
+    let (exited, exit) = mpsc::channel();
+    let waiter = std::thread::spawn(move || exited.send(child.wait()).unwrap());
+    let status = exit
+        .recv_timeout(WATCHDOG)
+        .expect("watchdog: the fresh process did not exit")
+        .unwrap();
+    waiter.join().unwrap();
+    assert!(status.success(), "the fresh process failed: {status}");
+}
+
+/// In a process that never started a thread of the crate: `before_fork` records
+/// the pid, so a stray `after_fork_child` after it (no fork) marks no other
+/// thread's `Tss` value lost.
+#[cfg(not(loom))]
+fn stray_call_after_before_fork() {
+    let key = Arc::new(Tss::new());
+    key.create();
+    let (set, was_set) = mpsc::channel();
+    let (release, gate) = mpsc::channel::<()>();
+    let other = std::thread::spawn({
+        let key = Arc::clone(&key);
+        move || {
+            key.set(1).unwrap();
+            set.send(()).unwrap();
+            let _ = gate.recv_timeout(WATCHDOG);
+            key.get()
+        }
+    });
+    was_set
+        .recv_timeout(WATCHDOG)
+        .expect("watchdog: the value was never set");
+    pythread::before_fork();
+    pythread::after_fork_child();
+    assert!(
+        key.take_lost_values().is_empty(),
+        "a stray after_fork_child after before_fork marked a live thread's value lost"
+    );
+    release.send(()).unwrap();
+    assert_eq!(other.join().unwrap(), Some(1));
 }
 
 /// Forks; runs `check` in the child (under its `alarm`, exit status 1 on a panic)
