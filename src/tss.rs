@@ -931,4 +931,33 @@ mod tests {
         other.write(&[2, 1]);
         assert_ne!(bytes.finish(), other.finish());
     }
+
+    /// A key whose map a thread lost in a fork held keeps `created` in the child:
+    /// the renewal reads the flag kept beside the map (`Shared::created`), as the
+    /// held map is out of reach. The "lost holder" is this thread with its guard
+    /// forgotten; the child's generation is one ahead of the process's (`lock_in`).
+    #[test]
+    fn a_map_held_by_a_lost_thread_renews_created() {
+        let key = Tss::<u32>::new();
+        key.create();
+        std::mem::forget(key.shared.lock());
+        let renewed = key
+            .shared
+            .map
+            .lock_in(crate::sync::generation() + 1, |previous| {
+                key.shared.renew(previous)
+            });
+        assert!(previous_was_held(&renewed), "the held map was read");
+        assert!(renewed.created, "the key was created before the fork");
+        drop(renewed);
+        // Dropping the key would lock the held generation's map: leaked, as a
+        // lost thread's is.
+        std::mem::forget(key);
+    }
+
+    /// Whether a renewed map came from nothing (its holder lost): no slots, no
+    /// lost values.
+    fn previous_was_held(map: &Map<u32>) -> bool {
+        map.slots.is_empty() && map.lost.is_empty()
+    }
 }
