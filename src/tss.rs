@@ -947,12 +947,13 @@ mod tests {
             .lock_in(crate::sync::generation() + 1, |previous| {
                 key.shared.renew(previous)
             });
-        assert!(previous_was_held(&renewed), "the held map was read");
-        assert!(renewed.created, "the key was created before the fork");
+        let (held, created) = (previous_was_held(&renewed), renewed.created);
         drop(renewed);
         // Dropping the key would lock the held generation's map: leaked, as a
-        // lost thread's is.
+        // lost thread's is, before any assertion can unwind into that drop.
         std::mem::forget(key);
+        assert!(held, "the held map was read");
+        assert!(created, "the key was created before the fork");
     }
 
     /// Whether a renewed map came from nothing (its holder lost): no slots, no
