@@ -263,13 +263,15 @@ lifecycle: python-module $(LIFECYCLE_PATCH_BUILD)
 
 ## Python-level costs of the module against CPython's own `_thread` (BENCHMARKS.md), in each
 ## conformance venv: instructions per operation under callgrind (needs valgrind; one interpreter
-## per row and side), then wall-clock time (best of 7, interleaved). Never part of `make test`.
+## per row and side), then wall-clock time (best of 7, interleaved), then `_local` at scale
+## (python/bench_locals.py: 80,000 locals made and touched). Never part of `make test`.
 bench-python: conformance-wheel
 	@set -e; for py in $(CONFORMANCE_PYTHONS); do \
 		$(CONFORMANCE_VENV_OF); \
 		rm -f $$venv/lib/python$$v/site-packages/pythread_standin.pth; \
 		$$venv/bin/python -m pip install --quiet --no-index --no-deps --force-reinstall $(CONFORMANCE_WHEEL); \
 		$$venv/bin/python python/bench.py; \
+		$$venv/bin/python python/bench_locals.py; \
 	done
 
 

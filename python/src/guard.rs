@@ -174,6 +174,26 @@ pub(crate) fn thread_state_dict(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
     dict.and_then(|d| d.cast_into::<PyDict>().ok())
 }
 
+/// Takes an object the module made out of the garbage collector's lists
+/// (`PyObject_GC_UnTrack`): for objects that can never be part of a reference cycle, the
+/// per-thread bookkeeping of a `_local` (local.rs): a watchdog (a weakref whose only strong
+/// reference is its callback), the callback (`ClearLocals`, which holds a `_localdummy` that
+/// holds nothing, and a weakref to the `_local`'s dicts), and that weakref (no strong
+/// reference at all). Tracked, each thread's first access to each `_local` leaves long-lived
+/// objects that count towards the next full collection, which visits every `_local` alive.
+/// A weakref whose referent dies still has its callback called: the collector finds weakrefs
+/// through the referent's weakref list, tracked or not.
+pub(crate) fn untrack_acyclic(obj: &Bound<'_, PyAny>) {
+    // SAFETY: `obj` is a live object (the `Bound` holds a reference, and the thread is
+    // attached). PyObject_GC_UnTrack only unlinks a GC object from the collector's lists and
+    // accepts one that is not tracked, but only an instance of a GC type, checked here by its
+    // type's flags (PyType_GetFlags reads a live type's flags).
+    let flags = unsafe { pyo3::ffi::PyType_GetFlags(obj.get_type_ptr()) };
+    if flags & pyo3::ffi::Py_TPFLAGS_HAVE_GC != 0 {
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
+    }
+}
+
 /// Whether `descr`'s type fills `slot` (`Py_tp_descr_get` or `Py_tp_descr_set`): CPython's
 /// own test for a descriptor (`tp_descr_get != NULL`) and a data descriptor
 /// (`PyDescr_IsData`: `tp_descr_set != NULL`, which a Python class with `__set__` or

@@ -247,12 +247,22 @@ impl Local {
         let me = holder.get();
         let dict = PyDict::new(py);
         me.dicts.bind(py).set_item(key, &dict)?;
-        let watchdog = ClearLocals {
-            dicts: PyWeakrefReference::new(holder.as_any())?.unbind(),
-            key: key.clone().unbind(),
-        };
-        let watchdog = PyWeakrefReference::new_with(&sentinel, watchdog)
-            .and_then(|w| me.watchdogs.bind(py).add(&w).map(|()| w));
+        // None of the three can be in a cycle (guard::untrack_acyclic): kept out of the
+        // collector, each thread's first access adds nothing for it to visit.
+        let to_holder = PyWeakrefReference::new(holder.as_any())?;
+        guard::untrack_acyclic(&to_holder);
+        let callback = Bound::new(
+            py,
+            ClearLocals {
+                dicts: to_holder.unbind(),
+                key: key.clone().unbind(),
+            },
+        )?;
+        guard::untrack_acyclic(&callback);
+        let watchdog = PyWeakrefReference::new_with(&sentinel, callback).and_then(|w| {
+            guard::untrack_acyclic(&w);
+            me.watchdogs.bind(py).add(&w).map(|()| w)
+        });
         match watchdog {
             Ok(watchdog) => Ok((dict, watchdog)),
             Err(err) => {
