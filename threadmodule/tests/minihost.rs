@@ -20,20 +20,16 @@ use threadmodule::{
     Runtime, StartOptions, ThreadHandle,
 };
 
-const WATCHDOG: Duration = Duration::from_secs(30);
+// The crate's watchdog: every blocking step runs under `bounded`, which fails with a message.
+#[path = "../../tests/support/lock.rs"]
+mod support;
+use support::{bounded, WATCHDOG};
 
-/// Runs `f` on its own thread and fails the test if it has not returned within
-/// [`WATCHDOG`].
-fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("watchdog: {what} did not finish within {WATCHDOG:?}"),
-    }
+/// A Rust-only interpreter, this thread attached to it, and a module made by this thread.
+fn interpreter() -> (MiniInterpreter, MiniHost, Arc<ModuleState>) {
+    let interp = MiniInterpreter::new();
+    let host = interp.attach();
+    (interp, host, ModuleState::new(MiniHost::get_ident()))
 }
 
 fn err(e: Error) -> MiniException {
@@ -59,9 +55,7 @@ fn waits_for(gate: &Arc<pythread::Lock>) -> impl Fn(&MiniHost) -> Result<(), Min
 #[test]
 fn start_join_reports_the_exception_and_ignores_system_exit() {
     bounded("start/join", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         let raising = ThreadHandle::new(&module);
         let exiting = ThreadHandle::new(&module);
         let f = MiniFunction::new("raiser", |_| Err(MiniException::raised("ValueError: boom")));
@@ -86,9 +80,7 @@ fn start_join_reports_the_exception_and_ignores_system_exit() {
 #[test]
 fn idents_are_the_hosts_own() {
     bounded("idents", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         let (tx, rx) = mpsc::channel();
         let f = MiniFunction::new("f", move |_| {
             tx.send((MiniHost::get_ident(), pythread::get_ident().as_u64()))
@@ -122,9 +114,7 @@ fn idents_are_the_hosts_own() {
 #[test]
 fn join_timeout_waits_at_least_the_timeout_then_join_ends_it() {
     bounded("join timeout", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         let gate = gate();
         let handle = ThreadHandle::new(&module);
         let f = MiniFunction::new("blocked", waits_for(&gate));
@@ -147,9 +137,7 @@ fn join_timeout_waits_at_least_the_timeout_then_join_ends_it() {
 #[test]
 fn joining_ones_own_handle_is_refused() {
     bounded("self join", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         let handle = Arc::new(ThreadHandle::new(&module));
         let (tx, rx) = mpsc::channel();
         let gate = gate();
@@ -180,9 +168,7 @@ fn joining_ones_own_handle_is_refused() {
 #[test]
 fn starts_are_refused_at_shutdown() {
     bounded("shutdown refusal", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         interp.set_finalizing(true);
         let ran = Arc::new(AtomicBool::new(false));
         let f = {
@@ -214,9 +200,7 @@ fn starts_are_refused_at_shutdown() {
 #[test]
 fn a_failed_start_leaves_a_done_handle() {
     bounded("failed start", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         let handle = ThreadHandle::new(&module);
         let bad = StartOptions::new().name("a\0b");
         let f = MiniFunction::new("never", |_| panic!("a failed start ran its function"));
@@ -234,9 +218,7 @@ fn a_failed_start_leaves_a_done_handle() {
 #[test]
 fn shutdown_joins_non_daemon_threads() {
     bounded("_shutdown", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         let finished = Arc::new(AtomicBool::new(false));
         let gate = gate();
         let f = {
@@ -416,9 +398,7 @@ impl Drop for Dict {
 #[test]
 fn local_dicts_are_per_thread_and_go_attached_when_a_module_thread_ends() {
     bounded("_local", || {
-        let interp = MiniInterpreter::new();
-        let host = interp.attach();
-        let module = ModuleState::new(MiniHost::get_ident());
+        let (interp, host, module) = interpreter();
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let local = Arc::new(LocalDicts::<Dict>::new());
         let make = |value: u32| {
@@ -553,12 +533,21 @@ fn interrupted_wait<T: Send + 'static>(
     waiter.join().unwrap()
 }
 
-#[cfg(target_os = "linux")]
-#[test]
-#[cfg_attr(
-    pythread_generic,
-    ignore = "the generic wait backend never reports an interruption"
-)]
+/// A test of a wait interrupted by a real signal: Linux only (the crate's futex wait reports
+/// `EINTR`), and ignored, with the reason, on the generic wait backend.
+macro_rules! interruption_test {
+    (fn $name:ident() $body:block) => {
+        #[cfg(target_os = "linux")]
+        #[test]
+        #[cfg_attr(
+            pythread_generic,
+            ignore = "the generic wait backend never reports an interruption"
+        )]
+        fn $name() $body
+    };
+}
+
+interruption_test! {
 fn an_interrupted_acquire_runs_the_pending_calls_and_ends_with_their_exception() {
     bounded("interrupted acquire", || {
         let interp = MiniInterpreter::new();
@@ -572,13 +561,9 @@ fn an_interrupted_acquire_runs_the_pending_calls_and_ends_with_their_exception()
         assert!(!lock.locked(LockedReport::Flag));
     });
 }
+}
 
-#[cfg(target_os = "linux")]
-#[test]
-#[cfg_attr(
-    pythread_generic,
-    ignore = "the generic wait backend never reports an interruption"
-)]
+interruption_test! {
 fn an_interrupted_acquire_resumes_when_the_pending_calls_succeed() {
     bounded("resumed acquire", || {
         let interp = MiniInterpreter::new();
@@ -604,13 +589,9 @@ fn an_interrupted_acquire_resumes_when_the_pending_calls_succeed() {
         assert!(lock.locked(LockedReport::Flag));
     });
 }
+}
 
-#[cfg(target_os = "linux")]
-#[test]
-#[cfg_attr(
-    pythread_generic,
-    ignore = "the generic wait backend never reports an interruption"
-)]
+interruption_test! {
 fn interruptions_never_extend_a_timed_acquire() {
     bounded("timed acquire", || {
         let interp = MiniInterpreter::new();
@@ -638,13 +619,9 @@ fn interruptions_never_extend_a_timed_acquire() {
         );
     });
 }
+}
 
-#[cfg(target_os = "linux")]
-#[test]
-#[cfg_attr(
-    pythread_generic,
-    ignore = "the generic wait backend never reports an interruption"
-)]
+interruption_test! {
 fn an_interrupted_join_and_shutdown_end_with_the_pending_calls_exception() {
     bounded("interrupted join", || {
         let interp = MiniInterpreter::new();
@@ -675,4 +652,5 @@ fn an_interrupted_join_and_shutdown_end_with_the_pending_calls_exception() {
         handle.join(&interp.attach(), None).unwrap();
         assert!(handle.is_done());
     });
+}
 }
