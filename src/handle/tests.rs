@@ -1,5 +1,6 @@
 use super::*;
 use std::cell::Cell;
+use std::{io, panic};
 
 std::thread_local! {
     /// Makes the next `Builder::spawn` on this thread fail with this error kind
