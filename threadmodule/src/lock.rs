@@ -119,6 +119,26 @@ impl LockObject {
         self.lock.release().map_err(|_| Error::ReleaseUnlocked)
     }
 
+    /// Releases the lock if it is held (a thread's `_set_sentinel` lock at the thread's end:
+    /// CPython's `release_sentinel`). An unlocked lock stays so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # pythread::__doc_example(|| {
+    /// let lock = threadmodule::LockObject::new();
+    /// lock.release_if_held();
+    /// lock.lock().acquire();
+    /// lock.release_if_held();
+    /// assert!(!lock.lock().locked());
+    /// # });
+    /// ```
+    pub fn release_if_held(&self) {
+        if self.lock.locked() {
+            let _ = self.release();
+        }
+    }
+
     /// `locked()`, by the running interpreter's rule.
     ///
     /// # Examples

@@ -422,6 +422,7 @@ impl Runtime for MiniHost {
 
     fn thread_exiting(&self) {
         crate::release_thread_dicts();
+        crate::release_thread_sentinel();
         self.interp.0.exited.fetch_add(1, Ordering::AcqRel);
     }
 }

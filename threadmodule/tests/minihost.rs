@@ -468,6 +468,54 @@ fn local_dicts_are_per_thread_and_go_attached_when_a_module_thread_ends() {
     });
 }
 
+/// `_set_sentinel` as 3.11/3.12's `threading` uses it: the thread acquires its sentinel lock,
+/// and a join waits for the lock; the thread's end releases it (attached for a thread of the
+/// module, by the thread-local destructors for any other). A replaced sentinel is forgotten.
+#[test]
+fn a_sentinel_is_released_when_its_thread_ends_and_a_replaced_one_is_forgotten() {
+    bounded("_set_sentinel", || {
+        let (interp, host, module) = interpreter();
+        let (first, second) = (Arc::new(LockObject::new()), Arc::new(LockObject::new()));
+        let (taken, taken_rx) = mpsc::channel();
+        let f = {
+            let (first, second) = (Arc::clone(&first), Arc::clone(&second));
+            MiniFunction::new("sentinels", move |_| {
+                assert!(threadmodule::set_sentinel(Arc::clone(&first)).is_ok());
+                first.lock().acquire();
+                assert!(threadmodule::set_sentinel(Arc::clone(&second)).is_ok());
+                second.lock().acquire();
+                taken.send(()).unwrap();
+                Ok(())
+            })
+        };
+        let handle = ThreadHandle::new(&module);
+        handle
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        host.allow_threads(move || taken_rx.recv_timeout(WATCHDOG))
+            .expect("the thread took its sentinels");
+        // `Thread.join` on 3.11: the sentinel's acquire, with the interpreter lock released.
+        assert_eq!(second.acquire(&host, None), Ok(true));
+        handle.join(&host, None).unwrap();
+        assert!(
+            first.lock().locked(),
+            "the replaced sentinel is never released"
+        );
+
+        // A thread the module did not start: its thread-local destructors release it.
+        let other = Arc::new(LockObject::new());
+        let theirs = Arc::clone(&other);
+        std::thread::spawn(move || {
+            assert!(threadmodule::set_sentinel(Arc::clone(&theirs)).is_ok());
+            theirs.lock().acquire();
+        })
+        .join()
+        .unwrap();
+        assert!(!other.lock().locked(), "released at the thread's end");
+        drop(host);
+    });
+}
+
 // ---- Waits interrupted by a real signal (Linux: the crate's futex wait reports EINTR). ----
 
 extern "C" fn on_sigusr1(_: libc::c_int) {}
