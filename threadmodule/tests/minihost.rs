@@ -277,6 +277,27 @@ fn set_done_racing_a_join_of_a_foreign_handle() {
     }
 }
 
+/// `_set_done()` on a started handle (CPython detaches the thread there): the handle reads as
+/// done and joins return at once, while the thread still runs.
+#[test]
+fn set_done_on_a_started_handle_makes_joins_return_while_the_thread_runs() {
+    bounded("_set_done on a started handle", || {
+        let (interp, host, module) = interpreter();
+        let release = gate();
+        let handle = ThreadHandle::new(&module);
+        let f = MiniFunction::new("waiter", waits_for(&release));
+        handle
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        assert!(!handle.is_done());
+        handle.set_done(&host).unwrap();
+        assert!(handle.is_done());
+        handle.join(&host, None).unwrap(); // at once: the thread still waits on `release`
+        release.release().unwrap();
+        drop(host);
+    });
+}
+
 #[test]
 fn a_foreign_thread_lost_in_a_fork_reads_as_done() {
     bounded("a_foreign_thread_lost_in_a_fork_reads_as_done", || {
