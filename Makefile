@@ -90,6 +90,17 @@ mutants:
 		$(CARGO) mutants --test-tool cargo --no-shuffle -j 2 --output target/mutants-generic \
 		--re '^src/(sync/generic|info)\.rs:'
 
+## Mutation testing of the `_threadmodule.c` layer (threadmodule/src, without the Rust-only
+## test host `minihost.rs`) against its own tests (TESTING.md). `-f` adds its files to the
+## examined globs; `--re` narrows the run to them.
+.PHONY: mutants-layer
+mutants-layer:
+	@$(CARGO) mutants --version 2>/dev/null | grep -qx 'cargo-mutants $(CARGO_MUTANTS_VERSION)' \
+		|| $(CARGO) install --locked cargo-mutants@$(CARGO_MUTANTS_VERSION)
+	PROPTEST_MAX_SHRINK_ITERS=0 $(CARGO) mutants -p threadmodule -f 'threadmodule/src/*.rs' \
+		--re '^threadmodule/src/' --exclude-re 'minihost\.rs' --test-tool cargo --no-shuffle -j 2 \
+		--output target/mutants-layer
+
 ## valgrind memcheck over a start/join/detach/panic cycle: 0 bytes definitely,
 ## indirectly or possibly lost. Fails on any memcheck error, on a definite,
 ## indirect or possible leak (exit code), and unless the summary itself shows 0
