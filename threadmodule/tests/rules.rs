@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use threadmodule::minihost::{MiniHost, MiniInterpreter};
-use threadmodule::{Error, LocalDicts, ModuleState, RLockObject, ReleaseSaveRule, ThreadHandle};
+use threadmodule::minihost::{MiniFunction, MiniHost, MiniInterpreter};
+use threadmodule::{
+    Error, LocalDicts, ModuleState, RLockObject, ReleaseSaveRule, Runtime, ThreadHandle,
+};
 
 #[path = "../../tests/support/lock.rs"]
 mod support;
-use support::{bounded, gettid, wait_until_blocked};
+use support::{bounded, gettid, wait_for, wait_until_blocked};
 
 /// Runs `f` on a new thread attached to `interp` once it has reported its kernel id; returns
 /// the thread and that id.
@@ -144,4 +146,35 @@ fn stack_size_takes_zero_and_the_minimum_and_refuses_below() {
 fn local_dicts_debug_names_the_type() {
     let local: LocalDicts<u8> = LocalDicts::new();
     assert!(format!("{local:?}").starts_with("LocalDicts"));
+}
+
+/// `_count()`: the threads the module started that still run (the only ones this test binary
+/// starts through the crate).
+#[test]
+fn count_is_the_module_threads_still_running() {
+    bounded("_count", || {
+        let interp = MiniInterpreter::new();
+        let host = interp.attach();
+        let module = ModuleState::new(MiniHost::get_ident());
+        let gate = Arc::new(pythread::Lock::new());
+        gate.acquire();
+        let (started, started_rx) = mpsc::channel();
+        for _ in 0..2 {
+            let (gate, started) = (Arc::clone(&gate), started.clone());
+            let f = MiniFunction::new("counted", move |host| {
+                started.send(()).unwrap();
+                host.allow_threads(|| gate.acquire());
+                let _ = gate.release();
+                Ok(())
+            });
+            threadmodule::start_new_thread(&host, &module, interp.runner(f)).unwrap();
+        }
+        drop(host);
+        for _ in 0..2 {
+            started_rx.recv().unwrap();
+        }
+        assert_eq!(module.count(), 2);
+        gate.release().unwrap();
+        wait_for("both threads ended", || module.count() == 0);
+    });
 }
