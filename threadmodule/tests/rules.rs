@@ -178,3 +178,13 @@ fn count_is_the_module_threads_still_running() {
         wait_for("both threads ended", || module.count() == 0);
     });
 }
+
+/// `join(timeout)`'s conversion: 0 is a poll, only a negative timeout waits forever.
+#[test]
+fn a_zero_join_timeout_polls() {
+    assert_eq!(
+        threadmodule::join_timeout(Some(0.0)),
+        Ok(Some(Duration::ZERO))
+    );
+    assert_eq!(threadmodule::join_timeout(Some(-0.5)), Ok(None));
+}
