@@ -70,6 +70,14 @@ def _local_with_x(m):
     return loc
 
 
+def _local_subclass_with_x(m):
+    class Sub(m._local):
+        pass
+    loc = Sub()
+    loc.x = 1
+    return loc
+
+
 # name -> (setup(thread_module, threading) -> namespace, statement, wall-clock number,
 #          instructions N (None: not counted))
 ROWS = {
@@ -103,6 +111,10 @@ ROWS = {
         lambda m, th: {"l": _local_with_x(m)}, "l.x", 500_000, 20_000),
     "_local attribute write": (
         lambda m, th: {"l": _local_with_x(m)}, "l.x = 2", 500_000, 20_000),
+    "_local subclass attribute read": (
+        lambda m, th: {"l": _local_subclass_with_x(m)}, "l.x", 500_000, 20_000),
+    "_local subclass attribute write": (
+        lambda m, th: {"l": _local_subclass_with_x(m)}, "l.x = 2", 500_000, 20_000),
     "4 threads x 50,000 contended with lock:": (
         lambda m, th: {"contended": contended, "th": th}, "contended(th)", 1, None),
 }

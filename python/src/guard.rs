@@ -194,27 +194,6 @@ pub(crate) fn untrack_acyclic(obj: &Bound<'_, PyAny>) {
     }
 }
 
-/// Whether `descr`'s type fills `slot` (`Py_tp_descr_get` or `Py_tp_descr_set`): CPython's
-/// own test for a descriptor (`tp_descr_get != NULL`) and a data descriptor
-/// (`PyDescr_IsData`: `tp_descr_set != NULL`, which a Python class with `__set__` or
-/// `__delete__` has).
-fn has_type_slot(descr: &Bound<'_, PyAny>, slot: c_int) -> bool {
-    // SAFETY: attached (the `Bound`), and `descr`'s type is a live type object for as long as
-    // `descr` is; PyType_GetSlot reads a slot of any type since 3.10 (stable ABI) and returns
-    // NULL for an empty one. The pointer is only compared with NULL, never called.
-    !unsafe { pyo3::ffi::PyType_GetSlot(descr.get_type_ptr(), slot) }.is_null()
-}
-
-/// `descr` is a descriptor (its type has `__get__`).
-pub(crate) fn is_descriptor(descr: &Bound<'_, PyAny>) -> bool {
-    has_type_slot(descr, pyo3::ffi::Py_tp_descr_get)
-}
-
-/// `descr` is a data descriptor (its type has `__set__` or `__delete__`).
-pub(crate) fn is_data_descriptor(descr: &Bound<'_, PyAny>) -> bool {
-    has_type_slot(descr, pyo3::ffi::Py_tp_descr_set)
-}
-
 /// Whether `ty` fills `slot` with the same function as `object` (CPython's own test of
 /// `_local`'s constructor: `type->tp_init == PyBaseObject_Type.tp_init`).
 pub(crate) fn slot_is_objects(ty: &Bound<'_, pyo3::types::PyType>, slot: c_int) -> bool {
@@ -614,6 +593,270 @@ pub(crate) fn make_immutable(ty: &Bound<'_, pyo3::types::PyType>) -> PyResult<()
         }
         slot.write_unaligned(flags | IMMUTABLETYPE);
         pyo3::ffi::PyType_Modified(ty.as_ptr().cast());
+    }
+    Ok(())
+}
+
+// --- `_local`'s attribute slots (local.rs) ----------------------------------------------------
+//
+// `_local`'s `tp_getattro` and `tp_setattro` are C-level entries, as CPython's `local_getattro`
+// and `local_setattro` are: CPython calls them with no PyO3 trampoline, and a Python subclass
+// inherits them (CPython's `type_new` copies a base's slot function when the base's slot
+// wrapper in its dict wraps that very function). The generic attribute rules after the
+// thread's dict is found are CPython's own functions, given that dict.
+
+// Not in the stable ABI: `_PyObject_Generic{Get,Set}AttrWithDict` are CPython's private but
+// exported (`PyAPI_FUNC`) functions behind `object.__getattribute__`, in 3.11, 3.12 and 3.13
+// alike, and what CPython's own `_local` calls; resolved from the interpreter when the module
+// loads. Declared `extern "C-unwind"` and called through `opaque` as the calls above: each runs
+// Python code (a descriptor's `__get__`, `__set__`, `__delete__`; a key's `__eq__`).
+extern "C-unwind" {
+    fn _PyObject_GenericGetAttrWithDict(
+        obj: *mut PyObject,
+        name: *mut PyObject,
+        dict: *mut PyObject,
+        suppress: c_int,
+    ) -> *mut PyObject;
+    fn _PyObject_GenericSetAttrWithDict(
+        obj: *mut PyObject,
+        name: *mut PyObject,
+        value: *mut PyObject,
+        dict: *mut PyObject,
+    ) -> c_int;
+    fn PyObject_RichCompareBool(a: *mut PyObject, b: *mut PyObject, op: c_int) -> c_int;
+}
+
+/// `PyThreadState_GetID(PyThreadState_Get())`: the calling thread state's id, unique for the
+/// life of the interpreter (CPython numbers thread states from a counter and never reuses a
+/// number, across fork too), so an id seen once names that one thread state for ever.
+pub(crate) fn thread_state_id(_py: Python<'_>) -> u64 {
+    // SAFETY: the thread is attached (`_py` proves it), so PyThreadState_Get returns its live
+    // thread state (it cannot fail then); PyThreadState_GetID reads that state's `id`. Neither
+    // runs Python code. Both are in the stable ABI (3.9+), declared by pyo3-ffi as CPython's.
+    let id = unsafe { pyo3::ffi::PyThreadState_GetID(pyo3::ffi::PyThreadState_Get()) };
+    id as u64
+}
+
+/// `a == b` by `PyObject_RichCompareBool` (identity first, then `__eq__`, which may run Python
+/// code), guarded as [`call`].
+pub(crate) fn rich_eq(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let guard = ParkForever;
+    let compare = opaque(PyObject_RichCompareBool as unsafe extern "C-unwind" fn(_, _, _) -> _);
+    // SAFETY: attached, both live objects; the declaration matches CPython's
+    // `int PyObject_RichCompareBool(PyObject *, PyObject *, int)`. An unwind stops at `guard`.
+    let r = unsafe { compare(a.as_ptr(), b.as_ptr(), pyo3::ffi::Py_EQ) };
+    mem::forget(guard);
+    match r {
+        -1 => Err(PyErr::fetch(a.py())),
+        r => Ok(r != 0),
+    }
+}
+
+/// `_PyObject_GenericGetAttrWithDict(obj, name, dict, 0)`: `object.__getattribute__` with
+/// `dict` as the instance's dict (a data descriptor of the type, else `dict[name]`, else a
+/// non-data descriptor or class attribute, else CPython's AttributeError with its `name` and
+/// `obj`; a name that is not a `str` is CPython's TypeError), guarded as [`call`].
+pub(crate) fn generic_getattr_with_dict<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyAny>,
+    dict: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let guard = ParkForever;
+    let get =
+        opaque(_PyObject_GenericGetAttrWithDict as unsafe extern "C-unwind" fn(_, _, _, _) -> _);
+    // SAFETY: attached; `obj`, `name` and `dict` are live objects held for the call (the
+    // function takes any `name` and checks it is a str, and `dict` a dict, which it borrows);
+    // the declaration matches CPython 3.11-3.13's. An unwind stops at `guard`.
+    let result = unsafe { get(obj.as_ptr(), name.as_ptr(), dict.as_ptr(), 0) };
+    mem::forget(guard);
+    // SAFETY: a new reference, or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(obj.py(), result) }
+}
+
+/// `_PyObject_GenericSetAttrWithDict(obj, name, value, dict)` (`value` None: delete):
+/// `object.__setattr__` / `__delattr__` with `dict` as the instance's dict, guarded as
+/// [`call`].
+pub(crate) fn generic_setattr_with_dict(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyAny>,
+    value: Option<&Bound<'_, PyAny>>,
+    dict: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let value = value.map_or(ptr::null_mut(), |v| v.as_ptr());
+    let guard = ParkForever;
+    let set =
+        opaque(_PyObject_GenericSetAttrWithDict as unsafe extern "C-unwind" fn(_, _, _, _) -> _);
+    // SAFETY: attached; `obj`, `name` and `dict` are live objects held for the call, `value`
+    // one or NULL (delete), as the function takes them; the declaration matches CPython
+    // 3.11-3.13's. An unwind stops at `guard`.
+    let r = unsafe { set(obj.as_ptr(), name.as_ptr(), value, dict.as_ptr()) };
+    mem::forget(guard);
+    match r {
+        0 => Ok(()),
+        _ => Err(PyErr::fetch(obj.py())),
+    }
+}
+
+/// A class's own `tp_getattro` and `tp_setattro` (local.rs: `_local`'s).
+pub(crate) trait AttrSlots {
+    type Class: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync;
+    /// `getattr(slf, name)`.
+    fn getattro<'py>(
+        slf: &Bound<'py, Self::Class>,
+        name: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>>;
+    /// `setattr(slf, name, value)`, or `delattr(slf, name)` when `value` is None.
+    fn setattro<'py>(
+        slf: &Bound<'py, Self::Class>,
+        name: &Bound<'py, PyAny>,
+        value: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()>;
+}
+
+/// A panic out of a C-level entry, as the Python exception PyO3's own trampolines raise.
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic in _pythread".to_owned());
+    pyo3::panic::PanicException::new_err(msg)
+}
+
+unsafe extern "C" fn getattro_entry<S: AttrSlots>(
+    slf: *mut PyObject,
+    name: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: CPython calls a type's `tp_getattro` with the GIL held and `slf` an instance of
+    // that type or of a subclass (which inherited the slot), or through the type's slot
+    // wrapper, which checks that first: an `S::Class` (frozen, so `get` needs no borrow
+    // flag). `name` is a live object (any type: the slot wrapper passes what it is given).
+    unsafe {
+        let py = Python::assume_attached();
+        let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<S::Class>();
+        let name = Borrowed::from_ptr(py, name);
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| S::getattro(&slf, &name)));
+        match result.unwrap_or_else(|payload| Err(panic_error(payload))) {
+            Ok(value) => value.into_ptr(),
+            Err(err) => {
+                err.restore(py);
+                ptr::null_mut()
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn setattro_entry<S: AttrSlots>(
+    slf: *mut PyObject,
+    name: *mut PyObject,
+    value: *mut PyObject,
+) -> c_int {
+    // SAFETY: as `getattro_entry`; `value` is a live object, or NULL for a delete.
+    unsafe {
+        let py = Python::assume_attached();
+        let slf = Borrowed::from_ptr(py, slf).cast_unchecked::<S::Class>();
+        let name = Borrowed::from_ptr(py, name);
+        let value = Borrowed::from_ptr_or_opt(py, value);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            S::setattro(&slf, &name, value.as_deref())
+        }));
+        match result.unwrap_or_else(|payload| Err(panic_error(payload))) {
+            Ok(()) => 0,
+            Err(err) => {
+                err.restore(py);
+                -1
+            }
+        }
+    }
+}
+
+/// The offsets of `tp_getattro` and `tp_setattro` in `PyTypeObject`: after `PyObject_VAR_HEAD`
+/// (3 words) and the 15 pointer-sized fields from `tp_name` to `tp_str`, the same in every
+/// CPython 3.x (as [`TP_FLAGS_OFFSET`]).
+const TP_GETATTRO_OFFSET: usize = 18 * std::mem::size_of::<usize>();
+const TP_SETATTRO_OFFSET: usize = 19 * std::mem::size_of::<usize>();
+
+/// The offset of `d_wrapped` (the slot function a slot wrapper calls) in
+/// `PyWrapperDescrObject`: after `PyObject_HEAD` (2 words), `d_type`, `d_name`, `d_qualname`
+/// and `d_base`, the same in CPython 3.3 to 3.13.
+const D_WRAPPED_OFFSET: usize = 6 * std::mem::size_of::<usize>();
+
+/// Makes `S`'s entries `S::Class`'s `tp_getattro` and `tp_setattro`, at import, before any
+/// instance exists. PyO3 made both slots (the class defines `__getattribute__`, `__setattr__`
+/// and `__delattr__`) and `PyType_Ready` put slot wrappers for them into the type's dict
+/// (`__getattribute__`, `__setattr__`, `__delattr__`, each calling the slot's function); the
+/// new entry replaces the old function in the slots and in those three wrappers, so that
+/// `_local.__getattribute__(obj, name)` and a subclass made later (which takes its slots from
+/// the wrappers) call the entry too. Every word is written only where it holds exactly the
+/// function `PyType_GetSlot` reports and each wrapper is a slot wrapper of `S::Class` itself;
+/// otherwise this is a TypeError and nothing is written.
+pub(crate) fn install_attr_slots<S: AttrSlots>(py: Python<'_>) -> PyResult<()> {
+    use std::ffi::c_void;
+    let ty = py.get_type::<S::Class>();
+    let get_entry = getattro_entry::<S> as *mut c_void;
+    let set_entry = setattro_entry::<S> as *mut c_void;
+    let refuse = |what: &str| {
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "_pythread: {what} is not where CPython 3.x keeps it"
+        )))
+    };
+    // SAFETY: attached; `ty` is a live type object; PyType_GetSlot reads a slot of any type
+    // (stable ABI). The pointers are only compared.
+    let (old_get, old_set) = unsafe {
+        (
+            pyo3::ffi::PyType_GetSlot(ty.as_type_ptr(), pyo3::ffi::Py_tp_getattro),
+            pyo3::ffi::PyType_GetSlot(ty.as_type_ptr(), pyo3::ffi::Py_tp_setattro),
+        )
+    };
+    // The type of `object.__getattribute__`: `wrapper_descriptor`.
+    let wrapper_type = py
+        .get_type::<PyAny>()
+        .getattr("__dict__")?
+        .get_item("__getattribute__")?
+        .get_type();
+    let own = ty.getattr("__dict__")?;
+    let mut words: Vec<(*mut *mut c_void, *mut c_void, *mut c_void)> = Vec::new();
+    for (name, old, new) in [
+        ("__getattribute__", old_get, get_entry),
+        ("__setattr__", old_set, set_entry),
+        ("__delattr__", old_set, set_entry),
+    ] {
+        let wrapper = own.get_item(name)?;
+        if !wrapper.get_type().is(&wrapper_type) || !wrapper.getattr("__objclass__")?.is(&ty) {
+            return refuse(name);
+        }
+        // The wrapper stays alive in the type's dict (the type is immutable), so the pointer
+        // into it is valid when written below.
+        // SAFETY: `wrapper` is a live `wrapper_descriptor`, a `PyWrapperDescrObject`, larger
+        // than D_WRAPPED_OFFSET plus a word; only the address is computed here.
+        let word = unsafe { wrapper.as_ptr().cast::<u8>().add(D_WRAPPED_OFFSET) }.cast();
+        words.push((word, old, new));
+    }
+    let type_ptr = ty.as_ptr().cast::<u8>();
+    // SAFETY: `ty` is a live type object, at least a `PyTypeObject`; only addresses here.
+    let (get_word, set_word) = unsafe {
+        (
+            type_ptr.add(TP_GETATTRO_OFFSET).cast(),
+            type_ptr.add(TP_SETATTRO_OFFSET).cast(),
+        )
+    };
+    words.push((get_word, old_get, get_entry));
+    words.push((set_word, old_set, set_entry));
+    // SAFETY: each word is inside a live object (above) and pointer-aligned in every build,
+    // read unaligned all the same; all are checked before any is written, and written with
+    // the GIL held before any instance exists, as CPython fills slots. PyType_Modified drops
+    // any cached lookup of the type.
+    unsafe {
+        for &(word, old, _) in &words {
+            if word.read_unaligned() != old {
+                return refuse("a slot function");
+            }
+        }
+        for &(word, _, new) in &words {
+            word.write_unaligned(new);
+        }
+        pyo3::ffi::PyType_Modified(ty.as_type_ptr());
     }
     Ok(())
 }

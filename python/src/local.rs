@@ -25,13 +25,11 @@
 //! (properties, methods, `__slots__`) work through the generic lookup, done here against the
 //! thread's dict.
 
-use std::cell::RefCell;
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PySet, PyString, PyTuple, PyType, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -65,26 +63,6 @@ fn name_dict(py: Python<'_>) -> &Bound<'_, PyString> {
     intern!(py, "__dict__")
 }
 
-fn name_mro(py: Python<'_>) -> &Bound<'_, PyString> {
-    intern!(py, "__mro__")
-}
-
-fn name_items(py: Python<'_>) -> &Bound<'_, PyString> {
-    intern!(py, "items")
-}
-
-fn name_get(py: Python<'_>) -> &Bound<'_, PyString> {
-    intern!(py, "__get__")
-}
-
-fn name_set(py: Python<'_>) -> &Bound<'_, PyString> {
-    intern!(py, "__set__")
-}
-
-fn name_delete(py: Python<'_>) -> &Bound<'_, PyString> {
-    intern!(py, "__delete__")
-}
-
 /// Makes every interned name and cached object of this file now, at import.
 ///
 /// PyO3's `PyOnceLock` (behind `intern!` too) detaches from the interpreter while it claims a
@@ -98,12 +76,6 @@ pub(crate) fn init_cached(py: Python<'_>) -> PyResult<()> {
     sentinel_entry(py);
     name_init(py);
     name_dict(py);
-    name_mro(py);
-    name_items(py);
-    name_get(py);
-    name_set(py);
-    name_delete(py);
-    exact_local_may_have_descriptor(py, name_dict(py), "__dict__")?;
     Ok(())
 }
 
@@ -159,18 +131,69 @@ pub(crate) fn release_thread_dicts(py: Python<'_>) {
 struct LocalDicts {
     dicts: Py<PyDict>,
     watchdogs: Py<PySet>,
+    /// The thread dict found last and the id of its thread state ([`guard::thread_state_id`]:
+    /// never reused, so an entry can never be taken for another thread's): the read path's
+    /// answer without a lookup. An entry is always one of `dicts` too: it leaves with it
+    /// ([`forget_thread`], `__clear__`). The lock is only held for a copy or a swap, never
+    /// while Python code runs.
+    last: Mutex<Option<(u64, Py<PyDict>)>>,
+}
+
+impl LocalDicts {
+    /// The dict of the thread state `id`, if it is the one found last.
+    fn last<'py>(&self, py: Python<'py>, id: u64) -> Option<Bound<'py, PyDict>> {
+        match &*self.last.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((last, dict)) if *last == id => Some(dict.bind(py).clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers `dict` as the dict of the thread state `id`.
+    fn remember(&self, id: u64, dict: &Bound<'_, PyDict>) {
+        let old = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace((id, dict.clone().unbind()));
+        if let Some((_, old)) = old {
+            guard::release(old.into_bound(dict.py()));
+        }
+    }
+
+    /// Forgets the remembered dict if it is `dict` (or whichever it is, for `None`).
+    fn forget_last(&self, py: Python<'_>, dict: Option<&Bound<'_, PyAny>>) {
+        let old = {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            match (&*last, dict) {
+                (Some((_, held)), Some(dict)) if !held.bind(py).is(dict) => None,
+                _ => last.take(),
+            }
+        };
+        if let Some((_, old)) = old {
+            guard::release(old.into_bound(py));
+        }
+    }
 }
 
 #[pymethods]
 impl LocalDicts {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.dicts)?;
-        visit.call(&self.watchdogs)
+        visit.call(&self.watchdogs)?;
+        // Never held while Python code runs or memory is allocated, so never during a
+        // collection.
+        if let Ok(last) = self.last.try_lock() {
+            if let Some((_, dict)) = &*last {
+                visit.call(dict)?;
+            }
+        }
+        Ok(())
     }
 
     /// Breaks cycles through the dicts (CPython's `local_clear`).
     fn __clear__(&self) {
         Python::attach(|py| {
+            self.forget_last(py, None);
             self.dicts.bind(py).clear();
             self.watchdogs.bind(py).clear();
         });
@@ -214,6 +237,7 @@ fn forget_thread(
     }
     dicts.watchdogs.bind(py).discard(watchdog)?;
     if let Some(dict) = dict {
+        dicts.forget_last(py, Some(&dict));
         guard::release(dict);
     }
     Ok(())
@@ -277,9 +301,16 @@ impl Local {
 fn thread_dict<'py>(slf: &Bound<'py, Local>) -> PyResult<Bound<'py, PyDict>> {
     let py = slf.py();
     let me = slf.get();
+    let id = guard::thread_state_id(py);
+    let dicts = me.dicts.get();
+    if let Some(dict) = dicts.last(py, id) {
+        return Ok(dict);
+    }
     let key = thread_key(py)?;
-    if let Some(dict) = me.dicts.get().dicts.bind(py).get_item(&key)? {
-        return Ok(dict.cast_into::<PyDict>()?);
+    if let Some(dict) = dicts.dicts.bind(py).get_item(&key)? {
+        let dict = dict.cast_into::<PyDict>()?;
+        dicts.remember(id, &dict);
+        return Ok(dict);
     }
     let (dict, watchdog) = me.new_dict(&key)?;
     let ty = slf.get_type();
@@ -307,31 +338,17 @@ fn thread_dict<'py>(slf: &Bound<'py, Local>) -> PyResult<Bound<'py, PyDict>> {
     Ok(dict)
 }
 
-thread_local! {
-    /// What `__getattribute__` last raised as AttributeError, for `__getattr__` to re-raise.
-    static LAST_ATTRIBUTE_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
-}
-
-/// An attribute name as the paths below look at it: `Some(text)` for an exact `str` (its UTF-8
-/// form, cached in the string; one with a lone surrogate has none and is `Some(None)`), `None`
-/// for anything else (a `str` subclass may compare in its own way).
-type NameText<'a> = Option<Option<&'a str>>;
-
-fn name_text<'a>(name: &'a Bound<'_, PyAny>) -> NameText<'a> {
-    name.cast_exact::<PyString>().ok().map(|s| s.to_str().ok())
-}
-
 /// `name == "__dict__"` by CPython's rule (`PyObject_RichCompareBool`: any object may compare
 /// equal): by identity first (the interned name), then an exact `str` by value (one with a lone
 /// surrogate is not "__dict__"), anything else by rich comparison, which may run its `__eq__`.
-fn is_dunder_dict(name: &Bound<'_, PyAny>, text: NameText<'_>) -> PyResult<bool> {
+fn is_dunder_dict(name: &Bound<'_, PyAny>) -> PyResult<bool> {
     let dunder = name_dict(name.py());
     if name.is(dunder) {
         return Ok(true);
     }
-    match text {
-        Some(text) => Ok(text == Some("__dict__")),
-        None => name.eq(dunder),
+    match name.cast_exact::<PyString>() {
+        Ok(name) => Ok(name.to_str().is_ok_and(|text| text == "__dict__")),
+        Err(_) => guard::rich_eq(name, dunder),
     }
 }
 
@@ -339,77 +356,23 @@ fn is_exact_local(slf: &Bound<'_, Local>) -> bool {
     slf.get_type_ptr() == <Local as pyo3::PyTypeInfo>::type_object_raw(slf.py())
 }
 
-/// `local_getattro`: `__dict__` is the thread's dict; the class itself looks in the dict first.
+/// `local_getattro`: `__dict__` is the thread's dict; the class itself looks in the dict first
+/// (it has no attribute a dict entry could hide but `__class__` and `__dict__`); then
+/// `object.__getattribute__`'s rules with the thread's dict.
 fn getattribute<'py>(
     slf: &Bound<'py, Local>,
     name: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dict = thread_dict(slf)?;
-    if is_dunder_dict(name, name_text(name))? {
+    if is_dunder_dict(name)? {
         return Ok(dict.into_any());
     }
     if is_exact_local(slf) {
-        // The class itself has no attribute a dict entry could hide but `__class__` and
-        // `__dict__`: the dict first, as CPython's fast path.
         if let Some(value) = dict.get_item(name)? {
             return Ok(value);
         }
     }
-    generic_getattr(slf, name, &dict)
-}
-
-/// `_PyType_Lookup`: `name` in the `__dict__` of each class of `ty`'s MRO, without calling
-/// any descriptor.
-fn type_lookup<'py>(
-    ty: &Bound<'py, PyType>,
-    name: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = ty.py();
-    for cls in ty.getattr(name_mro(py))?.try_iter()? {
-        let dict = cls?.getattr(name_dict(py))?;
-        if dict.contains(name)? {
-            return Ok(Some(dict.get_item(name)?));
-        }
-    }
-    Ok(None)
-}
-
-/// The names of `object`'s data descriptors (`__class__`): `object` cannot be modified.
-static OBJECT_DATA_DESCRIPTORS: PyOnceLock<Vec<String>> = PyOnceLock::new();
-
-/// Whether `name` (whose text is `text`) may name a data descriptor of the exact `_local` type:
-/// it is in `_local`'s own `__dict__` (which can be modified) or names a data descriptor of
-/// `object`.
-fn exact_local_may_have_descriptor(
-    py: Python<'_>,
-    name: &Bound<'_, PyAny>,
-    text: &str,
-) -> PyResult<bool> {
-    let object_data = OBJECT_DATA_DESCRIPTORS.get_or_try_init(py, || {
-        let mut names = Vec::new();
-        for item in py
-            .get_type::<PyAny>()
-            .getattr(name_dict(py))?
-            .call_method0(name_items(py))?
-            .try_iter()?
-        {
-            let (name, value) = item?.extract::<(String, Bound<'_, PyAny>)>()?;
-            if guard::is_data_descriptor(&value) {
-                names.push(name);
-            }
-        }
-        Ok::<_, PyErr>(names)
-    })?;
-    if object_data.iter().any(|n| n == text) {
-        return Ok(true);
-    }
-    static LOCAL_TYPE_DICT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let local_dict = LOCAL_TYPE_DICT.get_or_try_init(py, || {
-        py.get_type::<Local>()
-            .getattr(name_dict(py))
-            .map(Bound::unbind)
-    })?;
-    local_dict.bind(py).contains(name)
+    guard::generic_getattr_with_dict(slf.as_any(), name, &dict)
 }
 
 /// `tp_name`: `_thread._local` for the class itself, the bare name for a Python subclass.
@@ -421,120 +384,43 @@ fn tp_name(slf: &Bound<'_, Local>) -> PyResult<String> {
     }
 }
 
-/// "attribute name must be string, not 'int'", as CPython's generic lookup says.
-fn check_name<'a, 'py>(name: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyString>> {
-    name.cast::<PyString>().map_err(|_| {
-        let tname = name
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "?".to_owned());
-        PyTypeError::new_err(format!("attribute name must be string, not '{tname}'"))
-    })
-}
-
-/// `_PyObject_GenericGetAttrWithDict(self, name, dict)`: a data descriptor of the type, else
-/// the dict, else a non-data descriptor or plain class attribute, else AttributeError.
-fn generic_getattr<'py>(
-    slf: &Bound<'py, Local>,
-    name: &Bound<'py, PyAny>,
-    dict: &Bound<'py, PyDict>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let name = check_name(name)?.as_any();
-    let py = slf.py();
-    let ty = slf.get_type();
-    let descr = type_lookup(&ty, name)?;
-    let get = |descr: &Bound<'py, PyAny>| {
-        let get = descr.get_type().getattr(name_get(py))?;
-        guard::call(
-            &get,
-            &PyTuple::new(
-                py,
-                [descr.clone(), slf.clone().into_any(), ty.clone().into_any()],
-            )?,
-            None,
-        )
-    };
-    if let Some(descr) = &descr {
-        if guard::is_descriptor(descr) && guard::is_data_descriptor(descr) {
-            return get(descr);
-        }
-    }
-    if let Some(value) = dict.get_item(name)? {
-        return Ok(value);
-    }
-    match descr {
-        Some(descr) if guard::is_descriptor(&descr) => get(&descr),
-        Some(descr) => Ok(descr),
-        None => Err(PyAttributeError::new_err(format!(
-            "'{}' object has no attribute '{}'",
-            tp_name(slf)?,
-            name.str()?
-        ))),
-    }
-}
-
 /// `local_setattro` (`value` None = delete): `__dict__` is read-only; then
-/// `_PyObject_GenericSetAttrWithDict(self, name, value, dict)`: a data descriptor of the type,
-/// else the dict.
+/// `object.__setattr__`'s rules with the thread's dict.
 fn setattr(
     slf: &Bound<'_, Local>,
     name: &Bound<'_, PyAny>,
     value: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    let py = slf.py();
     let dict = thread_dict(slf)?;
-    let text = name_text(name);
-    if is_dunder_dict(name, text)? {
+    if is_dunder_dict(name)? {
         return Err(PyAttributeError::new_err(format!(
             "'{}' object attribute {} is read-only",
             tp_name(slf)?,
             name.repr()?
         )));
     }
-    let name = match text {
-        Some(_) => name,
-        None => check_name(name)?.as_any(),
-    };
-    let descr = match text {
-        Some(Some(text))
-            if is_exact_local(slf) && !exact_local_may_have_descriptor(py, name, text)? =>
-        {
-            None
-        }
-        _ => type_lookup(&slf.get_type(), name)?,
-    };
-    if let Some(descr) = descr.filter(guard::is_data_descriptor) {
-        let dty = descr.get_type();
-        return match value {
-            Some(value) => guard::call(
-                &dty.getattr(name_set(py))?,
-                &PyTuple::new(py, [descr, slf.clone().into_any(), value.clone()])?,
-                None,
-            )
-            .map(guard::release),
-            None => guard::call(
-                &dty.getattr(name_delete(py))?,
-                &PyTuple::new(py, [descr, slf.clone().into_any()])?,
-                None,
-            )
-            .map(guard::release),
-        };
+    guard::generic_setattr_with_dict(slf.as_any(), name, value, &dict)
+}
+
+/// `_local`'s C-level `tp_getattro` and `tp_setattro` (guard.rs installs them at import).
+struct LocalAttrs;
+
+impl guard::AttrSlots for LocalAttrs {
+    type Class = Local;
+
+    fn getattro<'py>(
+        slf: &Bound<'py, Local>,
+        name: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        getattribute(slf, name)
     }
-    match value {
-        Some(value) => dict.set_item(name, value),
-        None => dict.del_item(name).map_err(|e| {
-            if e.is_instance_of::<PyKeyError>(py) {
-                match (tp_name(slf), name.str()) {
-                    (Ok(t), Ok(n)) => {
-                        PyAttributeError::new_err(format!("'{t}' object has no attribute '{n}'"))
-                    }
-                    (Err(e), _) | (_, Err(e)) => e,
-                }
-            } else {
-                e
-            }
-        }),
+
+    fn setattro<'py>(
+        slf: &Bound<'py, Local>,
+        name: &Bound<'py, PyAny>,
+        value: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        setattr(slf, name, value)
     }
 }
 
@@ -559,6 +445,7 @@ impl Local {
             LocalDicts {
                 dicts: PyDict::new(py).unbind(),
                 watchdogs: PySet::empty(py)?.unbind(),
+                last: Mutex::new(None),
             },
         )?;
         let local = Local {
@@ -573,29 +460,14 @@ impl Local {
         Ok(local)
     }
 
+    // The three below make the type's `tp_getattro` and `tp_setattro` and their slot
+    // wrappers; `register` then puts `LocalAttrs`'s C-level entries in their place
+    // (guard::install_attr_slots), which call the same functions.
     fn __getattribute__<'py>(
         slf: &Bound<'py, Self>,
         name: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        getattribute(slf, name).inspect_err(|err| {
-            if err.is_instance_of::<PyAttributeError>(slf.py()) {
-                LAST_ATTRIBUTE_ERROR.with(|e| *e.borrow_mut() = Some(err.clone_ref(slf.py())));
-            }
-        })
-    }
-
-    /// PyO3 calls `__getattr__` whenever `__getattribute__` raised AttributeError (and, without
-    /// one, raises a bare `AttributeError(name)`): this re-raises the error that
-    /// `__getattribute__` raised, message and all.
-    fn __getattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>) -> PyResult<()> {
-        match LAST_ATTRIBUTE_ERROR.with(|e| e.borrow_mut().take()) {
-            Some(err) => Err(err),
-            None => Err(PyAttributeError::new_err(format!(
-                "'{}' object has no attribute '{}'",
-                tp_name(slf)?,
-                name.str()?
-            ))),
-        }
+        getattribute(slf, name)
     }
 
     fn __setattr__(
@@ -634,5 +506,6 @@ impl Local {
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Local>()
+    m.add_class::<Local>()?;
+    guard::install_attr_slots::<LocalAttrs>(m.py())
 }
