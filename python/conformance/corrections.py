@@ -975,6 +975,136 @@ def _local_scenarios():
                 out.append(str(e))
         return out
 
+    # --- the thread's dict found without a lookup (the module remembers the dict found last,
+    # with its thread state's id): each rule below is one that memory could break.
+
+    def dict_per_thread_when_threads_alternate(m):
+        loc = m._local()
+        loc.x = "main"
+        seen = []
+
+        def run(name):
+            seen.append((name, getattr(loc, "x", None)))
+            loc.x = name
+            seen.append((name, loc.x, loc.x is loc.__dict__["x"]))
+        for i in range(5):  # each a new thread state, maybe at a freed one's address
+            t = threading.Thread(target=run, args=(f"t{i}",))
+            t.start()
+            t.join(30)
+            seen.append(("main", loc.x))
+        return seen
+
+    def init_failure_forgets_the_dict(m):
+        class L(m._local):
+            def __init__(self):
+                calls.append(threading.current_thread() is main)
+                self.tries = getattr(self, "tries", 0) + 1  # reads the new dict
+                if threading.current_thread() is not main and self.tries == 1 and not failed:
+                    failed.append(True)
+                    raise ValueError("first __init__ in this thread")
+        main = threading.current_thread()
+        failed, calls = [], []
+        loc = L()
+        seen = []
+
+        def other():
+            for _ in range(2):
+                try:
+                    seen.append(sorted(loc.__dict__.items()))
+                except ValueError as e:
+                    seen.append(str(e))
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(30)
+        return seen, loc.tries, calls
+
+    def thread_exit_drops_the_dict_it_used_last(m):
+        import weakref
+
+        class Value:
+            pass
+        loc = m._local()
+        refs = []
+
+        def other():
+            loc.value = Value()
+            refs.append(weakref.ref(loc.value))
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(30)
+        # The thread state goes after the thread's end is signalled: wait for it, bounded.
+        deadline = time.monotonic() + 30
+        while refs[0]() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return refs[0]() is None, hasattr(loc, "value")
+
+    def cycle_through_the_dict_used_last_is_collected(m):
+        import gc
+        import weakref
+        out = []
+        for cls in (m._local, type("Sub", (m._local,), {})):
+            loc = cls()
+            loc.me = loc
+            loc.me  # the main thread's dict is the one used last
+            ref = weakref.ref(loc)
+            del loc
+            gc.collect()
+            out.append(ref() is None)
+        return out
+
+    def slot_wrappers_and_object_methods(m):
+        out = []
+        for loc in (m._local(), type("Sub", (m._local,), {})()):
+            loc.x = 1
+            m._local.__setattr__(loc, "y", 2)
+            got = [m._local.__getattribute__(loc, "x"), m._local.__getattribute__(loc, "y")]
+            m._local.__delattr__(loc, "y")
+            got.append(sorted(loc.__dict__))
+            for op in (lambda: object.__setattr__(loc, "z", 3),
+                       lambda: object.__delattr__(loc, "z"),
+                       lambda: object.__getattribute__(loc, "x"),
+                       lambda: sorted(object.__getattribute__(loc, "__dict__"))):
+                got.append(outcome(op))
+            got.append(sorted(loc.__dict__))
+            out.append(got)
+        return out
+
+    def subclass_overrides_over_the_slots(m):
+        class Hook(m._local):
+            def __getattr__(self, name):
+                return ("fallback", name)
+
+        class Over(m._local):
+            def __getattribute__(self, name):
+                return ("over", super().__getattribute__(name))
+
+            def __setattr__(self, name, value):
+                super().__setattr__(name, ("set", value))
+
+            def __delattr__(self, name):
+                super().__delattr__(name)
+        hook, over = Hook(), Over()
+        hook.x = 1
+        over.x = 1
+        got = [hook.x, hook.missing, over.x]
+        del over.x
+        got.append(outcome(lambda: over.x))
+        got.append(outcome(lambda: delattr(over, "x")))
+        return got
+
+    def attribute_error_names_the_object(m):
+        out = []
+        for loc in (m._local(), type("Sub", (m._local,), {})()):
+            # Through the slot wrapper, no `getattr` adds the name: the lookup itself must
+            # (3.12 and later).
+            for op in (lambda: loc.missing, lambda: delattr(loc, "missing"),
+                       lambda: m._local.__getattribute__(loc, "missing")):
+                try:
+                    op()
+                except AttributeError as e:
+                    out.append((str(e), e.name, e.obj is loc))
+        return out
+
     return {name: fn for name, fn in locals().items() if callable(fn)}
 
 
