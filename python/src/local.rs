@@ -14,15 +14,21 @@
 //! - A `_local`'s death drops every thread's dict (they are its own), and the garbage collector
 //!   sees them all (`__traverse__`), so a cycle through a `_local` and its values is collected;
 //!   the thread state never holds a dict, only the dummies, which reference nothing.
-//! - The read path takes no lock: the thread state's dict, then the `_local`'s dict of dicts,
-//!   both under the GIL.
+//! - Attribute access is C-level, as CPython's: `_local`'s `tp_getattro` and `tp_setattro` are
+//!   guard.rs entries (a subclass inherits them), which find the thread's dict, then follow
+//!   CPython's own generic rules with that dict (`_PyObject_GenericGetAttrWithDict`, what
+//!   CPython's `local_getattro` calls). The thread's dict is found without a lookup when this
+//!   thread state was the last to use the `_local`: each `_local` remembers the dict it found
+//!   last with its thread state's id (never reused, so never mistaken for another thread's),
+//!   and forgets it with the dict. Otherwise: the thread state's dict, then the `_local`'s
+//!   dict of dicts, both under the GIL.
 //!
 //! As CPython's `localobject` also: `_local(*args, **kw)` is refused with "Initialization
 //! arguments are not supported" unless the class defines `__init__`; the creating thread's dict
 //! is made at construction; any other thread's dict is made on its first attribute access, which
 //! then runs the class's `__init__(*args, **kw)` (and forgets the dict again if that raises);
 //! `__dict__` is the calling thread's dict and cannot be assigned; a subclass's descriptors
-//! (properties, methods, `__slots__`) work through the generic lookup, done here against the
+//! (properties, methods, `__slots__`) work through CPython's generic lookup, given the
 //! thread's dict.
 
 use std::sync::Mutex;
