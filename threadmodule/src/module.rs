@@ -448,6 +448,7 @@ pub fn join_timeout(seconds: Option<f64>) -> Result<Option<Duration>, Error> {
 /// assert_eq!(err.kind(), ErrorKind::ValueError);
 /// assert_eq!(err.message(), "can't specify a timeout for a non-blocking call");
 /// ```
+#[inline]
 pub fn acquire_timeout(blocking: bool, timeout: f64) -> Result<Option<Duration>, Error> {
     pythread::parse_acquire_args(blocking, timeout).map_err(Error::AcquireArgs)
 }
