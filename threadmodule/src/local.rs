@@ -111,22 +111,39 @@ struct Used {
 }
 
 impl Used {
-    fn push(&mut self, key: std::sync::Weak<dyn Release>) {
-        if self.keys.len() >= self.prune_at {
-            self.prune();
-        }
-        self.keys.push(key);
-    }
-
-    /// Keeps one entry per live key the thread has a dict in.
-    fn prune(&mut self) {
+    /// The entries of live keys the thread has a dict in, one per key. Run with `USED` not
+    /// borrowed: the last reference to a key may go here (its `_local` dropped meanwhile by
+    /// another thread), and with it every thread's dict, whose host code may use a `_local`.
+    fn pruned(keys: Vec<std::sync::Weak<dyn Release>>) -> Vec<std::sync::Weak<dyn Release>> {
         let mut seen = std::collections::HashSet::new();
-        self.keys.retain(|weak| {
+        let mut keys = keys;
+        keys.retain(|weak| {
             weak.upgrade()
                 .is_some_and(|key| key.is_used() && seen.insert(weak.as_ptr() as *const ()))
         });
-        self.prune_at = (2 * self.keys.len()).max(PRUNE_FLOOR);
+        keys
     }
+}
+
+/// Registers `key` as one the calling thread has just stored its dict in, for
+/// [`release_thread_dicts`]; prunes the list first when it has reached its size.
+fn register(key: std::sync::Weak<dyn Release>) {
+    let _ = USED.try_with(|used| {
+        let mut guard = used.borrow_mut();
+        if guard.keys.len() < guard.prune_at {
+            guard.keys.push(key);
+            return;
+        }
+        let keys = std::mem::take(&mut guard.keys);
+        drop(guard);
+        let mut kept = Used::pruned(keys);
+        let mut guard = used.borrow_mut();
+        // What the pruning's drops registered meanwhile, after the kept entries.
+        kept.append(&mut guard.keys);
+        guard.prune_at = (2 * kept.len()).max(PRUNE_FLOOR);
+        kept.push(key);
+        guard.keys = kept;
+    });
 }
 
 std::thread_local! {
@@ -252,8 +269,7 @@ impl<D: Send + 'static> LocalDicts<D> {
                 true
             }
             Ok(None) => {
-                let weak = std::sync::Arc::downgrade(&self.key) as std::sync::Weak<dyn Release>;
-                let _ = USED.try_with(|u| u.borrow_mut().push(weak));
+                register(std::sync::Arc::downgrade(&self.key) as std::sync::Weak<dyn Release>);
                 true
             }
             Err(dict) => {
