@@ -83,17 +83,11 @@ impl<D: Send + 'static> Default for LocalDicts<D> {
 /// A key this thread made a dict in, type-erased for [`USED`].
 trait Release {
     fn release(&self);
-    /// Whether the calling thread has a dict here.
-    fn is_used(&self) -> bool;
 }
 
 impl<D: Send + 'static> Release for pythread::Tss<D> {
     fn release(&self) {
         drop(self.take());
-    }
-
-    fn is_used(&self) -> bool {
-        self.with(|d| d.is_some())
     }
 }
 
@@ -101,26 +95,26 @@ impl<D: Send + 'static> Release for pythread::Tss<D> {
 const PRUNE_FLOOR: usize = 64;
 
 /// The keys a thread has made a dict in. A key goes in when the thread's dict is stored
-/// there; an entry is stale once its `_local` is gone or the thread's dict was taken out of
-/// it (a failed `__init__`, `clear`): pruned when the list reaches `prune_at`, twice the
-/// entries left by the last pruning, so that a thread that never ends (the main thread)
-/// making and dropping `_local`s keeps a bounded list at O(1) amortized per insertion.
+/// there (again, after a failed `__init__` or `clear` took it out); an entry is stale once
+/// its `_local` is gone, or when another names the same key: pruned when the list reaches
+/// `prune_at`, twice the entries left by the last pruning, so that a thread that never ends
+/// (the main thread) making and dropping `_local`s keeps a list no longer than twice its live
+/// `_local`s (and 64), at O(1) amortized per insertion.
 struct Used {
     keys: Vec<std::sync::Weak<dyn Release>>,
     prune_at: usize,
 }
 
 impl Used {
-    /// The entries of live keys the thread has a dict in, one per key. Run with `USED` not
+    /// The entries of live keys, one per key. Run with `USED` not
     /// borrowed: the last reference to a key may go here (its `_local` dropped meanwhile by
     /// another thread), and with it every thread's dict, whose host code may use a `_local`.
     fn pruned(keys: Vec<std::sync::Weak<dyn Release>>) -> Vec<std::sync::Weak<dyn Release>> {
+        #[cfg(all(test, not(loom)))]
+        tests::SCANNED.with(|scanned| scanned.set(scanned.get() + keys.len()));
         let mut seen = std::collections::HashSet::new();
         let mut keys = keys;
-        keys.retain(|weak| {
-            weak.upgrade()
-                .is_some_and(|key| key.is_used() && seen.insert(weak.as_ptr() as *const ()))
-        });
+        keys.retain(|weak| weak.upgrade().is_some() && seen.insert(weak.as_ptr() as *const ()));
         keys
     }
 }
@@ -330,6 +324,11 @@ impl<D: Send + 'static> LocalDicts<D> {
 mod tests {
     use super::{LocalDicts, USED};
 
+    std::thread_local! {
+        /// How many entries this thread's prunings have looked at.
+        pub(super) static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
     fn used_len() -> usize {
         USED.with(|u| u.borrow().keys.len())
     }
@@ -369,5 +368,24 @@ mod tests {
         assert_eq!(local.get_or_init(|d| *d, || 2, |_| Ok::<(), ()>(())), Ok(2));
         super::release_thread_dicts();
         assert!(local.with(|d| d.is_none()));
+    }
+
+    /// 20,000 live `_local`s registered one by one: the prunings look at fewer than 3 entries
+    /// per registration (the list doubles between two), not at the whole list each time.
+    #[test]
+    fn registration_is_amortized() {
+        const N: usize = 20_000;
+        let live: Vec<LocalDicts<u32>> = (0..N).map(|_| LocalDicts::new()).collect();
+        for (i, local) in live.iter().enumerate() {
+            assert!(local.insert(i as u32));
+        }
+        let scanned = SCANNED.with(std::cell::Cell::get);
+        assert!(
+            scanned < 3 * N,
+            "{scanned} entries scanned for {N} registrations"
+        );
+        assert_eq!(used_len(), N, "every live local registered once");
+        super::release_thread_dicts();
+        assert!(live.iter().all(|local| local.with(|d| d.is_none())));
     }
 }
