@@ -111,7 +111,7 @@ impl Used {
     /// another thread), and with it every thread's dict, whose host code may use a `_local`.
     fn pruned(keys: Vec<std::sync::Weak<dyn Release>>) -> Vec<std::sync::Weak<dyn Release>> {
         #[cfg(all(test, not(loom)))]
-        tests::SCANNED.with(|scanned| scanned.set(scanned.get() + keys.len()));
+        tests::count_scanned(keys.len());
         let mut seen = std::collections::HashSet::new();
         let mut keys = keys;
         keys.retain(|weak| weak.upgrade().is_some() && seen.insert(weak.as_ptr() as *const ()));
@@ -326,7 +326,12 @@ mod tests {
 
     std::thread_local! {
         /// How many entries this thread's prunings have looked at.
-        pub(super) static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A pruning looked at `n` entries.
+    pub(super) fn count_scanned(n: usize) {
+        SCANNED.with(|scanned| scanned.set(scanned.get() + n));
     }
 
     fn used_len() -> usize {
@@ -387,5 +392,26 @@ mod tests {
         assert_eq!(used_len(), N, "every live local registered once");
         super::release_thread_dicts();
         assert!(live.iter().all(|local| local.with(|d| d.is_none())));
+    }
+
+    /// The list is pruned when it reaches its size, not one entry later: the 65th
+    /// registration after 64 of dropped `_local`s finds the list full and leaves it with one.
+    #[test]
+    fn a_full_list_is_pruned_at_the_next_registration() {
+        for i in 0..super::PRUNE_FLOOR {
+            assert!(LocalDicts::new().insert(i));
+        }
+        assert_eq!(used_len(), super::PRUNE_FLOOR);
+        let last = LocalDicts::new();
+        assert!(last.insert(0u32));
+        assert_eq!(used_len(), 1, "the 64 dead entries pruned");
+    }
+
+    #[test]
+    fn debug_names_the_type() {
+        assert_eq!(
+            format!("{:?}", LocalDicts::<u8>::new()),
+            "LocalDicts { .. }"
+        );
     }
 }
