@@ -320,6 +320,7 @@ rustpython:
 		$(RUSTPYTHON_OWN_MODULES)
 	timeout 20 $(RUSTPYTHON_BIN) rustpython/conformance/untimed.py
 	timeout 300 $(RUSTPYTHON_BIN) rustpython/conformance/fork_stress.py
+	timeout 60 $(RUSTPYTHON_BIN) rustpython/conformance/fork_local.py
 
 ## Python-level speed on RustPython, its own `_thread` and the crate's side by side (BENCHMARKS.md).
 rustpython-bench:

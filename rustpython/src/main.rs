@@ -2,10 +2,11 @@
 //! the pythread crate, run like `python` (`pythread-rustpython script.py args...`,
 //! `pythread-rustpython -c CODE`; every option of RustPython's own command line).
 //!
-//! The module is glue: threads, locks, joins, timeouts, the thread count, the non-daemon
-//! registry and thread-local storage are the crate's; this binary only parses Python
-//! arguments, shows RustPython's own thread idents (`ident.rs`), keeps the RLock's owner,
-//! detaches waits from the VM and runs the signal handlers when a wait is interrupted. With `PYTHREAD_RUSTPYTHON_OWN=1` the interpreter keeps RustPython's own
+//! The module is an adapter: the `_thread` logic is the `threadmodule` layer's (the handle's
+//! states, starts, joins, timeouts, the locks' rules, `_local`'s dicts, the fork hooks) on the
+//! crate's threads, locks and thread-local storage; this binary parses Python arguments, makes
+//! the objects, and implements the layer's `Runtime` for RustPython's VM (`runtime.rs`: its
+//! own thread idents, detaching from the VM, its signal handlers, its exceptions). With `PYTHREAD_RUSTPYTHON_OWN=1` the interpreter keeps RustPython's own
 //! `_thread`, for side-by-side comparisons (`make rustpython`, BENCHMARKS.md).
 //! `PYTHREAD_RUSTPYTHON_PATH` appends directories to `sys.path` (see `append_extra_path`).
 // One `unsafe` call, audited where it is: `pthread_atfork` (fork.rs).
@@ -16,8 +17,8 @@ mod ident;
 mod local;
 mod lock;
 mod module;
+mod runtime;
 mod thread;
-mod wait;
 
 use std::process::ExitCode;
 

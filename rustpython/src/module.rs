@@ -46,22 +46,6 @@ pub(crate) mod _thread {
         pythread::get_native_id()
     }
 
-    /// CPython's THREAD_STACK_MIN: `stack_size()` refuses anything smaller (except 0).
-    const THREAD_STACK_MIN: isize = 0x8000;
-
-    /// stack_size([size]) -> size: returns the old size; 0 = the platform default.
-    #[pyfunction]
-    fn stack_size(size: OptionalArg<isize>, vm: &VirtualMachine) -> PyResult<usize> {
-        let new = size.unwrap_or(0);
-        if new < 0 {
-            return Err(vm.new_value_error("size must be 0 or a positive value"));
-        }
-        if new != 0 && new < THREAD_STACK_MIN {
-            return Err(vm.new_value_error(format!("size not valid: {new} bytes")));
-        }
-        Ok(crate::thread::STACK_SIZE.swap(new as usize, std::sync::atomic::Ordering::Relaxed))
-    }
-
     /// interrupt_main(signum=SIGINT): simulates the signal arriving in the main thread
     /// (RustPython's signal machinery).
     #[pyfunction]
@@ -90,6 +74,7 @@ pub(crate) mod _thread {
     pub(crate) fn module_exec(vm: &VirtualMachine, module: &Py<PyModule>) -> PyResult<()> {
         __module_exec(vm, module);
         super::set_thread_info(vm)?;
+        crate::thread::module_state(vm);
         crate::fork::install();
         let own = super::own_module(vm)?;
         for name in super::BORROWED {

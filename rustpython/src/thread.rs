@@ -1,86 +1,50 @@
-//! Threads: `start_new_thread`, `start_joinable_thread` and `_ThreadHandle`, every thread a
-//! crate thread (`pythread::Builder`), every join the crate's. The idents they show are
-//! RustPython's own (`ident.rs`). In a forked child the crate finishes the handles of the
-//! threads that did not survive (`fork.rs`).
+//! Threads: `start_new_thread`, `start_joinable_thread`, `_ThreadHandle` and the module's state
+//! (`_count`, `_shutdown`, `stack_size`, `_get_main_thread_ident`), on the layer's
+//! `ThreadHandle` and `ModuleState`: this file converts arguments and makes the objects.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 
-/// `stack_size()`: the size new threads get, 0 = the platform default.
-pub(crate) static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
+use rustpython_vm::VirtualMachine;
+use threadmodule::ModuleState;
+
+/// The module's state: one per process, as the crate's threads are (a `_thread` module made
+/// again, as a fresh import makes it, shares it).
+static MODULE: OnceLock<Arc<ModuleState>> = OnceLock::new();
+
+/// The module's state, made at the module's first import, on the main thread.
+pub(crate) fn module_state(vm: &VirtualMachine) -> &'static Arc<ModuleState> {
+    MODULE.get_or_init(|| ModuleState::new(vm.state.main_thread_ident.load()))
+}
+
+/// The module's state if it was made (the fork handlers, which have no VM).
+pub(crate) fn made_module_state() -> Option<&'static Arc<ModuleState>> {
+    MODULE.get()
+}
 
 #[rustpython_vm::pymodule(sub)]
 pub(crate) mod threads {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex, MutexGuard};
-    use std::time::Duration;
-
     use rustpython_vm::builtins::{PyDictRef, PyTupleRef, PyType};
     use rustpython_vm::convert::TryFromObject;
-    use rustpython_vm::function::{ArgCallable, FuncArgs, KwArgs, TimeoutSeconds};
+    use rustpython_vm::function::{ArgCallable, FuncArgs, KwArgs, OptionalArg, TimeoutSeconds};
     use rustpython_vm::types::{Constructor, Representable};
     use rustpython_vm::{
         pyclass, AsObject, FromArgs, Py, PyObjectRef, PyPayload, PyRef, PyResult, VirtualMachine,
     };
+    use threadmodule::{Runtime, StartOptions};
 
-    use super::STACK_SIZE;
-    use crate::ident::{get_ident, StartedIdent};
-    use crate::wait::{interrupted, wait_interruptibly};
+    use super::module_state;
+    use crate::runtime::{Function, Rt};
 
-    /// Starts `func(*args, **kwargs)` on a crate thread that runs it in a new thread of the VM
-    /// (`vm.new_thread()`), as RustPython's own `_thread` does on a `std` thread. The thread
-    /// publishes its ident before it enters the VM.
-    fn spawn(
+    /// What the new thread runs: a new thread of the VM (`vm.new_thread()`, as RustPython's
+    /// own `_thread` makes), in which the layer's `thread_run` calls the function.
+    fn runner(
         vm: &VirtualMachine,
         func: ArgCallable,
         args: FuncArgs,
-        daemon: bool,
-    ) -> std::io::Result<(pythread::Handle, Arc<StartedIdent>)> {
-        let ident = Arc::new(StartedIdent::new());
-        let published = Arc::clone(&ident);
-        let enter_vm = vm
-            .new_thread()
-            .make_spawn_func(move |vm| run_thread(func, args, vm));
-        let handle = pythread::Builder::new()
-            .daemon(daemon)
-            .stack_size(STACK_SIZE.load(Ordering::Relaxed))
-            .try_start(move || {
-                published.publish();
-                drop(published);
-                enter_vm()
-            })?;
-        Ok((handle, ident))
-    }
-
-    /// The started thread: the function, its exception reported through
-    /// `sys.unraisablehook` (a `SystemExit` silently ends it), then the VM's per-thread state
-    /// dropped while the thread is still in the VM (its `_local` values, its frame slot).
-    fn run_thread(func: ArgCallable, args: FuncArgs, vm: &VirtualMachine) {
-        match func.invoke(args, vm) {
-            Ok(_) => {}
-            Err(e) if e.fast_isinstance(vm.ctx.exceptions.system_exit) => {}
-            Err(exc) => vm.run_unraisable(
-                exc,
-                Some("Exception ignored in thread started by".to_owned()),
-                func.into(),
-            ),
-        }
-        crate::local::thread_exiting();
-        rustpython_vm::vm::thread::cleanup_current_thread_frames(vm);
-    }
-
-    fn cant_start(vm: &VirtualMachine) -> rustpython_vm::builtins::PyBaseExceptionRef {
-        vm.new_runtime_error("can't start new thread")
-    }
-
-    /// 3.12+: no new thread once the interpreter is finalizing.
-    fn refuse_at_shutdown(vm: &VirtualMachine) -> PyResult<()> {
-        if vm.state.finalizing.load(Ordering::Acquire) {
-            return Err(vm.new_exception_msg(
-                vm.ctx.exceptions.python_finalization_error.to_owned(),
-                "can't create new thread at interpreter shutdown".into(),
-            ));
-        }
-        Ok(())
+    ) -> impl FnOnce() + Send + 'static {
+        let function = Function { func, args };
+        vm.new_thread()
+            .make_spawn_func(move |vm| threadmodule::thread_run(&Rt(vm), function))
     }
 
     /// start_new_thread(function, args, kwargs=None) -> ident
@@ -122,7 +86,7 @@ pub(crate) mod threads {
             ),
             vm,
         )?;
-        refuse_at_shutdown(vm)?;
+        let rt = Rt(vm);
         let func = ArgCallable::try_from_object(vm, func_obj)?;
         let kwargs: KwArgs = kwargs
             .map(|k| {
@@ -133,108 +97,22 @@ pub(crate) mod threads {
             })
             .unwrap_or_default();
         let args = FuncArgs::new(args.to_vec(), kwargs);
-        // Dropping the handle detaches the thread, as `start_new_thread` does.
-        let (_handle, ident) = spawn(vm, func, args, true).map_err(|_| cant_start(vm))?;
-        // The thread runs (it started, and only this thread could fork meanwhile).
-        Ok(vm.allow_threads(|| ident.wait()))
-    }
-
-    enum State {
-        NotStarted,
-        /// A thread started by this module, and the ident it publishes.
-        Started(pythread::Handle, Arc<StartedIdent>),
-        /// `_make_thread_handle(ident)`: a thread this module did not start (the main
-        /// thread), by its ident; it is done when `_set_done` releases `exiting`, or when it
-        /// did not survive a fork (`lost_in_fork`).
-        Foreign {
-            ident: u64,
-            exiting: Arc<pythread::Lock>,
-            /// The process the handle was made in.
-            pid: u32,
-        },
-        /// The start failed: done, ident 0.
-        Failed,
+        threadmodule::start_new_thread(&rt, module_state(vm), runner(vm, func, args))
     }
 
     /// `_thread._ThreadHandle`: the joinable handle of `start_joinable_thread`.
     #[pyattr]
     #[pyclass(module = "_thread", name = "_ThreadHandle")]
-    #[derive(PyPayload)]
+    #[derive(Debug, PyPayload)]
     pub(crate) struct ThreadHandle {
-        state: Mutex<State>,
-        /// `_set_done()` was called: the handle reads as done and `join` returns at once
-        /// (after a fork, or for a foreign thread that threading saw exit).
-        set_done: AtomicBool,
-    }
-
-    impl std::fmt::Debug for ThreadHandle {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            match &*self.state() {
-                State::Started(h, ident) => write!(f, "ThreadHandle({:?}, {:?})", h, ident.get()),
-                State::Foreign { ident, .. } => write!(f, "ThreadHandle(foreign {ident})"),
-                State::NotStarted => write!(f, "ThreadHandle(not started)"),
-                State::Failed => write!(f, "ThreadHandle(failed)"),
-            }
-        }
-    }
-
-    impl ThreadHandle {
-        fn with_state(state: State) -> ThreadHandle {
-            ThreadHandle {
-                state: Mutex::new(state),
-                set_done: AtomicBool::new(false),
-            }
-        }
-
-        fn state(&self) -> MutexGuard<'_, State> {
-            self.state.lock().unwrap_or_else(|e| e.into_inner())
-        }
-    }
-
-    /// A timeout of `_ThreadHandle.join`: None or negative = forever, else seconds (rounded up
-    /// to whole nanoseconds, as `_PyTime_ROUND_TIMEOUT`).
-    fn join_timeout(
-        timeout: Option<PyObjectRef>,
-        vm: &VirtualMachine,
-    ) -> PyResult<Option<Duration>> {
-        let Some(timeout) = timeout.filter(|t| !vm.is_none(t)) else {
-            return Ok(None);
-        };
-        let secs = TimeoutSeconds::try_from_object(vm, timeout)?.to_secs_f64();
-        if secs < 0.0 {
-            return Ok(None);
-        }
-        let ns = (secs * 1e9).ceil();
-        if ns >= i64::MAX as f64 {
-            return Err(vm.new_overflow_error("timestamp out of range for platform time_t"));
-        }
-        Ok(Some(Duration::from_nanos(ns as u64)))
-    }
-
-    impl ThreadHandle {
-        /// The thread's ident; for a started thread that has not published it yet, waits
-        /// (detached) until it has. 0 before the start, after a failed one, and for a thread
-        /// lost in a fork before it ran.
-        fn ident_of(&self, vm: &VirtualMachine) -> u64 {
-            let (handle, ident) = match &*self.state() {
-                State::Started(h, ident) => (h.clone(), Arc::clone(ident)),
-                State::Foreign { ident, .. } => return *ident,
-                State::NotStarted | State::Failed => return 0,
-            };
-            match ident.get() {
-                Some(ident) => ident,
-                // Lost in a fork (the crate finished it) before it published: it never will.
-                None if handle.is_finished() => 0,
-                None => vm.allow_threads(|| ident.wait()),
-            }
-        }
+        handle: threadmodule::ThreadHandle,
     }
 
     #[pyclass(with(Constructor, Representable))]
     impl ThreadHandle {
         #[pygetset]
-        fn ident(&self, vm: &VirtualMachine) -> u64 {
-            self.ident_of(vm)
+        fn ident(&self) -> u64 {
+            self.handle.ident()
         }
 
         /// join(timeout=None, /): waits (interruptibly, detached) until the thread is done or
@@ -250,105 +128,53 @@ pub(crate) mod threads {
                     vm.new_type_error(format!("join() takes at most 1 argument ({given} given)"))
                 );
             }
-            let timeout = join_timeout(f_args.take_positional(), vm)?;
-            enum Target {
-                Thread(pythread::Handle),
-                Foreign(u64, Arc<pythread::Lock>),
-            }
-            let target = match &*self.state() {
-                State::NotStarted => return Err(vm.new_runtime_error("thread not started")),
-                State::Failed => return Ok(()),
-                _ if self.set_done.load(Ordering::Acquire) => return Ok(()),
-                State::Started(h, _) => Target::Thread(h.clone()),
-                State::Foreign { ident, pid, .. } if lost_in_fork(*ident, *pid, vm) => {
-                    return Ok(())
-                }
-                State::Foreign { ident, exiting, .. } => Target::Foreign(*ident, exiting.clone()),
+            let seconds = match f_args.take_positional().filter(|t| !vm.is_none(t)) {
+                None => None,
+                Some(t) => Some(TimeoutSeconds::try_from_object(vm, t)?.to_secs_f64()),
             };
-            match target {
-                Target::Thread(h) => {
-                    if h.is_finished() {
-                        // Done: only the OS thread's exit is left (CPython's once-only
-                        // pthread_join), which is not interruptible.
-                        vm.allow_threads(|| drop(h.join_thread_ref()));
-                        return Ok(());
-                    }
-                    // The crate's idents, both: the handle's thread and the caller.
-                    if h.ident() == pythread::get_ident() {
-                        return Err(vm.new_runtime_error("Cannot join current thread"));
-                    }
-                    if vm.state.finalizing.load(Ordering::Acquire) {
-                        return Err(vm.new_exception_msg(
-                            vm.ctx.exceptions.python_finalization_error.to_owned(),
-                            "cannot join thread at interpreter shutdown".into(),
-                        ));
-                    }
-                    wait_interruptibly(vm, timeout, |timeout| {
-                        h.join_with_retries_ref(timeout, interrupted).map(|_| ())
-                    })
-                }
-                Target::Foreign(ident, exiting) => {
-                    if ident == get_ident() {
-                        return Err(vm.new_runtime_error("Cannot join current thread"));
-                    }
-                    // Done = `exiting` released by `_set_done`: take it and give it back.
-                    let done = exiting.try_acquire()
-                        || (timeout != Some(Duration::ZERO)
-                            && wait_interruptibly(vm, timeout, |timeout| {
-                                exiting.acquire_with_retries(timeout, interrupted)
-                            })?);
-                    if done {
-                        let _ = exiting.release();
-                    }
-                    Ok(())
-                }
+            let rt = Rt(vm);
+            let timeout = threadmodule::join_timeout(seconds).map_err(|e| rt.raise(e))?;
+            // RustPython's threading.py is 3.14's, whose join refuses at shutdown.
+            if rt.is_finalizing()
+                && !self.handle.is_done()
+                && !matches!(self.handle.ident(), 0)
+                && self.handle.ident() != Rt::get_ident()
+            {
+                return Err(vm.new_exception_msg(
+                    vm.ctx.exceptions.python_finalization_error.to_owned(),
+                    "cannot join thread at interpreter shutdown".into(),
+                ));
             }
+            self.handle.join(&rt, timeout)
         }
 
         #[pymethod]
-        fn is_done(&self, vm: &VirtualMachine) -> bool {
-            match &*self.state() {
-                State::NotStarted => false,
-                State::Failed => true,
-                _ if self.set_done.load(Ordering::Acquire) => true,
-                State::Started(h, _) => h.is_finished(),
-                State::Foreign { ident, pid, .. } => lost_in_fork(*ident, *pid, vm),
-            }
+        fn is_done(&self) -> bool {
+            self.handle.is_done()
         }
 
         #[pymethod]
         fn _set_done(&self, vm: &VirtualMachine) -> PyResult<()> {
-            let state = self.state();
-            match &*state {
-                State::NotStarted => Err(vm.new_runtime_error("thread not started")),
-                State::Started(..) | State::Failed => {
-                    self.set_done.store(true, Ordering::Release);
-                    Ok(())
-                }
-                State::Foreign { exiting, .. } => {
-                    if !self.set_done.swap(true, Ordering::AcqRel) {
-                        let _ = exiting.release();
-                    }
-                    Ok(())
-                }
-            }
+            self.handle.set_done(&Rt(vm))
         }
     }
 
     impl Constructor for ThreadHandle {
         type Args = ();
 
-        fn py_new(_cls: &Py<PyType>, _args: (), _vm: &VirtualMachine) -> PyResult<Self> {
-            Ok(ThreadHandle::with_state(State::NotStarted))
+        fn py_new(_cls: &Py<PyType>, _args: (), vm: &VirtualMachine) -> PyResult<Self> {
+            Ok(ThreadHandle {
+                handle: threadmodule::ThreadHandle::new(module_state(vm)),
+            })
         }
     }
 
     impl Representable for ThreadHandle {
-        fn repr_str(zelf: &Py<Self>, vm: &VirtualMachine) -> PyResult<String> {
+        fn repr_str(zelf: &Py<Self>, _vm: &VirtualMachine) -> PyResult<String> {
             Ok(format!(
                 "<{} object: ident={}>",
                 zelf.class().slot_name(),
-                zelf.ident_of(vm)
+                zelf.handle.ident()
             ))
         }
     }
@@ -372,9 +198,12 @@ pub(crate) mod threads {
         if args.function.to_callable().is_none() {
             return Err(vm.new_type_error("thread function must be callable"));
         }
-        let function = ArgCallable::try_from_object(vm, args.function.clone())?;
+        let func = ArgCallable::try_from_object(vm, args.function.clone())?;
         let handle = match args.handle.filter(|h| !vm.is_none(h)) {
-            None => ThreadHandle::with_state(State::NotStarted).into_ref(&vm.ctx),
+            None => ThreadHandle {
+                handle: threadmodule::ThreadHandle::new(module_state(vm)),
+            }
+            .into_ref(&vm.ctx),
             Some(h) => h
                 .downcast::<ThreadHandle>()
                 .map_err(|_| vm.new_type_error("'handle' must be a _ThreadHandle"))?,
@@ -388,63 +217,49 @@ pub(crate) mod threads {
             ),
             vm,
         )?;
-        refuse_at_shutdown(vm)?;
-        {
-            let mut state = handle.state();
-            if !matches!(*state, State::NotStarted) {
-                return Err(vm.new_runtime_error("thread already started"));
-            }
-            match spawn(vm, function, FuncArgs::default(), args.daemon) {
-                Ok((h, ident)) => *state = State::Started(h, ident),
-                Err(_) => {
-                    *state = State::Failed;
-                    return Err(cant_start(vm));
-                }
-            }
-        }
+        let options = StartOptions::new().daemon(args.daemon);
+        let run = runner(vm, func, FuncArgs::default());
+        handle.handle.start(&Rt(vm), &options, run)?;
         Ok(handle)
     }
 
-    /// Whether the foreign thread `ident`, whose handle was made in process `pid`, is gone in
-    /// this forked child: CPython's `_PyThread_AfterFork` marks every handle but the forking
-    /// thread's done, and threading.py counts on it (a forked child joins the parent's main
-    /// thread). The crate does so for its own handles; a foreign thread survived only if it
-    /// is the thread that forked last, which RustPython's `os.fork` makes the main thread in
-    /// the child (`vm.state.main_thread_ident`).
-    fn lost_in_fork(ident: u64, pid: u32, vm: &VirtualMachine) -> bool {
-        pid != std::process::id() && ident != vm.state.main_thread_ident.load()
-    }
-
     /// _make_thread_handle(ident): a handle for a thread this module did not start
-    /// (threading's main thread); it is done once `_set_done()` is called.
+    /// (threading's main thread); it is done once `_set_done()` is called, or in a forked
+    /// child it did not survive.
     #[pyfunction]
-    fn _make_thread_handle(ident: u64) -> ThreadHandle {
-        let exiting = pythread::Lock::new();
-        exiting.acquire();
-        ThreadHandle::with_state(State::Foreign {
-            ident,
-            exiting: Arc::new(exiting),
-            pid: std::process::id(),
-        })
+    fn _make_thread_handle(ident: u64, vm: &VirtualMachine) -> ThreadHandle {
+        ThreadHandle {
+            handle: threadmodule::ThreadHandle::foreign(module_state(vm), ident),
+        }
     }
 
-    /// _get_main_thread_ident(): RustPython's own record of the main thread's ident, set when
-    /// the interpreter starts and, in a forked child, by `os.fork` (the thread that forked).
+    /// _get_main_thread_ident(): the main thread's ident, and in a forked child the thread
+    /// that forked (RustPython's own idents).
     #[pyfunction]
     fn _get_main_thread_ident(vm: &VirtualMachine) -> u64 {
-        vm.state.main_thread_ident.load()
+        module_state(vm).get_main_thread_ident()
     }
 
-    /// _shutdown(): joins every non-daemon thread still running, except the caller's own
-    /// (the crate's registry), detached and interruptibly (3.13).
+    /// _shutdown(): joins every non-daemon thread still running, except the caller's own,
+    /// detached and interruptibly (3.13: an exception of a signal handler is written as
+    /// unraisable and the remaining threads are left running).
     #[pyfunction]
-    fn _shutdown(vm: &VirtualMachine) -> PyResult<()> {
-        wait_interruptibly(vm, None, |_| pythread::shutdown_with_retries(interrupted))
+    fn _shutdown(vm: &VirtualMachine) {
+        module_state(vm).shutdown(&Rt(vm));
     }
 
     /// _count(): how many functions started by this module are running now.
     #[pyfunction]
-    fn _count() -> usize {
-        pythread::count()
+    fn _count(vm: &VirtualMachine) -> usize {
+        module_state(vm).count()
+    }
+
+    /// stack_size([size]) -> size: sets the size of the next threads' stacks (no argument:
+    /// 0, the platform default, as CPython) and returns the old one.
+    #[pyfunction]
+    fn stack_size(size: OptionalArg<isize>, vm: &VirtualMachine) -> PyResult<usize> {
+        module_state(vm)
+            .stack_size(Some(size.unwrap_or(0)))
+            .map_err(|e| Rt(vm).raise(e))
     }
 }

@@ -114,6 +114,7 @@ impl LockObject {
     /// # Examples
     ///
     /// See [`LockObject`].
+    #[inline]
     pub fn release(&self) -> Result<(), Error> {
         self.held.store(0, Ordering::Relaxed);
         self.lock.release().map_err(|_| Error::ReleaseUnlocked)
@@ -144,6 +145,7 @@ impl LockObject {
     /// # Examples
     ///
     /// See [`LockedReport`].
+    #[inline]
     pub fn locked(&self, report: LockedReport) -> bool {
         match report {
             LockedReport::Flag => self.held.load(Ordering::Relaxed) != 0,

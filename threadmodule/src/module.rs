@@ -137,8 +137,9 @@ impl ModuleState {
     /// `os.register_at_fork(after_in_child=...)`, registered before `threading`'s hook (so it
     /// runs first): `_PyThread_AfterFork`. The crate's handles of threads that did not survive
     /// read as done, then the forking thread (`ident`, its host ident) becomes the main thread
-    /// and every foreign handle made before names a lost thread, unless it names `ident`. A
-    /// no-op in a process that has not forked since the last call.
+    /// and every foreign handle made before names a lost thread, unless it names `ident`; the
+    /// lost threads' `_local` dicts go at each [`LocalDicts`](crate::LocalDicts)' next access.
+    /// A no-op in a process that has not forked since the last call.
     ///
     /// # Examples
     ///
@@ -165,6 +166,7 @@ impl ModuleState {
     }
 
     fn forked(&self, ident: u64) {
+        crate::local::after_fork_child();
         self.main_ident.store(ident, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -446,6 +448,7 @@ pub fn join_timeout(seconds: Option<f64>) -> Result<Option<Duration>, Error> {
 /// assert_eq!(err.kind(), ErrorKind::ValueError);
 /// assert_eq!(err.message(), "can't specify a timeout for a non-blocking call");
 /// ```
+#[inline]
 pub fn acquire_timeout(blocking: bool, timeout: f64) -> Result<Option<Duration>, Error> {
     pythread::parse_acquire_args(blocking, timeout).map_err(Error::AcquireArgs)
 }
