@@ -53,9 +53,10 @@ impl From<Raised<'_>> for PyErr {
 }
 
 /// `function(*args, **kwargs)` of a thread start, moved to the new thread. The arguments go
-/// right after a call that returned (`thread_run`'s order: the result, then the arguments),
-/// or after the report of the exception it raised; the function last, when the layer drops
-/// this, attached (after the thread's `_local` dicts and its sentinel).
+/// right after a call that returned (the result, then the arguments), or after the report of
+/// the exception it raised (the order of `thread_run` in CPython); after a `SystemExit`, with
+/// the function. The function goes last, when the layer drops this, attached (after the
+/// thread's `_local` dicts and its sentinel).
 pub(crate) struct Call {
     func: Option<Py<PyAny>>,
     args: Cell<Option<Py<PyTuple>>>,
