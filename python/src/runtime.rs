@@ -273,6 +273,6 @@ impl<'py> threadmodule::Runtime for Host<'py> {
     /// (CPython clears the thread state, then releases the sentinel).
     fn thread_exiting(&self) {
         crate::local::release_thread_dicts(self.0);
-        threadmodule::release_thread_sentinel();
+        crate::sentinel::release_thread_sentinel(self.0);
     }
 }
