@@ -1,4 +1,4 @@
-# The Python halves of `_pythread`'s thread reports (thread.rs runs this source once, at
+# The Python halves of `_pythread`'s thread reports (runtime.rs runs this source once, at
 # import). They run arbitrary Python code (sys.unraisablehook, a thread's `name` property, a
 # file's `write`), so the module calls them through guard.rs's guarded call: a thread that
 # CPython 3.11-3.13 end with pthread_exit inside them parks there instead of crashing.

@@ -1,6 +1,6 @@
-//! `_ExceptHookArgs`, the type of `threading.excepthook`'s argument. (`_excepthook` and the
-//! unraisable report of a thread are thread.rs's, their Python halves hooks.py, called through
-//! guard.rs.)
+//! `_ExceptHookArgs`, the type of `threading.excepthook`'s argument. (`_excepthook` is
+//! thread.rs's and the unraisable report of a thread runtime.rs's, their Python halves
+//! hooks.py, called through guard.rs.)
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

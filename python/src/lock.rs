@@ -1,51 +1,55 @@
-//! `_thread.lock` (`allocate_lock`, `LockType`) and `_thread.RLock` on the crate's `Lock` and
-//! `RLock`.
+//! `_thread.lock` (`allocate_lock`, `LockType`) and `_thread.RLock`: the layer's `LockObject`
+//! and `RLockObject` (`threadmodule`), with CPython's argument parsing, reprs and types.
 //!
 //! The two classes share one implementation of `acquire`, `__enter__`, `release`, `__exit__`
-//! and `__repr__`: the [`Backend`] trait says what differs (the crate's lock type, the repr's
+//! and `__repr__`: the [`Backend`] trait says what differs (the layer's object, the repr's
 //! details), and [`lock_methods!`] writes the `#[pymethods]` block of each class from it. The
 //! hot methods (`acquire`, `__enter__`, `release`, `__exit__`, `locked` and their old names) are
 //! C-level entries of each type's method table, as `_thread`'s are (guard.rs installs them at
 //! import): no PyO3 trampoline, no argument tuple, CPython's own calling conventions.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PySequence, PyString, PyTuple};
 use pyo3::Borrowed;
+use threadmodule::{LockObject, LockedReport, RLockObject, ReleaseSaveRule};
 
 use crate::guard::{self, FastArgs, FastMethod, NoArgsMethod};
+use crate::runtime::{self, Host};
 use crate::timeout;
 
 /// What `lock` and `RLock` do differently; everything else is shared.
 pub(crate) trait Backend: Sync {
     /// `tp_name` of the builtin type, shown by the repr of an instance of exactly it.
     const TP_NAME: &'static str;
-    /// An acquisition without waiting, the GIL held: `Ok(true)` if the caller now holds it
-    /// (its bookkeeping done).
-    fn try_acquire(&self) -> PyResult<bool>;
-    /// The GIL-released wait for the underlying lock: `pending` runs the signal handlers on
-    /// each interruption. [`Backend::acquired`] follows a `true`, the GIL held again.
-    fn acquire_with_retries(
-        &self,
-        wait: Option<Duration>,
-        pending: &mut dyn FnMut() -> PyResult<()>,
-    ) -> PyResult<bool>;
-    fn release(&self) -> PyResult<()>;
-    /// Called with the GIL held after a wait that acquired the lock.
-    fn acquired(&self);
+    /// `acquire`, its arguments converted: a try with the GIL held, then the interruptible
+    /// wait with it released.
+    fn acquire(&self, py: Python<'_>, wait: Option<Duration>) -> PyResult<bool>;
+    fn release(&self, py: Python<'_>) -> PyResult<()>;
     /// Whether the repr says "locked", and what it shows after "object" (RLock's owner and
     /// count), read once so that the two agree.
     fn repr_state(&self) -> (bool, String);
 }
 
-/// Whether `locked()` and the repr report [`Flagged::held`] (CPython 3.11 to 3.13.0, whose
-/// lock object holds an OS lock and that flag) rather than the lock itself (later 3.13
-/// releases, 3.13.15 measured, and 3.14: the lock object is a one-byte `PyMutex`, and
-/// `locked()` reads it); set once at import by [`builtin_lock_keeps_a_flag`].
+/// What `locked()` and the repr report: the flag (CPython 3.11 to 3.13.0, whose lock object
+/// holds an OS lock and that flag) or the lock itself (later 3.13 releases, 3.13.15 measured,
+/// and 3.14: the lock object is a one-byte `PyMutex`, and `locked()` reads it); chosen once at
+/// import by [`builtin_lock_keeps_a_flag`]. The flag is what keeps threading's `_shutdown`
+/// assertion true on those versions (`LockedReport::Flag`; CPython's
+/// `test_1_join_on_shutdown`: reporting the lock itself failed that assertion in 70 of 200 runs
+/// on a loaded machine, and the flag in none).
 static REPORT_THE_FLAG: AtomicBool = AtomicBool::new(false);
+
+fn locked_report() -> LockedReport {
+    if REPORT_THE_FLAG.load(Ordering::Relaxed) {
+        LockedReport::Flag
+    } else {
+        LockedReport::Lock
+    }
+}
 
 /// Whether the running interpreter's own `_thread.lock` is the 3.11-3.13.0 kind that keeps
 /// the flag: its instances have room beyond the object header for more than one pointer (a
@@ -62,193 +66,60 @@ fn builtin_lock_keeps_a_flag(py: Python<'_>) -> bool {
     probe().unwrap_or(py.version_info() < (3, 14))
 }
 
-/// The crate's `Lock` and the flag CPython 3.11 to 3.13 keep beside theirs
-/// (`lockobject.locked`): set by an acquisition once its thread holds the GIL again, cleared
-/// by a release just before the lock is. Their `locked()` and repr report the flag (measured
-/// against each by `corrections.py`), so a
-/// thread that holds the GIL never sees a waiter's acquisition before that waiter runs Python
-/// code again: threading's `_shutdown` asserts `not lock.locked()` right after releasing the
-/// main thread's `_tstate_lock`, which a joiner of the main thread waits for (CPython's
-/// `test_1_join_on_shutdown`; reporting the lock itself failed that assertion in 70 of 200
-/// runs on a loaded machine, and the flag in none).
-pub(crate) struct Flagged {
-    pub(crate) lock: pythread::Lock,
-    held: AtomicBool,
-}
-
-impl Flagged {
-    /// `lock.locked()` as the running interpreter's `_thread` answers it.
-    fn locked(&self) -> bool {
-        if REPORT_THE_FLAG.load(Ordering::Relaxed) {
-            self.held.load(Ordering::Relaxed)
-        } else {
-            self.lock.locked()
-        }
-    }
-
-    /// After a fork: unlocked, and the flag with it.
-    fn reinit_after_fork(&self) {
-        self.lock.reinit_after_fork();
-        self.held.store(false, Ordering::Relaxed);
-    }
-
-    /// A release by this module: the flag first (`lock_PyThread_release_lock`'s order), so
-    /// that an acquisition the release lets in is never cleared by it.
-    pub(crate) fn release(&self) -> Result<(), pythread::ReleaseError> {
-        self.held.store(false, Ordering::Relaxed);
-        self.lock.release()
-    }
-}
-
-impl Backend for Flagged {
+impl Backend for LockObject {
     const TP_NAME: &'static str = "_thread.lock";
-    fn try_acquire(&self) -> PyResult<bool> {
-        let acquired = self.lock.try_acquire();
-        if acquired {
-            self.acquired();
-        }
-        Ok(acquired)
+    #[inline]
+    fn acquire(&self, py: Python<'_>, wait: Option<Duration>) -> PyResult<bool> {
+        Ok(LockObject::acquire(self, &Host(py), wait)?)
     }
-    fn acquire_with_retries(
-        &self,
-        wait: Option<Duration>,
-        pending: &mut dyn FnMut() -> PyResult<()>,
-    ) -> PyResult<bool> {
-        self.lock.acquire_with_retries(wait, pending)
-    }
-    fn release(&self) -> PyResult<()> {
-        Flagged::release(self).map_err(|e| PyRuntimeError::new_err(e.to_string()))
-    }
-    fn acquired(&self) {
-        self.held.store(true, Ordering::Relaxed);
+    #[inline]
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        LockObject::release(self).map_err(|e| runtime::exception(py, e))
     }
     fn repr_state(&self) -> (bool, String) {
-        (self.locked(), String::new())
+        (self.locked(locked_report()), String::new())
     }
 }
 
-/// CPython's `rlockobject`: the crate's `Lock`, with the owner's host ident
-/// ([`guard::host_ident`], `PyThread_get_thread_ident()`) and the recursion count beside it,
-/// read and written only with the GIL held, as CPython 3.11 to 3.13 keep `rlock_owner` and
-/// `rlock_count`. The owner is a plain number compared with the caller's ident: an owner that
-/// `_acquire_restore` stored for another thread, or for a thread that has ended, is owned by
-/// whichever thread has that ident (a `pthread_t` reused by a later thread included), as in
+/// `_release_save`'s rule: 3.11-3.13 let any thread release and save a held lock
+/// (`rlock_release_save` checks only the count), 3.14 only its owner. Set at import.
+static RELEASE_SAVE_BY_OWNER: AtomicBool = AtomicBool::new(false);
+
+fn release_save_rule() -> ReleaseSaveRule {
+    if RELEASE_SAVE_BY_OWNER.load(Ordering::Relaxed) {
+        ReleaseSaveRule::Owner
+    } else {
+        ReleaseSaveRule::AnyThread
+    }
+}
+
+/// CPython's `rlockobject`, the layer's: the owner is the host ident ([`guard::host_ident`],
+/// `PyThread_get_thread_ident()`), a plain number compared with the caller's ident: an owner
+/// that `_acquire_restore` stored for another thread, or for a thread that has ended, is owned
+/// by whichever thread has that ident (a `pthread_t` reused by a later thread included), as in
 /// CPython.
-pub(crate) struct HostRLock {
-    lock: pythread::Lock,
-    /// The owner's host ident; meaningful only while `count > 0`.
-    owner: AtomicU64,
-    count: AtomicUsize,
-}
-
-impl HostRLock {
-    fn new() -> HostRLock {
-        HostRLock {
-            lock: pythread::Lock::new(),
-            owner: AtomicU64::new(0),
-            count: AtomicUsize::new(0),
-        }
-    }
-
-    fn owner(&self) -> u64 {
-        self.owner.load(Ordering::Relaxed)
-    }
-
-    fn count(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn set(&self, owner: u64, count: usize) {
-        self.owner.store(owner, Ordering::Relaxed);
-        self.count.store(count, Ordering::Relaxed);
-    }
-
-    /// `_is_owned()`: held, by the caller's ident.
-    fn is_owned(&self) -> bool {
-        self.count() > 0 && self.owner() == guard::host_ident()
-    }
-
-    /// `_recursion_count()`: the count if the caller's ident is the owner, else 0.
-    fn recursion_count(&self) -> usize {
-        if self.owner() == guard::host_ident() {
-            self.count()
-        } else {
-            0
-        }
-    }
-
-    /// After a fork: unlocked and unowned (the owner may be a thread that is gone).
-    fn reinit_after_fork(&self) {
-        self.lock.reinit_after_fork();
-        self.set(0, 0);
-    }
-}
-
-impl Backend for HostRLock {
+impl Backend for RLockObject {
     const TP_NAME: &'static str = "_thread.RLock";
-    fn try_acquire(&self) -> PyResult<bool> {
-        let me = guard::host_ident();
-        let count = self.count();
-        if count > 0 && self.owner() == me {
-            let count = count
-                .checked_add(1)
-                .ok_or_else(|| PyOverflowError::new_err("Internal lock count overflowed"))?;
-            self.count.store(count, Ordering::Relaxed);
-            return Ok(true);
-        }
-        let acquired = self.lock.try_acquire();
-        if acquired {
-            self.set(me, 1);
-        }
-        Ok(acquired)
+    #[inline]
+    fn acquire(&self, py: Python<'_>, wait: Option<Duration>) -> PyResult<bool> {
+        Ok(RLockObject::acquire(self, &Host(py), wait)?)
     }
-    fn acquire_with_retries(
-        &self,
-        wait: Option<Duration>,
-        pending: &mut dyn FnMut() -> PyResult<()>,
-    ) -> PyResult<bool> {
-        self.lock.acquire_with_retries(wait, pending)
-    }
-    fn release(&self) -> PyResult<()> {
-        let count = self.count();
-        if count == 0 || self.owner() != guard::host_ident() {
-            return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
-        }
-        if count == 1 {
-            self.set(0, 0);
-            let _ = self.lock.release();
-        } else {
-            self.count.store(count - 1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-    fn acquired(&self) {
-        self.set(guard::host_ident(), 1);
+    #[inline]
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        RLockObject::release::<Host<'_>>(self).map_err(|e| runtime::exception(py, e))
     }
     fn repr_state(&self) -> (bool, String) {
-        let (owner, count) = (self.owner(), self.count());
+        let (owner, count) = self.state();
         (count > 0, format!(" owner={owner} count={count}"))
     }
 }
 
-/// `acquire(blocking=True, timeout=-1)`: a try with the GIL held, then (unless that was all it
-/// may do) a wait with the GIL released that runs the signal handlers on each interruption.
-/// No argument at all (the common `acquire()` and every `with`) skips the parsing.
+/// `acquire(blocking=True, timeout=-1)`. No argument at all (the common `acquire()` and every
+/// `with`) skips the parsing.
+#[inline]
 fn acquire<B: Backend>(lock: &B, args: &FastArgs<'_, '_>) -> PyResult<bool> {
     let wait = if args.is_empty() { None } else { parse(args)? };
-    if lock.try_acquire()? {
-        return Ok(true);
-    }
-    if wait == Some(Duration::ZERO) {
-        return Ok(false);
-    }
-    let acquired = args
-        .py()
-        .detach(|| lock.acquire_with_retries(wait, &mut crate::check_signals))?;
-    if acquired {
-        lock.acquired();
-    }
-    Ok(acquired)
+    lock.acquire(args.py(), wait)
 }
 
 /// `acquire`'s parameters, in order.
@@ -336,7 +207,7 @@ fn parse(args: &FastArgs<'_, '_>) -> PyResult<Option<Duration>> {
         Some(t) => timeout::seconds(t)?,
         None => -1.0,
     };
-    timeout::acquire_args(args.py(), blocking, seconds)
+    threadmodule::acquire_timeout(blocking, seconds).map_err(|e| runtime::exception(args.py(), e))
 }
 
 /// `blocking` as the running interpreter's getargs converts it: `p` (truth), or on 3.11 `i`
@@ -394,16 +265,13 @@ macro_rules! lock_methods {
 /// `_thread.lock`: a binary semaphore that any thread may release.
 #[pyclass(name = "lock", module = "_thread", weakref, frozen)]
 pub(crate) struct Lock {
-    pub(crate) lock: Flagged,
+    pub(crate) lock: LockObject,
 }
 
 impl Lock {
     pub(crate) fn new() -> Lock {
         Lock {
-            lock: Flagged {
-                lock: pythread::Lock::new(),
-                held: AtomicBool::new(false),
-            },
+            lock: LockObject::new(),
         }
     }
 }
@@ -430,14 +298,14 @@ lock_methods!(Lock {
 
     /// After a fork the child's lock must be usable and unlocked, whatever it held.
     fn _at_fork_reinit(&self) {
-        self.lock.reinit_after_fork();
+        self.lock.at_fork_reinit();
     }
 });
 
 /// `_thread.RLock`: reentrant, owned by the thread that holds it.
 #[pyclass(name = "RLock", module = "_thread", weakref, frozen, subclass)]
 pub(crate) struct RLock {
-    lock: HostRLock,
+    lock: RLockObject,
 }
 
 lock_methods!(RLock {
@@ -446,40 +314,29 @@ lock_methods!(RLock {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         RLock {
-            lock: HostRLock::new(),
+            lock: RLockObject::new(),
         }
     }
 
     /// After a fork: a fresh, unlocked lock (the owner may be a thread that is gone).
     fn _at_fork_reinit(&self) {
-        self.lock.reinit_after_fork();
+        self.lock.at_fork_reinit();
     }
 
     fn _is_owned(&self) -> bool {
-        self.lock.is_owned()
+        self.lock.is_owned::<Host<'_>>()
     }
 
-    fn _recursion_count(&self) -> usize {
-        self.lock.recursion_count()
+    fn _recursion_count(&self) -> u64 {
+        self.lock.recursion_count::<Host<'_>>()
     }
 
     /// Releases the lock fully and returns `(count, owner)` for `_acquire_restore`, by the
-    /// running interpreter's rule: 3.11-3.13 let any thread release and save a held lock
-    /// (`rlock_release_save` checks only the count), 3.14 only its owner.
-    fn _release_save(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
-        let lock = &self.lock;
-        let (owner, count) = (lock.owner(), lock.count());
-        let refused = if py.version_info() >= (3, 14) {
-            !lock.is_owned()
-        } else {
-            count == 0
-        };
-        if refused {
-            return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
-        }
-        lock.set(0, 0);
-        let _ = lock.lock.release();
-        Ok((count, owner))
+    /// running interpreter's rule ([`release_save_rule`]).
+    fn _release_save(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        self.lock
+            .release_save::<Host<'_>>(release_save_rule())
+            .map_err(|e| runtime::exception(py, e))
     }
 
     /// `_acquire_restore((count, owner))`, parsed as CPython's `"(kk)"`: any 2-item sequence
@@ -502,17 +359,8 @@ lock_methods!(RLock {
                 args.len()
             )));
         }
-        let (count, owner) = parse_state(&args.get_item(0)?)?;
-        let count = usize::try_from(count)
-            .ok()
-            .filter(|c| *c != 0)
-            .ok_or_else(|| PyRuntimeError::new_err("couldn't acquire lock"))?;
-        let lock = &self.lock;
-        if !lock.lock.try_acquire() {
-            py.detach(|| lock.lock.acquire());
-        }
-        lock.set(owner, count);
-        Ok(())
+        let state = parse_state(&args.get_item(0)?)?;
+        Ok(self.lock.acquire_restore(&Host(py), state)?)
     }
 });
 
@@ -581,17 +429,17 @@ pub(crate) trait LockClass:
 }
 
 impl LockClass for Lock {
-    type B = Flagged;
+    type B = LockObject;
     const SHORT_NAME: &'static str = "lock";
-    fn backend(&self) -> &Flagged {
+    fn backend(&self) -> &LockObject {
         &self.lock
     }
 }
 
 impl LockClass for RLock {
-    type B = HostRLock;
+    type B = RLockObject;
     const SHORT_NAME: &'static str = "RLock";
-    fn backend(&self) -> &HostRLock {
+    fn backend(&self) -> &RLockObject {
         &self.lock
     }
 }
@@ -617,7 +465,7 @@ struct Release<C>(std::marker::PhantomData<C>);
 impl<C: LockClass> NoArgsMethod for Release<C> {
     type Class = C;
     fn call<'a, 'py>(slf: Borrowed<'a, 'py, C>) -> PyResult<Bound<'py, PyAny>> {
-        slf.get().backend().release()?;
+        slf.get().backend().release(slf.py())?;
         Ok(slf.py().None().into_bound(slf.py()))
     }
 }
@@ -638,18 +486,19 @@ impl<C: LockClass> FastMethod for Exit<C> {
                 C::SHORT_NAME
             )));
         }
-        slf.get().backend().release()?;
+        slf.get().backend().release(args.py())?;
         Ok(args.py().None().into_bound(args.py()))
     }
 }
 
-/// `locked()` and `locked_lock()` (`METH_NOARGS`) of 3.11 to 3.13: the flag (see [`Flagged`]).
+/// `locked()` and `locked_lock()` (`METH_NOARGS`) of 3.11 to 3.13.0: the flag
+/// ([`LockedReport::Flag`]).
 struct LockedFlag;
 
 impl guard::BoolMethod for LockedFlag {
     type Class = Lock;
     fn call(slf: &Lock) -> bool {
-        slf.lock.held.load(Ordering::Relaxed)
+        slf.lock.locked(LockedReport::Flag)
     }
 }
 
@@ -659,7 +508,7 @@ struct LockedLock;
 impl guard::BoolMethod for LockedLock {
     type Class = Lock;
     fn call(slf: &Lock) -> bool {
-        slf.lock.lock.locked()
+        slf.lock.locked(LockedReport::Lock)
     }
 }
 
@@ -734,6 +583,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>, home: &Bound<'_, PyModule>) -> P
     REPORT_THE_FLAG.store(builtin_lock_keeps_a_flag(py), Ordering::Relaxed);
     BLOCKING_IS_INT.store(py.version_info() < (3, 12), Ordering::Relaxed);
     OLD_KEYWORD_MESSAGE.store(py.version_info() < (3, 13), Ordering::Relaxed);
+    RELEASE_SAVE_BY_OWNER.store(py.version_info() >= (3, 14), Ordering::Relaxed);
     LOCK_IS_INSTANTIABLE.store(py.version_info() >= (3, 13), Ordering::Relaxed);
     m.add_class::<Lock>()?;
     m.add_class::<RLock>()?;

@@ -1,44 +1,36 @@
 //! `_set_sentinel()` (3.11 and 3.12; 3.13 joins through `_ThreadHandle` instead): a new
 //! `_thread.lock`, which the calling thread then acquires, and which is released (if held) when
 //! that thread's state goes away: what 3.11/3.12's `threading.Thread.join` waits for
-//! (`_tstate_lock`).
-//!
-//! The lock is kept in a thread-local, inside a value whose `Drop` releases it: a thread of
-//! this module drops it, with the GIL held, after its `_local` dicts and before it detaches
-//! for the last time ([`release_thread_sentinel`]); any other thread drops it with its
-//! thread-local destructors. A plain `thread_local!` (no other thread ever reads it, so no lock
-//! and no fork gate: it is set and taken with the GIL held, never detached).
-
-use std::cell::RefCell;
+//! (`_tstate_lock`). The layer's `SentinelSlot` keeps it, in this module's thread-local; a
+//! thread of this module releases it attached, after its `_local` dicts
+//! ([`release_thread_sentinel`], from runtime.rs's `thread_exiting`), any other thread with its
+//! thread-local destructors.
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use threadmodule::SentinelSlot;
 
 use crate::lock::Lock;
 
-/// A thread's sentinel: releases its lock, if held, when dropped.
-struct Sentinel(Option<Py<Lock>>);
+/// The lock object as the layer keeps it: the reference keeps the Python object alive as long
+/// as the sentinel is armed. `frozen`: the lock inside is reachable without the GIL.
+pub(crate) struct LockSentinel(Py<Lock>);
 
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        if let Some(lock) = self.0.take() {
-            // `frozen`: the lock is reachable without the GIL. An unlocked one stays so
-            // (CPython's `release_sentinel` checks `locked` too).
-            let _ = lock.get().lock.release();
-        }
+impl threadmodule::Sentinel for LockSentinel {
+    fn release_if_held(&self) {
+        self.0.get().lock.release_if_held();
     }
 }
 
 thread_local! {
     /// This thread's sentinel, from its last `_set_sentinel()`.
-    static SENTINEL: RefCell<Option<Sentinel>> = const { RefCell::new(None) };
+    static SENTINEL: SentinelSlot<LockSentinel> = const { SentinelSlot::new() };
 }
 
 /// Releases the calling thread's sentinel now, with the GIL held: the module's threads call it
 /// at their end.
 pub(crate) fn release_thread_sentinel(_py: Python<'_>) {
-    let sentinel = SENTINEL.try_with(|s| s.borrow_mut().take()).ok().flatten();
-    drop(sentinel);
+    let _ = SENTINEL.try_with(SentinelSlot::release);
 }
 
 /// _set_sentinel() -> lock: a new (unlocked) lock, released if held when this thread ends. A second
@@ -47,14 +39,10 @@ pub(crate) fn release_thread_sentinel(_py: Python<'_>) {
 #[pyfunction]
 fn _set_sentinel(py: Python<'_>) -> PyResult<Py<Lock>> {
     let lock = Py::new(py, Lock::new())?;
-    let sentinel = Sentinel(Some(lock.clone_ref(py)));
-    let old = SENTINEL
-        .try_with(|s| s.borrow_mut().replace(sentinel))
+    let sentinel = LockSentinel(lock.clone_ref(py));
+    SENTINEL
+        .try_with(|slot| slot.set(sentinel))
         .map_err(|_| PyRuntimeError::new_err("_set_sentinel: the thread is exiting"))?;
-    if let Some(mut old) = old {
-        // Forgotten, not released.
-        drop(old.0.take());
-    }
     Ok(lock)
 }
 

@@ -2,7 +2,6 @@
 //! CPython's exception types.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -104,15 +103,11 @@ pub(crate) fn init(py: Python<'_>) {
     NEGATIVE_IS_POSITIVE.store(py.version_info() < (3, 13), Ordering::Relaxed);
 }
 
-/// `lock.acquire(blocking, timeout)`'s arguments, by the crate's rules (conversion first, then
-/// the checks), with the running interpreter's messages. `Ok(None)` = wait forever. The
-/// crate's one overflow (a `float` out of range) takes the running interpreter's message.
-pub(crate) fn acquire_args(
-    py: Python<'_>,
-    blocking: bool,
-    timeout: f64,
-) -> PyResult<Option<Duration>> {
-    pythread::parse_acquire_args(blocking, timeout).map_err(|e| match e.kind() {
+/// An error of `lock.acquire(blocking, timeout)`'s arguments (the crate's rules, through
+/// `threadmodule::acquire_timeout`) with the running interpreter's messages: its wording of a
+/// negative timeout, and its overflow message for a `float` out of range.
+pub(crate) fn acquire_args_error(py: Python<'_>, e: pythread::TimeoutError) -> PyErr {
+    match e.kind() {
         pythread::TimeoutErrorKind::Value => {
             let msg = e.to_string();
             if NEGATIVE_IS_POSITIVE.load(Ordering::Relaxed)
@@ -124,7 +119,7 @@ pub(crate) fn acquire_args(
             }
         }
         pythread::TimeoutErrorKind::Overflow => float_overflow(py),
-    })
+    }
 }
 
 /// A `METH_VARARGS` function refuses keywords: "f() takes no keyword arguments" (an empty

@@ -22,7 +22,7 @@
 //! | `lockobject` (`_thread.lock`) and its 3.11-3.13 `locked` flag | [`LockObject`], [`LockedReport`] |
 //! | `rlockobject` (`_thread.RLock`), `_release_save`, `_acquire_restore` | [`RLockObject`], [`ReleaseSaveRule`] |
 //! | `localobject` (`_local`): per-thread dicts, the initialization-arguments rule | [`LocalDicts`], [`release_thread_dicts`], [`local_check_init_args`] |
-//! | `_set_sentinel` (3.11, 3.12) and `release_sentinel` | [`set_sentinel`], [`release_thread_sentinel`], [`Sentinel`] |
+//! | `_set_sentinel` (3.11, 3.12) and `release_sentinel` | [`set_sentinel`], [`release_thread_sentinel`], [`Sentinel`], [`SentinelSlot`] |
 //! | the module's exceptions and messages | [`Error`], [`ErrorKind`] |
 //!
 //! [`minihost`] is a complete host with no interpreter (closures as functions, a lock as the
@@ -70,4 +70,4 @@ pub use crate::module::{
     THREAD_STACK_MIN,
 };
 pub use crate::runtime::{interrupted, wait_interruptibly, Interrupted, Runtime};
-pub use crate::sentinel::{release_thread_sentinel, set_sentinel, Sentinel};
+pub use crate::sentinel::{release_thread_sentinel, set_sentinel, Sentinel, SentinelSlot};

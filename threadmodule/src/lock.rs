@@ -64,6 +64,7 @@ impl LockObject {
     /// # Examples
     ///
     /// See [`LockObject`].
+    #[inline]
     pub fn new() -> LockObject {
         LockObject {
             lock: pythread::Lock::new(),
@@ -80,6 +81,7 @@ impl LockObject {
     /// assert!(!threadmodule::LockObject::new().lock().locked());
     /// # });
     /// ```
+    #[inline]
     pub fn lock(&self) -> &pythread::Lock {
         &self.lock
     }
@@ -92,6 +94,7 @@ impl LockObject {
     /// # Examples
     ///
     /// See [`LockObject`].
+    #[inline]
     pub fn acquire<R: Runtime>(
         &self,
         rt: &R,
@@ -240,6 +243,7 @@ impl RLockObject {
     /// # Examples
     ///
     /// See [`RLockObject`].
+    #[inline]
     pub fn new() -> RLockObject {
         RLockObject {
             lock: pythread::Lock::new(),
@@ -248,6 +252,7 @@ impl RLockObject {
         }
     }
 
+    #[inline]
     fn is_owned_by(&self, tid: u64) -> bool {
         self.owner.load(Ordering::Relaxed) == tid && self.count.load(Ordering::Relaxed) > 0
     }
@@ -258,6 +263,7 @@ impl RLockObject {
     /// # Examples
     ///
     /// See [`RLockObject`].
+    #[inline]
     pub fn acquire<R: Runtime>(
         &self,
         rt: &R,
@@ -295,6 +301,7 @@ impl RLockObject {
     /// assert_eq!(RLockObject::new().release::<MiniHost>(), Err(Error::ReleaseUnacquired));
     /// # });
     /// ```
+    #[inline]
     pub fn release<R: Runtime>(&self) -> Result<(), Error> {
         if !self.is_owned_by(R::get_ident()) {
             return Err(Error::ReleaseUnacquired);
@@ -314,6 +321,7 @@ impl RLockObject {
     /// # Examples
     ///
     /// See [`RLockObject`].
+    #[inline]
     pub fn release_save<R: Runtime>(&self, rule: ReleaseSaveRule) -> Result<(u64, u64), Error> {
         let count = self.count.load(Ordering::Relaxed);
         let allowed = match rule {
@@ -372,6 +380,7 @@ impl RLockObject {
     /// # Examples
     ///
     /// See [`RLockObject`].
+    #[inline]
     pub fn is_owned<R: Runtime>(&self) -> bool {
         self.is_owned_by(R::get_ident())
     }
@@ -381,6 +390,7 @@ impl RLockObject {
     /// # Examples
     ///
     /// See [`RLockObject`].
+    #[inline]
     pub fn recursion_count<R: Runtime>(&self) -> u64 {
         if self.is_owned::<R>() {
             self.count.load(Ordering::Relaxed)
@@ -398,6 +408,7 @@ impl RLockObject {
     /// assert!(!threadmodule::RLockObject::new().locked());
     /// # });
     /// ```
+    #[inline]
     pub fn locked(&self) -> bool {
         self.count.load(Ordering::Relaxed) > 0
     }
@@ -408,6 +419,7 @@ impl RLockObject {
     /// # Examples
     ///
     /// See [`RLockObject::acquire_restore`].
+    #[inline]
     pub fn state(&self) -> (u64, u64) {
         (
             self.owner.load(Ordering::Relaxed),

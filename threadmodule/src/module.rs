@@ -273,8 +273,9 @@ impl StartOptions {
     }
 }
 
-/// The handshake of a start: the new thread publishes its host ident (`ready`), then runs
-/// nothing before the starter has published its handle (`go`, as 3.13's `thread_run` waits for
+/// The handshake of a start: the new thread publishes its host ident (`ready`: waited for
+/// only where the starter cannot tell it, [`Runtime::ident_of`]), then runs nothing before the
+/// starter has published its handle (`go`, as 3.13's `thread_run` waits for
 /// `thread_is_running`).
 struct Gate {
     ident: AtomicU64,
@@ -291,18 +292,16 @@ impl Drop for Go {
     }
 }
 
-/// `do_start_new_thread`: refuses at shutdown, starts a crate thread with the interpreter lock
-/// released, and waits (released) until it has published its host ident. `run` is the host's
-/// attach-and-call ([`thread_run`] inside); a start that fails drops it unrun, released.
+/// `do_start_new_thread`, once its callers have refused a start at shutdown: starts a crate
+/// thread with the interpreter lock released and returns its host ident ([`Runtime::ident_of`],
+/// or else the one it publishes, waited for released). `run` is the host's attach-and-call ([`thread_run`] inside); a start that fails
+/// drops it unrun, released.
 pub(crate) fn spawn<R: Runtime>(
     rt: &R,
     module: &ModuleState,
     options: &StartOptions,
     run: impl FnOnce() + Send + 'static,
 ) -> Result<(pythread::Handle, u64, Go), Error> {
-    if rt.is_finalizing() {
-        return Err(Error::StartAtShutdown);
-    }
     let gate = Arc::new(Gate {
         ident: AtomicU64::new(0),
         ready: pythread::Lock::new(),
@@ -325,14 +324,14 @@ pub(crate) fn spawn<R: Runtime>(
             drop(theirs);
             run();
         })?;
-        gate.ready.acquire();
-        Ok::<_, std::io::Error>(handle)
+        let ident = R::ident_of(&handle).unwrap_or_else(|| {
+            gate.ready.acquire();
+            gate.ident.load(Ordering::Relaxed)
+        });
+        Ok::<_, std::io::Error>((handle, ident))
     });
     match started {
-        Ok(handle) => {
-            let ident = gate.ident.load(Ordering::Relaxed);
-            Ok((handle, ident, Go(gate)))
-        }
+        Ok((handle, ident)) => Ok((handle, ident, Go(gate))),
         Err(_) => Err(Error::CantStartNewThread),
     }
 }
@@ -364,6 +363,9 @@ pub fn start_new_thread<R: Runtime>(
     module: &ModuleState,
     run: impl FnOnce() + Send + 'static,
 ) -> Result<u64, R::Exception> {
+    if rt.is_finalizing() {
+        return Err(rt.new_exception(Error::StartAtShutdown));
+    }
     let (handle, ident, go) =
         spawn(rt, module, &StartOptions::new(), run).map_err(|e| rt.new_exception(e))?;
     drop(handle);

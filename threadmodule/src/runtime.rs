@@ -39,6 +39,17 @@ pub trait Runtime {
     /// `_thread.get_ident()` returns). Called on any thread, attached or not; never 0.
     fn get_ident() -> u64;
 
+    /// The host ident of a thread the crate has just started, if the starting thread can tell
+    /// it from the crate's handle (CPython's ident is the `pthread_t`, which
+    /// [`pythread::Handle::pthread_t`] holds): then a start returns without waiting for the new
+    /// thread to be scheduled. The default, `None`, waits until the new thread has published
+    /// its [`get_ident`](Runtime::get_ident). Either way the new thread runs nothing before its
+    /// handle names it.
+    fn ident_of(thread: &pythread::Handle) -> Option<u64> {
+        let _ = thread;
+        None
+    }
+
     /// Runs `f` with the interpreter lock released (`Py_BEGIN_ALLOW_THREADS`), and takes it
     /// back before returning.
     fn allow_threads<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T;

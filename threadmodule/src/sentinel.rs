@@ -43,9 +43,9 @@ impl Sentinel for std::sync::Arc<LockObject> {
 }
 
 /// A thread's sentinel: releases its lock when dropped, unless it was taken out (replaced).
-struct Armed(Option<Box<dyn Sentinel>>);
+struct Armed<S: Sentinel>(Option<S>);
 
-impl Drop for Armed {
+impl<S: Sentinel> Drop for Armed<S> {
     fn drop(&mut self) {
         if let Some(lock) = self.0.take() {
             lock.release_if_held();
@@ -53,16 +53,100 @@ impl Drop for Armed {
     }
 }
 
+/// The per-thread slot of `_set_sentinel`, for a host that keeps it in a `thread_local!` of
+/// its own with its concrete sentinel type (no box per thread, as [`set_sentinel`] makes).
+/// Its `Drop` (the thread-local's destructor) releases an armed sentinel.
+///
+/// # Examples
+///
+/// ```
+/// # pythread::__doc_example(|| {
+/// use std::sync::Arc;
+/// use threadmodule::{LockObject, SentinelSlot};
+///
+/// std::thread_local! {
+///     static SENTINEL: SentinelSlot<Arc<LockObject>> = const { SentinelSlot::new() };
+/// }
+/// let lock = Arc::new(LockObject::new());
+/// SENTINEL.with(|slot| slot.set(Arc::clone(&lock)));
+/// lock.lock().acquire();
+/// SENTINEL.with(SentinelSlot::release); // the thread's end
+/// assert!(!lock.lock().locked());
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct SentinelSlot<S: Sentinel>(RefCell<Option<Armed<S>>>);
+
+impl<S: Sentinel> std::fmt::Debug for Armed<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Armed"
+        } else {
+            "Disarmed"
+        })
+    }
+}
+
+impl<S: Sentinel> SentinelSlot<S> {
+    /// An empty slot (`const`, for a `thread_local!`).
+    ///
+    /// # Examples
+    ///
+    /// See [`SentinelSlot`].
+    pub const fn new() -> SentinelSlot<S> {
+        SentinelSlot(RefCell::new(None))
+    }
+
+    /// `_set_sentinel()`: `lock` becomes the thread's sentinel; a sentinel set before is
+    /// forgotten, never released, as CPython forgets it. Anything dropped here is dropped
+    /// outside the slot's borrow.
+    ///
+    /// # Examples
+    ///
+    /// See [`SentinelSlot`].
+    #[inline]
+    pub fn set(&self, lock: S) {
+        let old = self.0.borrow_mut().replace(Armed(Some(lock)));
+        if let Some(mut old) = old {
+            drop(old.0.take()); // forgotten, not released
+        }
+    }
+
+    /// Releases the sentinel now, if one is armed (the thread's end, attached).
+    ///
+    /// # Examples
+    ///
+    /// See [`SentinelSlot`].
+    #[inline]
+    pub fn release(&self) {
+        let armed = self.0.borrow_mut().take();
+        drop(armed);
+    }
+}
+
+impl<S: Sentinel> Default for SentinelSlot<S> {
+    fn default() -> SentinelSlot<S> {
+        SentinelSlot::new()
+    }
+}
+
 std::thread_local! {
-    /// This thread's sentinel, from its last `_set_sentinel()`.
-    static SENTINEL: RefCell<Option<Armed>> = const { RefCell::new(None) };
+    /// This thread's sentinel, from its last [`set_sentinel`].
+    static SENTINEL: SentinelSlot<Box<dyn Sentinel>> = const { SentinelSlot::new() };
+}
+
+impl Sentinel for Box<dyn Sentinel> {
+    fn release_if_held(&self) {
+        (**self).release_if_held();
+    }
 }
 
 /// `_set_sentinel()`: `lock` (a new, unlocked lock the caller returns to Python) becomes the
 /// calling thread's sentinel, released if held when the thread ends. A second call (threading
 /// re-creates the main thread's in a forked child) replaces the first, which is then forgotten,
 /// never released, as CPython forgets it. `Err(lock)` on a thread already running its
-/// thread-local destructors (the host raises).
+/// thread-local destructors (the host raises). [`SentinelSlot`] is the same in a host's own
+/// thread-local, without the box this one makes.
 ///
 /// # Examples
 ///
@@ -80,19 +164,11 @@ std::thread_local! {
 /// ```
 pub fn set_sentinel<S: Sentinel>(lock: S) -> Result<(), S> {
     let mut lock = Some(lock);
-    let replaced = SENTINEL.try_with(|slot| {
-        let armed = Armed(Some(
-            Box::new(lock.take().expect("taken once")) as Box<dyn Sentinel>
-        ));
-        slot.borrow_mut().replace(armed)
+    let set = SENTINEL.try_with(|slot| {
+        slot.set(Box::new(lock.take().expect("taken once")) as Box<dyn Sentinel>);
     });
-    match replaced {
-        Ok(old) => {
-            if let Some(mut old) = old {
-                drop(old.0.take()); // forgotten, not released
-            }
-            Ok(())
-        }
+    match set {
+        Ok(()) => Ok(()),
         Err(_) => Err(lock.expect("not moved: the thread-local is gone")),
     }
 }
@@ -104,9 +180,5 @@ pub fn set_sentinel<S: Sentinel>(lock: S) -> Result<(), S> {
 ///
 /// See [`set_sentinel`].
 pub fn release_thread_sentinel() {
-    let armed = SENTINEL
-        .try_with(|slot| slot.borrow_mut().take())
-        .ok()
-        .flatten();
-    drop(armed);
+    let _ = SENTINEL.try_with(SentinelSlot::release);
 }

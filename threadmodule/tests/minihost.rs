@@ -111,6 +111,86 @@ fn idents_are_the_hosts_own() {
     });
 }
 
+/// A host whose starting thread can tell a new thread's ident from the crate's handle
+/// (`Runtime::ident_of`; as the PyO3 host, with the `pthread_t`): the rest is [`MiniHost`].
+struct KnownIdents(MiniHost);
+
+impl Runtime for KnownIdents {
+    type Exception = MiniException;
+    type Function = MiniFunction;
+
+    fn get_ident() -> u64 {
+        MiniHost::get_ident()
+    }
+    fn ident_of(thread: &pythread::Handle) -> Option<u64> {
+        thread.pthread_t()
+    }
+    fn allow_threads<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.0.allow_threads(f)
+    }
+    fn make_pending_calls(&self) -> Result<(), MiniException> {
+        self.0.make_pending_calls()
+    }
+    fn is_finalizing(&self) -> bool {
+        self.0.is_finalizing()
+    }
+    fn new_exception(&self, error: Error) -> MiniException {
+        self.0.new_exception(error)
+    }
+    fn call(&self, function: &MiniFunction) -> Result<(), MiniException> {
+        self.0.call(function)
+    }
+    fn is_system_exit(&self, exception: &MiniException) -> bool {
+        self.0.is_system_exit(exception)
+    }
+    fn report_thread_exception(&self, exception: MiniException, function: &MiniFunction) {
+        self.0.report_thread_exception(exception, function)
+    }
+    fn write_unraisable(&self, exception: MiniException) {
+        self.0.write_unraisable(exception)
+    }
+}
+
+#[test]
+fn an_ident_the_starter_can_tell_is_the_one_a_start_returns() {
+    bounded("idents told by the starter", || {
+        let interp = MiniInterpreter::new();
+        let host = KnownIdents(interp.attach());
+        let module = ModuleState::new(KnownIdents::get_ident());
+        let (tx, rx) = mpsc::channel();
+        let f = MiniFunction::new("f", move |_| {
+            tx.send(libc_pthread_self()).unwrap();
+            Ok(())
+        });
+        let ident = threadmodule::start_new_thread(&host, &module, interp.runner(f)).unwrap();
+        drop(host);
+        let pthread = rx.recv().unwrap();
+        assert_eq!(ident, pthread, "start_new_thread returns Runtime::ident_of");
+        assert_ne!(ident, 0);
+
+        let host = KnownIdents(interp.attach());
+        let (tx, rx) = mpsc::channel();
+        let handle = ThreadHandle::new(&module);
+        let f = MiniFunction::new("g", move |_| {
+            tx.send(libc_pthread_self())
+                .map_err(|_| MiniException::raised("send"))
+        });
+        handle
+            .start(&host, &StartOptions::new(), interp.runner(f))
+            .unwrap();
+        handle.join(&host, None).unwrap();
+        assert_eq!(handle.ident(), rx.recv().unwrap());
+    });
+}
+
+fn libc_pthread_self() -> u64 {
+    // SAFETY: pthread_self has no preconditions (tests may use libc).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::pthread_self() as u64
+    }
+}
+
 #[test]
 fn join_timeout_waits_at_least_the_timeout_then_join_ends_it() {
     bounded("join timeout", || {
