@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use pythread::__sync::{lock, Arc, AtomicU32, Mutex, MutexGuard, Ordering};
+use pythread::__sync::{Arc, AtomicU32, Mutex, MutexGuard, Ordering, lock};
 
-use crate::module::{spawn, ModuleState, StartOptions};
-use crate::{interrupted, wait_interruptibly, Error, Runtime};
+use crate::module::{ModuleState, StartOptions, spawn};
+use crate::{Error, Runtime, interrupted, wait_interruptibly};
 
 #[derive(Debug)]
 enum State {
@@ -223,7 +223,7 @@ impl ThreadHandle {
     pub fn join<R: Runtime>(&self, rt: &R, timeout: Option<Duration>) -> Result<(), R::Exception> {
         let target = match &*self.state() {
             State::NotStarted | State::Starting => {
-                return Err(rt.new_exception(Error::ThreadNotStarted))
+                return Err(rt.new_exception(Error::ThreadNotStarted));
             }
             State::Failed => return Ok(()),
             _ if self.is_set_done() => return Ok(()),

@@ -63,11 +63,11 @@ mod sentinel;
 
 pub use crate::error::{Error, ErrorKind};
 pub use crate::handle::ThreadHandle;
-pub use crate::local::{local_check_init_args, release_thread_dicts, LocalDicts};
+pub use crate::local::{LocalDicts, local_check_init_args, release_thread_dicts};
 pub use crate::lock::{LockObject, LockedReport, RLockObject, ReleaseSaveRule};
 pub use crate::module::{
-    acquire_timeout, join_timeout, start_new_thread, thread_run, ModuleState, StartOptions,
-    THREAD_STACK_MIN,
+    ModuleState, StartOptions, THREAD_STACK_MIN, acquire_timeout, join_timeout, start_new_thread,
+    thread_run,
 };
-pub use crate::runtime::{interrupted, wait_interruptibly, Interrupted, Runtime};
-pub use crate::sentinel::{release_thread_sentinel, set_sentinel, Sentinel, SentinelSlot};
+pub use crate::runtime::{Interrupted, Runtime, interrupted, wait_interruptibly};
+pub use crate::sentinel::{Sentinel, SentinelSlot, release_thread_sentinel, set_sentinel};

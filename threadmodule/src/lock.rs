@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pythread::__sync::{AtomicU32, AtomicU64, Ordering};
 
-use crate::{interrupted, wait_interruptibly, Error, Runtime};
+use crate::{Error, Runtime, interrupted, wait_interruptibly};
 
 /// What `lock.locked()` reports.
 ///

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use pythread::__sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use pythread::__sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 
 use crate::{Error, Runtime};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pythread::__sync::{Arc, AtomicU32, AtomicU64, Ordering};
 
-use crate::{wait_interruptibly, Error, Runtime};
+use crate::{Error, Runtime, wait_interruptibly};
 
 /// CPython's `THREAD_STACK_MIN`: `stack_size()` refuses anything smaller, except 0.
 pub const THREAD_STACK_MIN: isize = 0x8000;

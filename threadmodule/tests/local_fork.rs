@@ -11,7 +11,7 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use threadmodule::{LocalDicts, ModuleState};

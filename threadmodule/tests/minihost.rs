@@ -13,7 +13,7 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use threadmodule::minihost::{
-    MiniException, MiniFunction, MiniHost, MiniInterpreter, IDENT_OFFSET,
+    IDENT_OFFSET, MiniException, MiniFunction, MiniHost, MiniInterpreter,
 };
 use threadmodule::{
     Error, LocalDicts, LockObject, LockedReport, ModuleState, RLockObject, ReleaseSaveRule,
@@ -23,7 +23,7 @@ use threadmodule::{
 // The crate's watchdog: every blocking step runs under `bounded`, which fails with a message.
 #[path = "../../tests/support/lock.rs"]
 mod support;
-use support::{bounded, WATCHDOG};
+use support::{WATCHDOG, bounded};
 
 /// A Rust-only interpreter, this thread attached to it, and a module made by this thread.
 fn interpreter() -> (MiniInterpreter, MiniHost, Arc<ModuleState>) {
@@ -43,7 +43,9 @@ fn gate() -> Arc<pythread::Lock> {
     gate
 }
 
-fn waits_for(gate: &Arc<pythread::Lock>) -> impl Fn(&MiniHost) -> Result<(), MiniException> {
+fn waits_for(
+    gate: &Arc<pythread::Lock>,
+) -> impl Fn(&MiniHost) -> Result<(), MiniException> + use<> {
     let gate = Arc::clone(gate);
     move |host: &MiniHost| {
         host.allow_threads(|| gate.acquire());

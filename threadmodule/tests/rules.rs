@@ -9,7 +9,7 @@
 #![cfg(all(not(loom), target_os = "linux"))]
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use threadmodule::minihost::{MiniFunction, MiniHost, MiniInterpreter};
