@@ -35,6 +35,9 @@ impl Drop for Dict {
 fn child(module: &ModuleState, local: &LocalDicts<Dict>) -> Vec<String> {
     let mut failed = Vec::new();
     module.after_fork_child(2);
+    if module.get_main_thread_ident() != 2 {
+        failed.push("the forking thread (ident 2) is not the main thread".to_owned());
+    }
     if DROPS.load(Ordering::SeqCst) != 0 {
         failed.push("a dict was dropped before the local's first access".to_owned());
     }
