@@ -35,6 +35,16 @@ impl threadmodule::Runtime for Rt<'_> {
         crate::ident::get_ident()
     }
 
+    /// On Unix RustPython's ident is the `pthread_t`, which the crate's handle holds: a start
+    /// returns without waiting for the new thread to run.
+    fn ident_of(thread: &pythread::Handle) -> Option<u64> {
+        if cfg!(unix) {
+            thread.pthread_t()
+        } else {
+            None
+        }
+    }
+
     /// RustPython's `Py_BEGIN_ALLOW_THREADS`: a stop-the-world (as `os.fork` makes) does not
     /// wait for a detached thread.
     #[inline]
