@@ -697,6 +697,68 @@ pub(crate) fn generic_setattr_with_dict(
     }
 }
 
+/// The thread dict a `_local` found last, with its thread state's id (local.rs), in a cell the
+/// GIL guards: every access takes a `Python` token, copies or swaps, and runs no Python code,
+/// allocates nothing and never releases the GIL, so no two threads touch it at once, no access
+/// is re-entered, and no collection (`visit`) runs in the middle of one. Used on
+/// `_local`'s read path instead of a lock, whose two atomic read-modify-writes per access cost
+/// more time than the rest of the lookup (`install_attr_slots` refuses an interpreter
+/// running without the GIL).
+pub(crate) struct LastDict(std::cell::UnsafeCell<Option<(u64, Py<PyDict>)>>);
+
+// SAFETY: see the type's comment: all access is serialized by the GIL; the content (`u64`,
+// `Py`) is `Send`.
+unsafe impl Sync for LastDict {}
+
+impl LastDict {
+    pub(crate) const fn new() -> Self {
+        LastDict(std::cell::UnsafeCell::new(None))
+    }
+
+    /// The remembered dict, if its thread state's id is `id`.
+    pub(crate) fn get<'py>(&self, py: Python<'py>, id: u64) -> Option<Bound<'py, PyDict>> {
+        // SAFETY: the GIL is held (`py`); shared read, and the clone (an incref) runs no
+        // Python code.
+        match unsafe { &*self.0.get() } {
+            Some((last, dict)) if *last == id => Some(dict.bind(py).clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers `dict` for the thread state `id`; the entry it replaces is returned, for the
+    /// caller to release once this returned.
+    pub(crate) fn replace(&self, id: u64, dict: &Bound<'_, PyDict>) -> Option<Py<PyDict>> {
+        let new = Some((id, dict.clone().unbind()));
+        // SAFETY: the GIL is held (the `Bound`); a move in and out, no Python code.
+        unsafe { std::mem::replace(&mut *self.0.get(), new) }.map(|(_, old)| old)
+    }
+
+    /// Takes the entry out if it holds `dict` (any entry for `None`), for the caller to
+    /// release.
+    pub(crate) fn take_if(
+        &self,
+        py: Python<'_>,
+        dict: Option<&Bound<'_, PyAny>>,
+    ) -> Option<Py<PyDict>> {
+        // SAFETY: the GIL is held (`py`); a pointer comparison and a move, no Python code.
+        let cell = unsafe { &mut *self.0.get() };
+        match (&*cell, dict) {
+            (Some((_, held)), Some(dict)) if !held.bind(py).is(dict) => None,
+            _ => cell.take().map(|(_, old)| old),
+        }
+    }
+
+    /// Visits the remembered dict (`__traverse__`: the collector runs with the GIL held, never
+    /// inside an access, which allocates nothing).
+    pub(crate) fn visit(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        // SAFETY: as above: the collecting thread holds the GIL and is inside no access.
+        match unsafe { &*self.0.get() } {
+            Some((_, dict)) => visit.call(dict),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A class's own `tp_getattro` and `tp_setattro` (local.rs: `_local`'s).
 pub(crate) trait AttrSlots {
     type Class: pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync;
@@ -793,6 +855,14 @@ const D_WRAPPED_OFFSET: usize = 6 * std::mem::size_of::<usize>();
 /// otherwise this is a TypeError and nothing is written.
 pub(crate) fn install_attr_slots<S: AttrSlots>(py: Python<'_>) -> PyResult<()> {
     use std::ffi::c_void;
+    // `LastDict` is guarded by the GIL: no GIL (a free-threaded build running without it,
+    // `sys._is_gil_enabled()` false), no module.
+    let sys = py.import("sys")?;
+    if sys.hasattr("_is_gil_enabled")? && !sys.call_method0("_is_gil_enabled")?.extract::<bool>()? {
+        return Err(pyo3::exceptions::PyImportError::new_err(
+            "_pythread needs the GIL",
+        ));
+    }
     let ty = py.get_type::<S::Class>();
     let get_entry = getattro_entry::<S> as *mut c_void;
     let set_entry = setattro_entry::<S> as *mut c_void;

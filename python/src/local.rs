@@ -140,42 +140,26 @@ struct LocalDicts {
     /// The thread dict found last and the id of its thread state ([`guard::thread_state_id`]:
     /// never reused, so an entry can never be taken for another thread's): the read path's
     /// answer without a lookup. An entry is always one of `dicts` too: it leaves with it
-    /// ([`forget_thread`], `__clear__`). The lock is only held for a copy or a swap, never
-    /// while Python code runs.
-    last: Mutex<Option<(u64, Py<PyDict>)>>,
+    /// ([`forget_thread`], `__clear__`).
+    last: guard::LastDict,
 }
 
 impl LocalDicts {
     /// The dict of the thread state `id`, if it is the one found last.
     fn last<'py>(&self, py: Python<'py>, id: u64) -> Option<Bound<'py, PyDict>> {
-        match &*self.last.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some((last, dict)) if *last == id => Some(dict.bind(py).clone()),
-            _ => None,
-        }
+        self.last.get(py, id)
     }
 
     /// Remembers `dict` as the dict of the thread state `id`.
     fn remember(&self, id: u64, dict: &Bound<'_, PyDict>) {
-        let old = self
-            .last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace((id, dict.clone().unbind()));
-        if let Some((_, old)) = old {
+        if let Some(old) = self.last.replace(id, dict) {
             guard::release(old.into_bound(dict.py()));
         }
     }
 
     /// Forgets the remembered dict if it is `dict` (or whichever it is, for `None`).
     fn forget_last(&self, py: Python<'_>, dict: Option<&Bound<'_, PyAny>>) {
-        let old = {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            match (&*last, dict) {
-                (Some((_, held)), Some(dict)) if !held.bind(py).is(dict) => None,
-                _ => last.take(),
-            }
-        };
-        if let Some((_, old)) = old {
+        if let Some(old) = self.last.take_if(py, dict) {
             guard::release(old.into_bound(py));
         }
     }
@@ -186,14 +170,7 @@ impl LocalDicts {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.dicts)?;
         visit.call(&self.watchdogs)?;
-        // Never held while Python code runs or memory is allocated, so never during a
-        // collection.
-        if let Ok(last) = self.last.try_lock() {
-            if let Some((_, dict)) = &*last {
-                visit.call(dict)?;
-            }
-        }
-        Ok(())
+        self.last.visit(&visit)
     }
 
     /// Breaks cycles through the dicts (CPython's `local_clear`).
@@ -451,7 +428,7 @@ impl Local {
             LocalDicts {
                 dicts: PyDict::new(py).unbind(),
                 watchdogs: PySet::empty(py)?.unbind(),
-                last: Mutex::new(None),
+                last: guard::LastDict::new(),
             },
         )?;
         let local = Local {
