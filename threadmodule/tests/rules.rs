@@ -188,3 +188,14 @@ fn a_zero_join_timeout_polls() {
     );
     assert_eq!(threadmodule::join_timeout(Some(-0.5)), Ok(None));
 }
+
+/// A `SentinelSlot`'s `Debug` says whether a sentinel is armed.
+#[test]
+fn a_sentinel_slot_shows_whether_it_is_armed() {
+    let slot: threadmodule::SentinelSlot<Arc<threadmodule::LockObject>> =
+        threadmodule::SentinelSlot::new();
+    slot.set(Arc::new(threadmodule::LockObject::new()));
+    assert!(format!("{slot:?}").contains("Armed"), "{slot:?}");
+    slot.release();
+    assert!(!format!("{slot:?}").contains("Armed"), "{slot:?}");
+}
