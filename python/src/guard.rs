@@ -309,14 +309,7 @@ fn finish(
     let err = match result {
         Ok(Ok(obj)) => return obj.into_ptr(),
         Ok(Err(err)) => err,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic in _pythread".to_owned());
-            pyo3::panic::PanicException::new_err(msg)
-        }
+        Err(payload) => panic_error(payload),
     };
     err.restore(py);
     ptr::null_mut()

@@ -54,6 +54,21 @@ fn waits_for(
     }
 }
 
+/// A thread started by the module (`start_joinable_thread`) that waits on `gate`.
+fn start_blocked(
+    interp: &MiniInterpreter,
+    host: &MiniHost,
+    module: &Arc<ModuleState>,
+    gate: &Arc<pythread::Lock>,
+) -> ThreadHandle {
+    let handle = ThreadHandle::new(module);
+    let f = MiniFunction::new("blocked", waits_for(gate));
+    handle
+        .start(host, &StartOptions::new(), interp.runner(f))
+        .unwrap();
+    handle
+}
+
 #[test]
 fn start_join_reports_the_exception_and_ignores_system_exit() {
     bounded("start/join", || {
@@ -198,11 +213,7 @@ fn join_timeout_waits_at_least_the_timeout_then_join_ends_it() {
     bounded("join timeout", || {
         let (interp, host, module) = interpreter();
         let gate = gate();
-        let handle = ThreadHandle::new(&module);
-        let f = MiniFunction::new("blocked", waits_for(&gate));
-        handle
-            .start(&host, &StartOptions::new(), interp.runner(f))
-            .unwrap();
+        let handle = start_blocked(&interp, &host, &module, &gate);
         let timeout = threadmodule::join_timeout(Some(0.05)).unwrap();
         let started = Instant::now();
         handle.join(&host, timeout).unwrap();
@@ -366,11 +377,7 @@ fn set_done_on_a_started_handle_makes_joins_return_while_the_thread_runs() {
     bounded("_set_done on a started handle", || {
         let (interp, host, module) = interpreter();
         let release = gate();
-        let handle = ThreadHandle::new(&module);
-        let f = MiniFunction::new("waiter", waits_for(&release));
-        handle
-            .start(&host, &StartOptions::new(), interp.runner(f))
-            .unwrap();
+        let handle = start_blocked(&interp, &host, &module, &release);
         assert!(!handle.is_done());
         handle.set_done(&host).unwrap();
         assert!(handle.is_done());
